@@ -1,0 +1,1 @@
+"""Command-line drivers. Each parses flags, then calls the library; no math lives here."""

@@ -1,0 +1,92 @@
+"""Flags shared by the grid drivers. Names follow the reference code so its users' commands carry over."""
+import argparse
+
+from ..directions import DIR_TYPES, IGNORES, NORMS
+from ..evaluate import LOSS_NAMES, PRECISIONS
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def batch_size(text):
+    return text if text == "auto" else positive_int(text)
+
+
+def add_model_args(p):
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="resnet56", help="zoo name (see README) or 'package.module:factory'")
+    g.add_argument("--model_kwargs", default="{}", help="JSON keyword arguments for a custom factory")
+    g.add_argument("--model_file", help="checkpoint: bare state_dict or {'state_dict': ...}; "
+                                         "without it the model's seeded initialisation is used")
+    g.add_argument("--model_file2", help="x direction = model_file2 - model_file (1D interpolation)")
+    g.add_argument("--model_file3", help="y direction = model_file3 - model_file")
+
+
+def add_data_args(p):
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="cifar10",
+                   help="cifar10, cifar100, synthetic, a .pt/.npz file with x and y, or 'module:factory'")
+    g.add_argument("--dataset_kwargs", default="{}", help="JSON keyword arguments for a 'module:factory' data set")
+    g.add_argument("--datapath", default="cifar10/data", help="folder holding cifar-10-batches-py/")
+    g.add_argument("--download", action="store_true", help="fetch the official data set (needs a network)")
+    g.add_argument("--raw_data", action="store_true", help="scale pixels to [0, 1] but do not normalize")
+    g.add_argument("--data_split", type=positive_int, default=1, help="split the training set into K parts")
+    g.add_argument("--split_idx", type=int, default=0, help="... and use part i")
+    g.add_argument("--random_labels", type=float, default=0.0,
+                   help="replace this fraction of training labels by random ones (seeded by --seed)")
+    g.add_argument("--synthetic_size", default="5000:1000", help="train:test sizes of --dataset synthetic")
+    g.add_argument("--batch_size", type=batch_size, default="auto", help="evaluation batch size")
+
+
+def add_direction_args(p):
+    g = p.add_argument_group("directions")
+    g.add_argument("--dir_type", default="weights", choices=DIR_TYPES)
+    g.add_argument("--dir_file", help="direction file to use or create (reference layout)")
+    g.add_argument("--xnorm", default="filter", choices=NORMS)
+    g.add_argument("--ynorm", default="filter", choices=NORMS)
+    g.add_argument("--xignore", default="biasbn", choices=IGNORES)
+    g.add_argument("--yignore", default="biasbn", choices=IGNORES)
+    g.add_argument("--same_dir", action="store_true", help="use the x direction for y too")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random directions (stored in the file)")
+
+
+def add_grid_args(p):
+    g = p.add_argument_group("grid and output")
+    g.add_argument("--x", default="-1:1:51", help="min:max:num along the x direction")
+    g.add_argument("--y", default=None, help="min:max:num along the y direction (2D)")
+    g.add_argument("--surf_file", help="results file (default: next to the direction file)")
+    g.add_argument("--overwrite", action="store_true", help="delete an existing results file and start over")
+    g.add_argument("--flush_points", type=positive_int, default=256, help="commit results at least every N points")
+    g.add_argument("--flush_secs", type=float, default=60.0, help="... and at least every T seconds")
+    g.add_argument("--progress_secs", type=float, default=10.0, help="seconds between progress lines")
+    g.add_argument("--serial_io", action="store_true", help="rank 0 writes everything even if h5py has MPI")
+
+
+def add_run_args(p):
+    g = p.add_argument_group("run")
+    g.add_argument("--loss_name", default="crossentropy", choices=LOSS_NAMES)
+    g.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    g.add_argument("--cuda", action="store_true", help="same as --device cuda (the reference's flag)")
+    g.add_argument("--mpi", action="store_true", help="accepted for the reference's commands; MPI is detected")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads per rank (0: cores / ranks per node)")
+
+
+def add_plot_args(p):
+    g = p.add_argument_group("plots")
+    g.add_argument("--plot", action="store_true", help="render PNG and PDF plots when the grid is complete")
+    g.add_argument("--vmin", type=float, default=None)
+    g.add_argument("--vmax", type=float, default=None)
+    g.add_argument("--vlevel", type=float, default=None)
+    g.add_argument("--log", action="store_true", help="log-scale loss plots")
+
+
+def grid_parser(description):
+    p = argparse.ArgumentParser(description=description)
+    for add in (add_model_args, add_data_args, add_direction_args, add_grid_args, add_run_args, add_plot_args):
+        add(p)
+    return p

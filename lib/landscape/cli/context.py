@@ -1,0 +1,180 @@
+"""What every grid driver sets up before its job: device, data, model, directions and run settings.
+
+Every rank builds the same context; only rank 0 writes files (the direction file) or hashes inputs.
+"""
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .. import __version__
+from ..checkpoint import file_sha256, load_weights
+from ..data import load_dataset, randomize_labels, select_split
+from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
+from ..directions import (named_entries, normalize_direction, random_direction, target_direction)
+from ..errors import DirectionError, LandscapeError
+from ..flatparams import PointSetter
+from ..grid import make_grid
+from ..models import build_model
+from ..mpi import cpu_threads_per_rank, pick_device
+
+
+@dataclass
+class Context:
+    device: torch.device
+    grid: object
+    model: torch.nn.Module
+    names: list
+    dirs: Directions
+    setter: PointSetter
+    train: object
+    test: object
+    dir_file: str
+    surf_file: str
+
+
+def rank0_first(world, fn):
+    """Run `fn` on rank 0 only; every rank gets its result, or the same LandscapeError."""
+    result, error = None, None
+    if world.rank == 0:
+        try:
+            result = fn()
+        except LandscapeError as e:
+            error = e
+    result, error = world.bcast((result, error))
+    if error is not None:
+        raise error
+    return result
+
+
+def load_data(args, world):
+    n_train, _, n_test = args.synthetic_size.partition(":")
+    kwargs = dict(raw=args.raw_data, synthetic_size=(int(n_train), int(n_test or 0)), seed=0,
+                  factory_kwargs=json.loads(args.dataset_kwargs) if ":" in args.dataset else None)
+    if args.download:
+        rank0_first(world, lambda: load_dataset(args.dataset, args.datapath, download=True, **kwargs) and None)
+    train, test = load_dataset(args.dataset, args.datapath, **kwargs)
+    train = select_split(train, args.data_split, args.split_idx)
+    if args.random_labels:
+        train = randomize_labels(train, args.random_labels, seed=args.seed)
+    return train, test
+
+
+def load_model(args, num_classes, model_file):
+    torch.manual_seed(args.seed)  # a model without a checkpoint starts from a reproducible init
+    model = build_model(args.model, json.loads(args.model_kwargs), num_classes=num_classes)
+    if model_file:
+        load_weights(model, model_file)
+    return model.eval()
+
+
+def default_dir_file(args):
+    stem = args.model_file or f"{args.model.replace(':', '_')}_init_seed{args.seed}"
+    parts = [stem, args.dir_type]
+    if args.model_file2:
+        parts.append("to_" + os.path.basename(args.model_file2))
+    else:
+        parts.append(f"xignore={args.xignore}_xnorm={args.xnorm}")
+    if args.y is not None and not args.same_dir:
+        parts.append("to_" + os.path.basename(args.model_file3) if args.model_file3
+                     else f"yignore={args.yignore}_ynorm={args.ynorm}")
+    if args.same_dir:
+        parts.append("same_dir")
+    parts.append(f"seed={args.seed}")
+    return "_".join(parts) + ".h5"
+
+
+def default_surf_file(args, dir_file):
+    grid = f"x={args.x}" + (f"_y={args.y}" if args.y is not None else "")
+    return dir_file[:-3] + "_surf_" + grid.replace(":", ",") + ".h5"
+
+
+def make_directions(args, model, num_classes, two_d):
+    """New directions: targets from --model_file2/3, else filter-normalized Gaussians (seeded)."""
+    names, entries = zip(*named_entries(model, args.dir_type))
+
+    def one(model_file, seed, norm, ignore):
+        if model_file:  # targets are used as they are: interpolation moves every entry, biases too
+            other = dict(named_entries(load_model(args, num_classes, model_file), args.dir_type))
+            return target_direction(entries, [other[n] for n in names])
+        return normalize_direction(random_direction(entries, seed), entries, norm, ignore)
+    x = one(args.model_file2, args.seed, args.xnorm, args.xignore)
+    y = None
+    if two_d:
+        y = x if args.same_dir else one(args.model_file3, args.seed + 1, args.ynorm, args.yignore)
+    attrs = dict(names=list(names), dir_type=args.dir_type, model=args.model, seed=args.seed,
+                 xnorm=args.xnorm, xignore=args.xignore, ynorm=args.ynorm, yignore=args.yignore,
+                 same_dir=args.same_dir, model_file=str(args.model_file), model_file2=str(args.model_file2),
+                 model_file3=str(args.model_file3), landscape_version=__version__)
+    return Directions(x, y, attrs)
+
+
+def build_context(args, world):
+    device = pick_device(world, "cuda" if args.cuda else args.device)
+    torch.set_num_threads(args.threads or cpu_threads_per_rank(world))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    grid = make_grid(args.x, args.y)
+    train, test = load_data(args, world)
+    model = load_model(args, train.num_classes, args.model_file)
+    dir_file = args.dir_file or default_dir_file(args)
+    if not os.path.exists(dir_file):
+        rank0_first(world, lambda: write_directions(dir_file, make_directions(args, model, train.num_classes,
+                                                                               grid.is_2d)))
+    dirs = read_directions(dir_file)
+    names, entries = zip(*named_entries(model, args.dir_type))
+    check_fits(dirs, names, [t.shape for t in entries], dir_file)
+    if grid.is_2d and not dirs.is_2d:
+        raise DirectionError(f"--y asks for a 2D grid but {dir_file} holds only an x direction; "
+                             f"use another --dir_file or drop --y")
+    model.to(device)
+    entries = [t for _, t in named_entries(model, args.dir_type)]
+    setter = PointSetter(model, list(names), entries, dirs.x, dirs.y if grid.is_2d else None)
+    surf_file = args.surf_file or default_surf_file(args, dir_file)
+    return Context(device, grid, model, list(names), dirs, setter, on_device(train, device),
+                   on_device(test, device), dir_file, surf_file)
+
+
+def on_device(data, device):
+    """Data is normalized once at load and then lives on the rank's device for the whole job."""
+    if data is None:
+        return None
+    return type(data)(data.x.to(device), data.y.to(device), data.num_classes)
+
+
+def data_digest(data):
+    h = hashlib.sha256()
+    for t in (data.x, data.y):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def input_settings(args, ctx):
+    """The settings a resume must share (compared key by key) — inputs are identified by hashes."""
+    return dict(
+        model=args.model, model_kwargs=json.loads(args.model_kwargs),
+        checkpoint_sha256=file_sha256(args.model_file) if args.model_file else f"init(seed={args.seed})",
+        directions_sha256=directions_digest(ctx.dirs), dir_type=args.dir_type,
+        x=args.x, y=args.y, dataset=args.dataset, dataset_kwargs=json.loads(args.dataset_kwargs), train_data_sha256=data_digest(ctx.train),
+        raw_data=args.raw_data, data_split=args.data_split, split_idx=args.split_idx,
+        random_labels=args.random_labels, loss_name=args.loss_name, precision=args.precision)
+
+
+def provenance(world, ctx):
+    import h5py
+    import numpy
+    versions = dict(landscape=__version__, torch=torch.__version__, numpy=numpy.__version__,
+                    h5py=h5py.__version__, python=platform.python_version())
+    try:
+        import mpi4py
+        versions["mpi4py"] = mpi4py.__version__
+    except ImportError:
+        pass
+    return dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=platform.node(), ranks=world.size,
+                device=str(ctx.device), argv=sys.argv, versions=versions, dir_file=ctx.dir_file,
+                parallel_hdf5=bool(h5py.get_config().mpi))

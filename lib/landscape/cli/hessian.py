@@ -1,0 +1,68 @@
+"""plot_hessian_eig.py: λmin and λmax of the mean-loss Hessian over a grid, and |λmin/λmax| maps."""
+import sys
+
+import torch
+
+from ..evaluate import loss_function
+from ..hessian import PARAM_SUBSETS, hessian_param_names, lanczos_extremes, mean_loss_hvp
+from ..render import render_hessian
+from ..surfile import KINDS
+from .args import grid_parser, positive_int
+from .context import build_context, input_settings
+from .run import guarded_main, run_job
+
+
+def parser():
+    p = grid_parser(__doc__)
+    g = p.add_argument_group("hessian")
+    g.add_argument("--tol", type=float, default=1e-3, help="Ritz residual bound, relative to |λmax|")
+    g.add_argument("--max_iter", type=positive_int, default=100, help="Lanczos steps at most per point")
+    g.add_argument("--hessian_samples", type=positive_int, default=None,
+                   help="use a fixed random subset of N training samples (default: all)")
+    g.add_argument("--hessian_params", default="reference", choices=PARAM_SUBSETS,
+                   help="reference: parameters with more than one dimension; all: every parameter")
+    g.add_argument("--hessian_batch", type=positive_int, default=256, help="batch size of each HVP pass")
+    return p
+
+
+def hessian_batches(data, samples, batch, seed):
+    x, y = data.x, data.y
+    if samples is not None and samples < len(x):
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:samples].to(x.device)
+        x, y = x[keep], y[keep]
+    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
+
+
+def mean_loss(name):
+    total = loss_function(name)
+    return lambda logits, y: total(logits, y) / len(y)
+
+
+def hessian_evaluator(ctx, args):
+    names = hessian_param_names(ctx.model, args.hessian_params)
+    batches = hessian_batches(ctx.train, args.hessian_samples, args.hessian_batch, args.seed)
+    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args.loss_name), batches)
+    params = dict(ctx.model.named_parameters())
+    dim = sum(params[n].numel() for n in names)
+
+    def evaluate_point(index):
+        ctx.setter.set(*ctx.grid.coords(index))
+        r = lanczos_extremes(hvp, dim, tol=args.tol, max_iter=args.max_iter, seed=args.seed, device=ctx.device)
+        return (r.lam_max, r.lam_min, r.iters, r.res_max, r.res_min)
+    return evaluate_point
+
+
+def run(args, world, stop):
+    ctx = build_context(args, world)
+    settings = dict(input_settings(args, ctx), tol=args.tol, max_iter=args.max_iter,
+                    hessian_samples=args.hessian_samples, hessian_params=args.hessian_params)
+    return run_job(args, world, ctx, "hessian", KINDS["hessian"], hessian_evaluator(ctx, args), settings, stop,
+                   render_hessian)
+
+
+def main(argv=None):
+    return guarded_main(run, parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

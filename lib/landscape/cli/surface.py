@@ -1,0 +1,51 @@
+"""plot_surface.py: loss and accuracy over a 1D or 2D grid of filter-normalized directions."""
+import sys
+
+from ..errors import DataError
+from ..evaluate import auto_batch_size, evaluate, loss_function
+from ..render import render_surface
+from ..surfile import KINDS, TEST_QUANTITIES
+from .args import grid_parser
+from .context import build_context, data_digest, input_settings
+from .run import guarded_main, run_job
+
+
+def parser():
+    p = grid_parser(__doc__)
+    p.add_argument("--test", action="store_true", help="also evaluate the test set (test_loss, test_acc)")
+    return p
+
+
+def surface_evaluator(ctx, args):
+    loss_sum = loss_function(args.loss_name)
+    sets = [ctx.train] + ([ctx.test] if args.test else [])
+    batch = args.batch_size
+    if batch == "auto":
+        batch = auto_batch_size(ctx.model, ctx.train.x, args.precision)
+
+    def evaluate_point(index):
+        ctx.setter.set(*ctx.grid.coords(index))
+        values = []
+        for data in sets:
+            values += evaluate(ctx.model, data.x, data.y, loss_sum, batch, args.precision)
+        return tuple(values)
+    return evaluate_point
+
+
+def run(args, world, stop):
+    ctx = build_context(args, world)
+    if args.test and ctx.test is None:
+        raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
+    quantities = KINDS["surface"] + (TEST_QUANTITIES if args.test else ())
+    settings = dict(input_settings(args, ctx), test=args.test,
+                    test_data_sha256=data_digest(ctx.test) if args.test else None)
+    return run_job(args, world, ctx, "surface", quantities, surface_evaluator(ctx, args), settings, stop,
+                   render_surface)
+
+
+def main(argv=None):
+    return guarded_main(run, parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

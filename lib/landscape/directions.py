@@ -1,0 +1,95 @@
+"""Directions in parameter space: pure functions over lists of tensors.
+
+A direction is a list of float tensors, one per entry of the model's parameter list
+(dir_type 'weights', order of named_parameters) or of its state_dict (dir_type 'states',
+which adds BN running statistics and integer buffers such as num_batches_tracked).
+Integer entries always get an all-zero direction and are never moved.
+"""
+import torch
+
+DIR_TYPES = ("weights", "states")
+NORMS = ("filter", "layer", "weight", "dfilter", "dlayer")
+IGNORES = ("none", "biasbn")
+EPS = 1e-10  # the reference's guard against a zero filter
+
+
+def check_choice(value, choices, flag):
+    if value not in choices:
+        raise ValueError(f"{flag}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def named_entries(model, dir_type):
+    """(name, tensor) pairs that a direction of `dir_type` covers, in the reference's order."""
+    check_choice(dir_type, DIR_TYPES, "--dir_type")
+    if dir_type == "weights":
+        return [(n, p.detach()) for n, p in model.named_parameters()]
+    return list(model.state_dict().items())
+
+
+def is_movable(t):
+    return t.is_floating_point()
+
+
+def random_direction(entries, seed):
+    """Gaussian direction shaped like `entries`; generated on the CPU so a seed means the same numbers anywhere."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return [torch.randn(t.shape, generator=gen, dtype=torch.float32) if is_movable(t)
+            else torch.zeros(t.shape, dtype=torch.float32) for t in entries]
+
+
+def target_direction(entries, target_entries):
+    """theta_target - theta, the interpolation direction of --model_file2/--model_file3."""
+    return [(t2.float().cpu() - t.float().cpu()) if is_movable(t) else torch.zeros(t.shape)
+            for t, t2 in zip(entries, target_entries)]
+
+
+def _norm_one(d, w, norm):
+    if norm == "filter":  # each output channel / FC row gets the norm of the same slice of w
+        for di, wi in zip(d, w):
+            di.mul_(wi.norm() / (di.norm() + EPS))
+    elif norm == "layer":
+        d.mul_(w.norm() / d.norm())
+    elif norm == "weight":
+        d.mul_(w)
+    elif norm == "dfilter":
+        for di in d:
+            di.div_(di.norm() + EPS)
+    elif norm == "dlayer":
+        d.div_(d.norm())
+
+
+def normalize_direction(direction, entries, norm, ignore):
+    """Scale a random direction like the reference does, returning a new list.
+
+    Entries with more than one dimension are normalized by `norm`. 1-D entries (biases, BN)
+    are zeroed with ignore='biasbn'; otherwise they are set to the weights themselves, as the
+    reference does. Integer entries stay zero.
+    """
+    check_choice(norm, NORMS, "--xnorm/--ynorm")
+    check_choice(ignore, IGNORES, "--xignore/--yignore")
+    out = []
+    for d, w in zip(direction, entries):
+        d = d.clone()
+        if not is_movable(w):
+            d.zero_()
+        elif d.dim() <= 1:
+            d.zero_() if ignore == "biasbn" else d.copy_(w.detach().float().cpu())
+        else:
+            _norm_one(d, w.detach().float().cpu(), norm)
+        out.append(d)
+    return out
+
+
+def ignore_biasbn(direction):
+    """Zero every 1-D entry (used for target and PCA directions with --xignore biasbn)."""
+    return [torch.zeros_like(d) if d.dim() <= 1 else d for d in direction]
+
+
+def check_ignore(direction, ignore):
+    check_choice(ignore, IGNORES, "--xignore/--yignore")
+    return ignore_biasbn(direction) if ignore == "biasbn" else direction
+
+
+def flatten(tensors):
+    return torch.cat([t.reshape(-1).float() for t in tensors]) if tensors else torch.zeros(0)

@@ -1,0 +1,75 @@
+"""Mean loss and accuracy of a model over tensors held on its device: pure, one host sync per call."""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+LOSS_NAMES = ("crossentropy", "mse")
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def crossentropy_sum(logits, y):
+    return F.cross_entropy(logits.float(), y, reduction="sum")
+
+
+def mse_sum(logits, y):
+    """The reference's MSE: softmax probabilities against one-hot targets, mean over classes."""
+    probs = torch.softmax(logits.float(), dim=1)
+    onehot = F.one_hot(y, probs.shape[1]).to(probs.dtype)
+    return ((probs - onehot) ** 2).mean(dim=1).sum()
+
+
+def loss_function(name):
+    """Summed-over-batch loss for a validated --loss_name."""
+    losses = {"crossentropy": crossentropy_sum, "mse": mse_sum}
+    if name not in losses:
+        raise ValueError(f"--loss_name={name!r} is not one of {', '.join(LOSS_NAMES)}")
+    return losses[name]
+
+
+def precision_context(precision, device):
+    """Autocast/TF32 settings for a validated --precision; 'fp32' is strict fp32 (TF32 off)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def evaluate(model, x, y, loss_sum, batch_size, precision="fp32"):
+    """(mean loss, accuracy in percent) over all of x, y; batches weighted by their size.
+
+    Sums stay on the device and are read back once, so the GPU never waits on the host mid-pass.
+    """
+    loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    with precision_context(precision, x.device):
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            logits = model(xb)
+            loss += loss_sum(logits, yb)
+            correct += (logits.argmax(dim=1) == yb).sum()
+    total_loss, total_correct = torch.stack([loss, correct.double()]).tolist()
+    n = len(x)
+    return total_loss / n, 100.0 * total_correct / n
+
+
+def auto_batch_size(model, x, precision="fp32", cpu_batch=256, gpu_max=8192):
+    """CPU: a cache-friendly fixed size. GPU: the largest power of two up to gpu_max whose forward fits."""
+    if x.device.type != "cuda":
+        return min(cpu_batch, len(x))
+    size = min(gpu_max, 1 << (max(len(x), 1) - 1).bit_length())
+    while size > 1:
+        try:
+            with torch.inference_mode(), precision_context(precision, x.device):
+                model(x[:size])
+            torch.cuda.synchronize(x.device)
+            return size
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            size //= 2
+    return 1

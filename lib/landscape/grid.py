@@ -1,0 +1,100 @@
+"""Grid specs, coordinates and the coarse-to-fine order in which points are handed out.
+
+Layout rule used everywhere: a 2D array is shaped (len(y), len(x)) and value[j, i] is at (x[i], y[j]).
+A 1D grid is shaped (len(x),). A point is identified by its flat index into that array (C order).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import GridSpecError
+
+LAYOUT = "value[j, i] is at (xcoordinates[i], ycoordinates[j]); shape (len(ycoordinates), len(xcoordinates))"
+LAYOUT_1D = "value[i] is at xcoordinates[i]; shape (len(xcoordinates),)"
+
+
+def parse_axis(spec, name="x"):
+    """'min:max:num' -> (min, max, num). Bounds may be zero or negative; num >= 1 (num == 1 needs min == max)."""
+    parts = str(spec).split(":")
+    if len(parts) != 3:
+        raise GridSpecError(f"--{name}={spec!r}: expected 'min:max:num', e.g. --{name}=-1:1:51")
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise GridSpecError(f"--{name}={spec!r}: min and max must be numbers") from None
+    try:
+        num = int(parts[2])
+    except ValueError:
+        raise GridSpecError(f"--{name}={spec!r}: num must be a whole number, got {parts[2]!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise GridSpecError(f"--{name}={spec!r}: bounds must be finite")
+    if num < 1:
+        raise GridSpecError(f"--{name}={spec!r}: num must be at least 1")
+    if num == 1 and lo != hi:
+        raise GridSpecError(f"--{name}={spec!r}: one point needs min == max")
+    if num > 1 and lo >= hi:
+        raise GridSpecError(f"--{name}={spec!r}: min must be below max")
+    return lo, hi, num
+
+
+@dataclass(frozen=True)
+class Grid:
+    x: np.ndarray
+    y: np.ndarray = None  # None for a 1D grid
+
+    @property
+    def is_2d(self):
+        return self.y is not None
+
+    @property
+    def shape(self):
+        return (len(self.y), len(self.x)) if self.is_2d else (len(self.x),)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+    @property
+    def layout(self):
+        return LAYOUT if self.is_2d else LAYOUT_1D
+
+    def coords(self, flat_index):
+        """(a, b) step sizes along the x and y directions at one point (b = 0 for 1D)."""
+        if not self.is_2d:
+            return float(self.x[flat_index]), 0.0
+        j, i = divmod(int(flat_index), len(self.x))
+        return float(self.x[i]), float(self.y[j])
+
+
+def make_grid(xspec, yspec=None):
+    x = np.linspace(*parse_axis(xspec, "x"))
+    y = None if yspec in (None, "") else np.linspace(*parse_axis(yspec, "y"))
+    return Grid(x, y)
+
+
+def _level(n_axis_index, stride):
+    return n_axis_index % stride == 0
+
+
+def coarse_to_fine(shape):
+    """All flat indices of an array of `shape`, ordered so every prefix is a strided sub-grid.
+
+    Points on the stride-2^k lattice come first, then those of stride 2^(k-1), ... down to 1,
+    so a run stopped early already holds a usable low-resolution picture.
+    """
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    stride = 1
+    while stride * 2 < max(shape):
+        stride *= 2
+    taken = np.zeros(shape, dtype=bool)
+    order = []
+    while stride >= 1:
+        lattice = np.ones(shape, dtype=bool)
+        for axis, n in enumerate(shape):
+            on_axis = _level(np.arange(n), stride)
+            lattice &= on_axis.reshape([-1 if a == axis else 1 for a in range(len(shape))])
+        new = lattice & ~taken
+        order.append(index[new])
+        taken |= new
+        stride //= 2
+    return np.concatenate(order)

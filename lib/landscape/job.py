@@ -1,0 +1,95 @@
+"""Run one grid job (surface or Hessian) over all ranks: ask for points, evaluate, commit, resume-safe.
+
+Each rank evaluates the points it is handed and keeps their values in memory until the next
+commit, when they are written and flushed (parallel HDF5: every rank writes its own; serial
+h5py: rank 0 gathers and writes). A kill therefore loses at most one flush interval of work.
+"""
+import os
+import signal
+import threading
+from dataclasses import dataclass
+
+import h5py
+
+from .mpi import WorkChannel
+from .progress import Progress
+from .schedule import Dispatcher
+from .surfile import open_for_writing, write_points
+
+EXIT_OK = 0
+EXIT_CRASH = 1        # an uncaught exception on some rank (the job is aborted)
+EXIT_BAD_INPUT = 2    # bad flags or files; nothing was written
+EXIT_STOPPED = 75     # stopped by SIGTERM/SIGUSR1 with the grid unfinished: rerun the same command to resume
+
+
+@dataclass
+class JobSpec:
+    path: str
+    kind: str
+    quantities: tuple
+    shape: tuple
+    flush_points: int = 256
+    flush_secs: float = 60.0
+    progress_secs: float = 10.0
+    serial_io: bool = False
+
+
+def install_stop_signals():
+    """SIGTERM (Slurm's time limit, scancel) and SIGUSR1 (sbatch --signal) ask for a clean stop."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        stop.set()
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, handler)
+    return stop
+
+
+def uses_parallel_io(world, spec):
+    return world.size > 1 and h5py.get_config().mpi and not spec.serial_io
+
+
+def _commit(world, f, spec, results, parallel):
+    world.barrier()
+    if parallel:
+        write_points(f, spec.kind, spec.quantities, spec.shape, results)
+        f.flush()  # collective; MPI_File_sync underneath
+        return
+    gathered = world.gather(results)
+    if world.rank == 0:
+        for part in gathered:
+            write_points(f, spec.kind, spec.quantities, spec.shape, part)
+        f.flush()
+        os.fsync(f.id.get_vfd_handle())
+
+
+def run_grid(world, spec, todo, evaluate_point, stop, total):
+    """Evaluate every flat index in `todo` (rank 0's list; others pass anything) across all ranks."""
+    dispatcher = progress = None
+    if world.rank == 0:
+        dispatcher = Dispatcher(todo, world.size, spec.flush_points, spec.flush_secs)
+        progress = Progress(spec.kind, total, total - len(todo), every=spec.progress_secs)
+    channel = WorkChannel(world, dispatcher, on_reply=lambda d: progress.update(d.completed))
+    parallel = uses_parallel_io(world, spec)
+    f = open_for_writing(spec.path, world.comm if parallel else None) if parallel or world.rank == 0 else None
+    results, completed = [], 0
+    while True:
+        reply = channel.request(completed, stop.is_set())
+        completed = 0
+        if reply.kind == "work":
+            for index in reply.points:
+                if stop.is_set():
+                    break  # the rest of the chunk stays unfinished in the done mask
+                results.append((index, evaluate_point(index)))
+                completed += 1
+            continue
+        _commit(world, f, spec, results, parallel)
+        results = []
+        if reply.kind == "done":
+            break
+    channel.close()
+    if f is not None:
+        f.close()
+    world.barrier()
+    if progress is not None:
+        progress.update(dispatcher.completed, force=True)

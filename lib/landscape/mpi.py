@@ -1,0 +1,140 @@
+"""All MPI in one place: the world, device binding, crash handling and the work-request channel.
+
+Without mpi4py (or under a plain `python`), World is a single process and nothing here needs MPI.
+"""
+import os
+import sys
+import threading
+import time
+import traceback
+
+import torch
+
+from .schedule import Reply
+
+REQUEST, REPLY = 11, 12
+
+
+class World:
+    def __init__(self, comm=None):
+        self.comm = comm
+        self.rank = comm.Get_rank() if comm else 0
+        self.size = comm.Get_size() if comm else 1
+        self.local_rank = _local_rank(comm)
+
+    def bcast(self, obj):
+        return self.comm.bcast(obj, root=0) if self.size > 1 else obj
+
+    def gather(self, obj):
+        return self.comm.gather(obj, root=0) if self.size > 1 else [obj]
+
+    def allreduce_sum(self, value):
+        if self.size == 1:
+            return value
+        from mpi4py import MPI
+        return self.comm.allreduce(value, op=MPI.SUM)
+
+    def barrier(self):
+        """Wait for all ranks while sleeping, so idle ranks do not steal cores from busy ones."""
+        if self.size > 1:
+            req = self.comm.Ibarrier()
+            while not req.Test():
+                time.sleep(0.005)
+
+
+def init_world():
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        return World(None)
+    return World(MPI.COMM_WORLD)
+
+
+def _local_rank(comm):
+    """Rank among the processes of this node: from MPI's shared-memory split, else the launcher's env."""
+    if comm is not None and comm.Get_size() > 1:
+        from mpi4py import MPI
+        node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+        rank = node.Get_rank()
+        node.Free()
+        return rank
+    for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return 0
+
+
+def pick_device(world, requested="auto"):
+    """The GPU of this rank's node-local index, or the CPU where there is none."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device={requested!r} is not one of auto, cpu, cuda")
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no GPU is visible")
+    return torch.device("cuda", world.local_rank % torch.cuda.device_count())
+
+
+def cpu_threads_per_rank(world):
+    """Share the node's cores between its ranks instead of letting each rank take all of them."""
+    node_ranks = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", os.environ.get("SLURM_NTASKS_PER_NODE", 1)))
+    return max(1, (os.cpu_count() or 1) // max(1, node_ranks))
+
+
+def abort_on_uncaught(world):
+    """An exception on any rank ends the whole job with its traceback instead of leaving others hanging."""
+    if world.size == 1:
+        return
+
+    def hook(kind, value, tb):
+        sys.stderr.write(f"[rank {world.rank}] uncaught exception, aborting all ranks:\n")
+        sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
+        sys.stderr.flush()
+        world.comm.Abort(1)
+    sys.excepthook = hook
+
+
+class WorkChannel:
+    """Ranks ask rank 0 for work; a thread on rank 0 answers from the Dispatcher (mpi4py's demo pattern)."""
+
+    def __init__(self, world, dispatcher=None, on_reply=None):
+        self.world, self.dispatcher, self.on_reply = world, dispatcher, on_reply
+        self.comm = world.comm.Dup() if world.size > 1 else None
+        self.server = None
+        if self.comm is not None and world.rank == 0:
+            self.server = threading.Thread(target=self._serve, daemon=True)
+            self.server.start()
+
+    def request(self, completed, stop):
+        if self.comm is None:
+            return self._answer(0, completed, stop)
+        self.comm.send((completed, stop), dest=0, tag=REQUEST)
+        return self.comm.recv(source=0, tag=REPLY)
+
+    def _answer(self, rank, completed, stop):
+        reply = self.dispatcher.handle(rank, completed, stop)
+        if self.on_reply:
+            self.on_reply(self.dispatcher)
+        return reply
+
+    def _serve(self):
+        from mpi4py import MPI
+        status, finished = MPI.Status(), 0
+        while finished < self.world.size:
+            if not self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=REQUEST, status=status):
+                time.sleep(0.001)
+                continue
+            source = status.Get_source()
+            completed, stop = self.comm.recv(source=source, tag=REQUEST)
+            reply = self._answer(source, completed, stop)
+            finished += reply.kind == "done"
+            self.comm.send(reply, dest=source, tag=REPLY)
+
+    def close(self):
+        if self.server is not None:
+            self.server.join()
+        if self.comm is not None:
+            self.comm.Free()
+
+
+__all__ = ["World", "init_world", "pick_device", "abort_on_uncaught", "WorkChannel", "Reply"]

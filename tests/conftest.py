@@ -1,0 +1,32 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.join(ROOT, "tests")
+
+
+def env(**extra):
+    e = dict(os.environ)
+    e["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "lib"), TESTS, e.get("PYTHONPATH", "")])
+    e.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+             OMPI_MCA_rmaps_base_oversubscribe="1", PYTHONUNBUFFERED="1")
+    e.update(extra)
+    return e
+
+
+def mpirun_cmd(n, script, *args):
+    return ["mpirun", "-n", str(n), "--oversubscribe", sys.executable, os.path.join(ROOT, script), *args]
+
+
+def run(cmd, timeout=240, cwd=None, **extra_env):
+    """Run a command to completion; returns CompletedProcess with text output."""
+    return subprocess.run(cmd, cwd=cwd, env=env(**extra_env), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def tiny_args():
+    """Flags for a fast tiny job: custom model and data from tests/tiny.py."""
+    return ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--progress_secs", "0.5"]

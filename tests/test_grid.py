@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from landscape.errors import GridSpecError
+from landscape.grid import coarse_to_fine, make_grid, parse_axis
+
+
+def test_parse_axis_accepts_negative_and_zero_bounds():
+    assert parse_axis("-2:0:5") == (-2.0, 0.0, 5)
+    assert parse_axis("0:0:1") == (0.0, 0.0, 1)
+    assert parse_axis("-1.5:-0.5:3") == (-1.5, -0.5, 3)
+
+
+@pytest.mark.parametrize("spec", ["1:2", "a:1:3", "0:1:x", "0:1:0", "1:0:5", "0:1:1", "0:1:2.5", "nan:1:3", ""])
+def test_malformed_specs_raise_clearly(spec):
+    with pytest.raises(GridSpecError, match="--x"):
+        parse_axis(spec, "x")
+
+
+def test_non_square_grid_layout_is_y_by_x():
+    g = make_grid("-1:1:5", "0:2:3")
+    assert g.shape == (3, 5)
+    # flat index j * nx + i is the point (x[i], y[j])
+    assert g.coords(1 * 5 + 4) == (1.0, 1.0)
+    assert g.coords(2 * 5 + 0) == (-1.0, 2.0)
+    assert make_grid("-1:1:5").shape == (5,)
+
+
+@pytest.mark.parametrize("shape", [(7,), (1,), (5, 9), (4, 4), (3, 1)])
+def test_coarse_to_fine_is_a_permutation_whose_prefix_is_a_coarse_lattice(shape):
+    order = coarse_to_fine(shape)
+    size = int(np.prod(shape))
+    assert sorted(order.tolist()) == list(range(size))
+    if len(shape) == 2 and shape == (5, 9):
+        first = [np.unravel_index(k, shape) for k in order[:6]]
+        # stride 4 lattice: rows 0, 4 and columns 0, 4, 8 come first
+        assert all(j % 4 == 0 and i % 4 == 0 for j, i in first)

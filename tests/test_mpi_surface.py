@@ -1,0 +1,115 @@
+"""End to end under real mpirun: rank invariance, parallel vs serial HDF5, reference files, bad input."""
+import hashlib
+import os
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from bruteforce import brute_force_surface, reference_direction_file
+from conftest import mpirun_cmd, run
+from tiny import make_model
+
+GRID = ["--x=-1:1:5", "--y=-0.5:1:3"]  # non-square: 3 rows (y) by 5 columns (x)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inputs")
+    torch.manual_seed(1)
+    model = make_model()
+    sd = model.state_dict()
+    del sd["1.num_batches_tracked"]  # as PyTorch 0.4 saved them
+    torch.save({"state_dict": sd, "acc": 10.0, "epoch": 3}, d / "model_3.t7")
+    reference_direction_file(d / "dirs.h5", model, seed=0)
+    return d
+
+
+def job(inputs, out, *extra):
+    return ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file",
+            str(inputs / "model_3.t7"), "--dir_file", str(inputs / "dirs.h5"), "--surf_file", str(out),
+            "--progress_secs", "0.2", "--flush_points", "4", *GRID, *extra]
+
+
+def values(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in ("train_loss", "train_acc", "surface_done")}
+
+
+@pytest.fixture(scope="module")
+def single(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "surf.h5"
+    r = run(mpirun_cmd(1, "plot_surface.py", *job(inputs, out)))
+    assert r.returncode == 0, r.stderr + r.stdout
+    return values(out)
+
+
+def test_single_process_matches_brute_force(inputs, single):
+    sd = torch.load(inputs / "model_3.t7")["state_dict"]
+    model = make_model()
+    sd["1.num_batches_tracked"] = model.state_dict()["1.num_batches_tracked"]
+    loss, acc = brute_force_surface(sd, inputs / "dirs.h5", np.linspace(-1, 1, 5), np.linspace(-0.5, 1, 3))
+    assert single["train_loss"].shape == (3, 5)
+    np.testing.assert_allclose(single["train_loss"], loss, rtol=1e-5)
+    np.testing.assert_allclose(single["train_acc"], acc, atol=1e-9)
+    assert single["surface_done"].all()
+
+
+@pytest.mark.parametrize("io", ["parallel", "serial"])
+def test_three_ranks_write_the_same_values(inputs, single, tmp_path, io):
+    out = tmp_path / "surf.h5"
+    extra = ["--serial_io"] if io == "serial" else []
+    r = run(mpirun_cmd(3, "plot_surface.py", *job(inputs, out, *extra)))
+    assert r.returncode == 0, r.stderr + r.stdout
+    got = values(out)
+    for k in single:
+        np.testing.assert_allclose(got[k], single[k], rtol=1e-6, atol=1e-9)
+    with h5py.File(out, "r") as f:
+        prov = f.attrs["surface_provenance"]
+        assert '"ranks": 3' in prov
+    assert "points/s" in r.stdout and "ETA" in r.stdout
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+BAD = {
+    "malformed grid": (["--x=1:-1:5"], "--x"),
+    "unknown model": (["--model", "resnet9000"], "unknown model"),
+    "unknown norm": (["--xnorm", "unit"], "invalid choice"),
+    "unknown dir_type": (["--dir_type", "grads"], "invalid choice"),
+    "missing data": (["--dataset", "cifar10", "--datapath", "/nonexistent"], "/nonexistent"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_fails_clearly_and_leaves_files_alone(inputs, single, tmp_path, case):
+    out = tmp_path / "surf.h5"
+    run(mpirun_cmd(1, "plot_surface.py", *job(inputs, out)))
+    before = sha(out), sha(inputs / "dirs.h5")
+    flags, message = BAD[case]
+    r = run(mpirun_cmd(2, "plot_surface.py", *job(inputs, out), *flags))
+    assert r.returncode != 0
+    assert message in r.stderr
+    assert (sha(out), sha(inputs / "dirs.h5")) == before
+
+
+def test_checkpoint_of_another_model_names_the_keys(inputs, tmp_path):
+    bad = tmp_path / "other.t7"
+    torch.save(make_model(width=6).state_dict(), bad)
+    args = job(inputs, tmp_path / "s.h5")
+    args[args.index("--model_file") + 1] = str(bad)
+    r = run(mpirun_cmd(2, "plot_surface.py", *args))
+    assert r.returncode == 2 and "shape" in r.stderr and str(bad) in r.stderr
+    assert not os.path.exists(tmp_path / "s.h5")
+
+
+def test_direction_file_of_another_model_is_refused(inputs, tmp_path):
+    reference_direction_file(tmp_path / "other_dirs.h5", make_model(width=6), seed=0)
+    args = job(inputs, tmp_path / "s.h5")
+    args[args.index("--dir_file") + 1] = str(tmp_path / "other_dirs.h5")
+    r = run(mpirun_cmd(1, "plot_surface.py", *args))
+    assert r.returncode == 2 and "another model" in r.stderr
+    assert not os.path.exists(tmp_path / "s.h5")

@@ -1,0 +1,185 @@
+"""Stop, kill and resume: the result equals an uninterrupted run; refusals leave the file's bytes alone."""
+import fcntl
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import ROOT, env, mpirun_cmd, run
+
+ARGS = ["--model", "tiny:make_slow_model", "--model_kwargs", '{"delay": 0.03}', "--dataset", "tiny:make_data",
+        "--x=-1:1:7", "--y=-1:1:5", "--flush_points", "3", "--progress_secs", "0.5", "--batch_size", "64"]
+EXIT_STOPPED = 75
+
+
+def args_for(tmp, name="surf.h5"):
+    return [*ARGS, "--dir_file", str(tmp / "dirs.h5"), "--surf_file", str(tmp / name)]
+
+
+def read(path):
+    with h5py.File(path, "r") as f:
+        return f["train_loss"][()], f["train_acc"][()], f["surface_done"][()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("full")
+    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(tmp)))
+    assert r.returncode == 0, r.stderr + r.stdout
+    return tmp, read(tmp / "surf.h5")
+
+
+def start(cmd):
+    return subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def ranks_of(proc):
+    out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def wait_for_progress(path, minimum=1, timeout=60):
+    """Until the file holds at least `minimum` finished points (it is committed every 3 points)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with h5py.File(path, "r") as f:
+                if f["surface_done"][()].sum() >= minimum:
+                    return
+        except (OSError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the job made no progress")
+
+
+def same_as(full, path):
+    loss, acc, done = read(path)
+    assert done.all()
+    np.testing.assert_allclose(loss, full[0], rtol=1e-6)
+    np.testing.assert_allclose(acc, full[1], atol=1e-9)
+    np.testing.assert_array_equal(done, full[2])
+
+
+def copy_dirs(src, dst):
+    shutil.copy(src / "dirs.h5", dst / "dirs.h5")
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_kill_a_random_rank_then_rerun(uninterrupted, tmp_path, trial):
+    full_tmp, full = uninterrupted
+    copy_dirs(full_tmp, tmp_path)
+    rng = random.Random(trial)
+    proc = start(mpirun_cmd(3, "plot_surface.py", *args_for(tmp_path)))
+    wait_for_progress(tmp_path / "surf.h5", minimum=1)
+    time.sleep(rng.uniform(0.0, 1.5))
+    victims = ranks_of(proc)
+    assert len(victims) == 3
+    os.kill(rng.choice(victims), signal.SIGKILL)
+    proc.communicate(timeout=30)  # the whole job must end promptly: no rank hangs
+    assert proc.returncode != 0
+    _, _, done = read(tmp_path / "surf.h5")
+    assert 0 < done.sum() <= done.size
+    r = run(mpirun_cmd(3, "plot_surface.py", *args_for(tmp_path)))
+    assert r.returncode == 0, r.stderr + r.stdout
+    same_as(full, tmp_path / "surf.h5")
+
+
+def test_sigterm_stops_cleanly_then_one_rank_start_resumes_with_three(uninterrupted, tmp_path):
+    full_tmp, full = uninterrupted
+    copy_dirs(full_tmp, tmp_path)
+    proc = start([sys.executable, os.path.join(ROOT, "plot_surface.py"), *args_for(tmp_path), "--serial_io"])
+    wait_for_progress(tmp_path / "surf.h5", minimum=3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_STOPPED, err + out
+    assert "rerun the same command to resume" in out
+    _, _, done = read(tmp_path / "surf.h5")
+    assert 0 < done.sum() < done.size
+    r = run(mpirun_cmd(3, "plot_surface.py", *args_for(tmp_path)))
+    assert r.returncode == 0, r.stderr + r.stdout
+    same_as(full, tmp_path / "surf.h5")
+
+
+def test_sigterm_to_every_rank_of_mpirun(uninterrupted, tmp_path):
+    full_tmp, full = uninterrupted
+    copy_dirs(full_tmp, tmp_path)
+    proc = start(mpirun_cmd(2, "plot_surface.py", *args_for(tmp_path)))
+    wait_for_progress(tmp_path / "surf.h5", minimum=3)
+    for pid in ranks_of(proc):  # what Slurm does at the time limit
+        os.kill(pid, signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_STOPPED, err + out
+    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(tmp_path)))
+    assert r.returncode == 0, r.stderr + r.stdout
+    same_as(full, tmp_path / "surf.h5")
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def finished_copy(uninterrupted, tmp_path):
+    full_tmp, _ = uninterrupted
+    copy_dirs(full_tmp, tmp_path)
+    shutil.copy(full_tmp / "surf.h5", tmp_path / "surf.h5")
+    return tmp_path
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--loss_name", "mse"], "loss_name"),
+    (["--precision", "bf16"], "precision"),
+    (["--seed", "1"], "checkpoint_sha256"),
+])
+def test_resume_with_other_settings_is_refused(finished_copy, flags, named):
+    before = sha(finished_copy / "surf.h5")
+    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(finished_copy), *flags))
+    assert r.returncode == 2 and "refusing to resume" in r.stderr and named in r.stderr, r.stderr
+    assert sha(finished_copy / "surf.h5") == before
+
+
+def test_other_grid_is_refused(finished_copy):
+    before = sha(finished_copy / "surf.h5")
+    r = run(mpirun_cmd(1, "plot_surface.py", *args_for(finished_copy), "--x=-1:1:9"))
+    assert r.returncode == 2 and "another grid" in r.stderr
+    assert sha(finished_copy / "surf.h5") == before
+
+
+def test_concurrent_writer_is_refused(finished_copy):
+    path = finished_copy / "surf.h5"
+    before = sha(path)
+    with open(str(path) + ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = run(mpirun_cmd(2, "plot_surface.py", *args_for(finished_copy)))
+    assert r.returncode == 2 and "another job is writing" in r.stderr
+    assert sha(path) == before
+
+
+def test_corrupt_file_is_refused(finished_copy):
+    path = finished_copy / "surf.h5"
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 3])  # truncated
+    before = sha(path)
+    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(finished_copy)))
+    assert r.returncode == 2 and "corrupt" in r.stderr
+    assert sha(path) == before
+
+
+def test_finished_grid_is_not_recomputed_and_overwrite_starts_over(finished_copy):
+    path = finished_copy / "surf.h5"
+    before = sha(path)
+    r = run(mpirun_cmd(1, "plot_surface.py", *args_for(finished_copy)))
+    assert r.returncode == 0 and "35/35 points already done" in r.stdout
+    r = run(mpirun_cmd(1, "plot_surface.py", *args_for(finished_copy), "--overwrite", "--x=-1:1:3", "--y=0:0:1"))
+    assert r.returncode == 0, r.stderr
+    assert sha(path) != before

@@ -1,0 +1,103 @@
+"""The trainer: checkpoint files in the reference layout, exact resume, augmentation, lr schedule."""
+
+import os
+
+import pytest
+import torch
+
+from landscape.checkpoint import load_weights, read_state_dict
+from landscape.models import get_model
+from landscape.train import augment, learning_rate, main
+
+TINY = ["--model", "resnet20", "--dataset", "synthetic", "--synthetic_size", "64", "32", "--batch_size", "32",
+        "--save_epoch", "1", "--lr", "0.05", "--device", "cpu", "--seed", "3"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two cores shared with other test processes: more threads only spin and slow everything down.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted 2-epoch run, and the same run stopped after epoch 1 and then resumed."""
+    whole = tmp_path_factory.mktemp("whole")
+    split = tmp_path_factory.mktemp("split")
+    torch.set_num_threads(1)
+    assert main(TINY + ["--epochs", "2", "--save", str(whole)]) == 0
+    assert main(TINY + ["--epochs", "1", "--save", str(split)]) == 0
+    assert not (split / "model_2.t7").exists()
+    return whole, split
+
+
+def test_checkpoints_in_reference_layout(runs):
+    whole, _ = runs
+    for epoch in (0, 1, 2):
+        record = torch.load(whole / f"model_{epoch}.t7", weights_only=True)
+        assert set(record) == {"state_dict", "epoch", "acc"}
+        assert record["epoch"] == epoch and 0.0 <= record["acc"] <= 100.0
+        load_weights(get_model("resnet20"), str(whole / f"model_{epoch}.t7"))
+        opt_state = torch.load(whole / f"opt_state_{epoch}.t7", weights_only=True)
+        assert opt_state["epoch"] == epoch and "optimizer" in opt_state
+    first = read_state_dict(str(whole / "model_0.t7"))
+    last = read_state_dict(str(whole / "model_2.t7"))
+    assert not torch.equal(first["conv1.weight"], last["conv1.weight"])  # it did train
+    assert len((whole / "log.out").read_text().splitlines()) == 3
+
+
+def test_resumed_run_equals_uninterrupted_run(runs, capsys):
+    whole, split = runs
+    assert main(TINY + ["--epochs", "2", "--save", str(split)]) == 0
+    assert f"resumed from {os.path.join(str(split), 'model_1.t7')} (epoch 1)" in capsys.readouterr().out
+    # Same seed, same CPU thread count, RNG and momentum restored: every float op repeats exactly.
+    for epoch in (1, 2):
+        expected = read_state_dict(str(whole / f"model_{epoch}.t7"))
+        resumed = read_state_dict(str(split / f"model_{epoch}.t7"))
+        assert expected.keys() == resumed.keys()
+        for key in expected:
+            assert torch.equal(expected[key], resumed[key]), (epoch, key)
+    expected_opt = torch.load(whole / "opt_state_2.t7", weights_only=True)["optimizer"]["state"]
+    resumed_opt = torch.load(split / "opt_state_2.t7", weights_only=True)["optimizer"]["state"]
+    assert all(torch.equal(expected_opt[i]["momentum_buffer"], resumed_opt[i]["momentum_buffer"])
+               for i in expected_opt)
+
+
+def test_rerun_after_the_last_epoch_does_nothing(runs, capsys):
+    whole, _ = runs
+    before = (whole / "model_2.t7").stat().st_mtime_ns
+    assert main(TINY + ["--epochs", "2", "--save", str(whole)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (whole / "model_2.t7").stat().st_mtime_ns == before
+
+
+def test_augment_is_a_padded_crop_or_its_mirror():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, 8, 8)
+    fill = torch.tensor([-1.0, -2.0, -3.0])
+    out = augment(x, generator, fill)
+    padded = fill.view(1, 3, 1, 1).repeat(6, 1, 16, 16)
+    padded[:, :, 4:12, 4:12] = x
+    for image, result in zip(padded, out):
+        candidates = [crop.flip(-1) if flip else crop
+                      for r in range(9) for c in range(9) for flip in (False, True)
+                      for crop in [image[:, r:r + 8, c:c + 8]]]
+        assert any(torch.equal(result, candidate) for candidate in candidates)
+
+
+def test_learning_rate_steps_after_each_milestone():
+    milestones = [150, 225, 275]
+    assert learning_rate(150, 0.1, 0.1, milestones) == pytest.approx(0.1)
+    assert learning_rate(151, 0.1, 0.1, milestones) == pytest.approx(0.01)
+    assert learning_rate(300, 0.1, 0.1, milestones) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("flags", [["--optimizer", "rmsprop"], ["--momentum", "0"], ["--save_epoch", "0"]])
+def test_bad_flags_are_refused(flags, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(TINY + flags + ["--save", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,38 @@
+"""A tiny custom model and data set, loaded by the drivers as 'tiny:make_model' / 'tiny:make_data'."""
+import torch
+import torch.nn as nn
+
+
+def make_model(width=4, num_classes=10):
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * width, num_classes))
+
+
+def make_data(n_train=48, n_test=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_train + n_test, 3, 8, 8, generator=g)
+    y = torch.randint(0, 10, (n_train + n_test,), generator=g)
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
+
+
+def make_linear(num_classes=3, features=5):
+    return nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes, bias=False))
+
+
+class Slow(nn.Module):
+    """Wraps a model with a per-forward delay, so tests can stop or kill a job mid-grid."""
+
+    def __init__(self, inner, delay):
+        super().__init__()
+        self.inner, self.delay = inner, delay
+
+    def forward(self, x):
+        import time
+        time.sleep(self.delay)
+        return self.inner(x)
+
+
+def make_slow_model(delay=0.05, width=4):
+    return Slow(make_model(width), delay)
