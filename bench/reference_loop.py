@@ -53,7 +53,11 @@ def get_weights(net):
 
 
 def set_weights(net, weights, directions, step):
-    """net_plotter.set_weights for a 2D direction: one new tensor per parameter at every point."""
+    """net_plotter.set_weights for a 2D direction: one new tensor per parameter at every point.
+
+    step holds numpy scalars, as the reference's coordinates do; give np.float32 to keep the
+    float32 arithmetic the reference had under numpy 1.x (numpy 2 would promote to float64).
+    """
     dx, dy = directions
     changes = [d0 * step[0] + d1 * step[1] for d0, d1 in zip(dx, dy)]
     for p, w, d in zip(net.parameters(), weights, changes):

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, env, mpirun_cmd, run
 
-ARGS = ["--model", "tiny:make_slow_model", "--model_kwargs", '{"delay": 0.03}', "--dataset", "tiny:make_data",
+ARGS = ["--model", "tiny:make_slow_model", "--model_kwargs", '{"delay": 0.06}', "--dataset", "tiny:make_data",
         "--x=-1:1:7", "--y=-1:1:5", "--flush_points", "3", "--progress_secs", "0.5", "--batch_size", "64"]
 EXIT_STOPPED = 75
 
@@ -57,7 +57,7 @@ def wait_for_progress(path, minimum=1, timeout=60):
                     return
         except (OSError, KeyError):
             pass
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError("the job made no progress")
 
 

@@ -151,6 +151,6 @@ def read_results(path):
 
 def open_for_writing(path, comm=None):
     """All ranks with `comm` (parallel HDF5, mpio driver) or one process (serial h5py)."""
-    if comm is None:
-        return h5py.File(path, "r+")
+    if comm is None:  # our own lock file guards writers, so readers (plots, tests) may look meanwhile
+        return h5py.File(path, "r+", locking=False)
     return h5py.File(path, "r+", driver="mpio", comm=comm)

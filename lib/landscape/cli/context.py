@@ -123,9 +123,10 @@ def build_context(args, world):
     train, test = load_data(args, world)
     model = load_model(args, train.num_classes, args.model_file)
     dir_file = args.dir_file or default_dir_file(args)
-    if not os.path.exists(dir_file):
-        rank0_first(world, lambda: write_directions(dir_file, make_directions(args, model, train.num_classes,
-                                                                               grid.is_2d)))
+    def ensure_directions():  # only rank 0 looks, so every rank takes part in the same broadcast
+        if not os.path.exists(dir_file):
+            write_directions(dir_file, make_directions(args, model, train.num_classes, grid.is_2d))
+    rank0_first(world, ensure_directions)
     dirs = read_directions(dir_file)
     names, entries = zip(*named_entries(model, args.dir_type))
     check_fits(dirs, names, [t.shape for t in entries], dir_file)

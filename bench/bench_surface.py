@@ -1,0 +1,452 @@
+"""Per-grid-point evaluation: landscape (tensors on the device, flat-buffer weights) vs the reference's loop.
+
+  python bench/bench_surface.py          CPU: resnet20 and a small CNN on 5,000 generated images
+  python bench/bench_surface.py --gpu    GPU: resnet56 on 50,000 images, precision modes, 51x51 estimate
+
+Both paths evaluate the same model copy, directions, grid points and images; the images are
+written in the official CIFAR-10 pickle layout, so the reference path reads them through
+torchvision.datasets.CIFAR10 and landscape through landscape.data.load_dataset. Paths run
+interleaved point by point, so load from other processes hits both alike; times are medians.
+"""
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "lib")]
+
+import reference_loop as ref  # noqa: E402
+from landscape.data import load_dataset  # noqa: E402
+from landscape.data_cifar import file_md5, write_cifar  # noqa: E402
+from landscape.data_synthetic import synthetic_cifar  # noqa: E402
+from landscape.directions import named_entries, normalize_direction, random_direction  # noqa: E402
+from landscape.evaluate import auto_batch_size, crossentropy_sum, evaluate  # noqa: E402
+from landscape.flatparams import PointSetter  # noqa: E402
+from landscape.models import get_model  # noqa: E402
+
+GRID_SIDE = 51
+
+
+class SmallCNN(nn.Sequential):
+    """Two strided convs (8 and 16 channels): a forward costs less than decoding the images."""
+
+    def __init__(self, num_classes=10):
+        super().__init__(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes))
+
+
+def make_model(name, seed=0):
+    torch.manual_seed(seed)
+    return (SmallCNN() if name == "smallcnn" else get_model(name)).eval()
+
+
+def write_images(root, n_train, n_test=100, seed=0):
+    train_x, train_y, test_x, test_y = synthetic_cifar(n_train, n_test, 10, seed)
+    write_cifar(root, "cifar10", train_x, train_y, test_x, test_y)
+
+
+def load_landscape_data(root):
+    with warnings.catch_warnings():  # the MD5 warning for non-official files is expected here
+        warnings.simplefilter("ignore")
+        train, _ = load_dataset("cifar10", root)
+    return train
+
+
+def filter_directions(model, seed=1):
+    entries = [t for _, t in named_entries(model, "weights")]
+    return [normalize_direction(random_direction(entries, seed + k), entries, "filter", "biasbn") for k in (0, 1)]
+
+
+def grid_points(count):
+    """count (a, b) points spread over the default 51x51 grid on [-1, 1]^2 (flat index = iy*51 + ix)."""
+    coords = np.linspace(-1.0, 1.0, GRID_SIDE)
+    flat = np.linspace(0, GRID_SIDE * GRID_SIDE - 1, count + 2).round().astype(int)[1:-1]
+    return [(float(coords[i % GRID_SIDE]), float(coords[i // GRID_SIDE])) for i in flat]
+
+
+def flops_per_image(model, x):
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x[:4])
+    return counter.get_total_flops() / 4
+
+
+def landscape_path(model, dirs, data, device, batch="auto", precision="fp32", channels_last=False):
+    """What landscape's surface driver does per point: PointSetter.set, then evaluate on device tensors."""
+    model = copy.deepcopy(model).to(device)
+    names, entries = zip(*named_entries(model, "weights"))
+    setter = PointSetter(model, list(names), list(entries), dirs[0], dirs[1])
+    x, y = data.x.to(device), data.y.to(device)
+    if channels_last:  # weights stay flat views (PointSetter); cuDNN picks NHWC from the input
+        x = x.contiguous(memory_format=torch.channels_last)
+    size = auto_batch_size(model, x, precision) if batch == "auto" else batch
+
+    def point(a, b):
+        setter.set(a, b)
+        return evaluate(model, x, y, crossentropy_sum, size, precision)
+    return point, size
+
+
+def reference_path(model, dirs, dataset, threads, h5_path, use_cuda=False):
+    net = copy.deepcopy(model).cpu()
+    weights = ref.get_weights(net)  # taken on the CPU, as crunch does before eval_loss's net.cuda()
+    lists, handle, how = ref.direction_lists(dirs[0], dirs[1], h5_path)
+    loader = ref.reference_loader(dataset, batch_size=128, threads=threads)
+
+    def point(a, b):
+        return ref.evaluate_point(net, weights, lists, (np.float32(a), np.float32(b)), loader, use_cuda)
+    point.keep = handle
+    return point, how
+
+
+def time_interleaved(paths, points):
+    """{name: [seconds per point]}, {name: [(loss, acc)]}; points[0] is a warm-up, not timed."""
+    times, values = {n: [] for n in paths}, {n: [] for n in paths}
+    names = list(paths)
+    for k, (a, b) in enumerate(points):
+        for name in (names if k % 2 == 0 else names[::-1]):
+            start = time.perf_counter()
+            result = paths[name](a, b)
+            elapsed = time.perf_counter() - start
+            if k > 0:
+                times[name].append(elapsed)
+                values[name].append(result)
+    return times, values
+
+
+def max_rel_diff(values, name, other):
+    losses = [abs(u[0] - v[0]) / abs(v[0]) for u, v in zip(values[name], values[other])]
+    accs = [abs(u[1] - v[1]) for u, v in zip(values[name], values[other])]
+    return max(losses), max(accs)
+
+
+def summarize(case, times, batches, gflop_per_point):
+    refs = [n for n in times if n.startswith("reference")]
+    best_ref = min(refs, key=lambda n: np.median(times[n]))
+    rows = []
+    for name, ts in times.items():
+        med = float(np.median(ts))
+        rows.append(dict(case=case, path=name, batch=batches[name], points=len(ts), median_s=med,
+                         min_s=min(ts), max_s=max(ts), points_per_s=1.0 / med, gflops=gflop_per_point / med,
+                         speedup=float(np.median(times[best_ref])) / med))
+    return rows, best_ref
+
+
+def duration(seconds):
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def table(rows):
+    lines = ["| case | path | batch | timed points | s/point (median) | min-max s | points/s | GFLOP/s "
+             "| vs best reference | 51x51 grid (est.) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['path']} | {r['batch']} | {r['points']} | {r['median_s']:.3f} | "
+                     f"{r['min_s']:.3f}-{r['max_s']:.3f} | {r['points_per_s']:.3f} | {r['gflops']:.1f} | "
+                     f"{r['speedup']:.2f}x | {duration(r['median_s'] * GRID_SIDE ** 2)} |")
+    return "\n".join(lines)
+
+
+def run_case(case, model_name, root, n_points, ref_threads, h5_dir):
+    """CPU case: landscape vs the reference loop with each DataLoader worker count, interleaved."""
+    cpu = torch.device("cpu")
+    model = make_model(model_name)
+    dirs = filter_directions(model)
+    data = load_landscape_data(root)
+    gflop = flops_per_image(model, data.x) * len(data) / 1e9
+    dataset = ref.cifar10_dataset(root, file_md5)
+    paths, batches = {}, {}
+    paths["landscape"], batches["landscape"] = landscape_path(model, dirs, data, cpu)
+    for threads in ref_threads:
+        name = f"reference (workers={threads})"
+        paths[name], how = reference_path(model, dirs, dataset, threads, os.path.join(h5_dir, f"{model_name}_{threads}.h5"))
+        batches[name] = 128
+    times, values = time_interleaved(paths, grid_points(n_points + 1))
+    rows, best_ref = summarize(case, times, batches, gflop)
+    checks = {n: max_rel_diff(values, n, best_ref) for n in times if n != best_ref}
+    return rows, dict(checks=checks, best_ref=best_ref, directions=how, model=model, dirs=dirs, data=data)
+
+def subset(data, n):
+    return type(data)(data.x[:n], data.y[:n], data.num_classes)
+
+
+def time_point_calls(call, points, warm):
+    """Median seconds per call(a, b) after warm() (first-call set-up such as kernel choice, compiling)."""
+    warm()
+    times = []
+    for a, b in points:
+        start = time.perf_counter()
+        call(a, b)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def batch_sweep(model, dirs, data, batches, n_points):
+    rows = []
+    for batch in batches:
+        point, _ = landscape_path(model, dirs, data, torch.device("cpu"), batch=batch)
+        seconds = time_point_calls(point, grid_points(n_points), lambda: point(0.0, 0.0))
+        rows.append((f"batch {batch}", seconds, None))
+    return rows
+
+
+def compile_trial(model, dirs, data, batch, n_points):
+    """torch.compile of the model under landscape's loop; checks the graph follows PointSetter.set."""
+    eager, _ = landscape_path(model, dirs, data, torch.device("cpu"), batch=batch)
+    model_c = copy.deepcopy(model)
+    names, entries = zip(*named_entries(model_c, "weights"))
+    setter = PointSetter(model_c, list(names), list(entries), dirs[0], dirs[1])
+    compiled = torch.compile(model_c)
+
+    def point(a, b):
+        setter.set(a, b)
+        return evaluate(compiled, data.x, data.y, crossentropy_sum, batch)
+    start = time.perf_counter()
+    try:
+        point(0.0, 0.0)
+    except Exception as e:  # report why compiling failed here (no compiler, no network, ...)
+        return [(f"torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}", float("nan"), None)]
+    compile_s = time.perf_counter() - start
+    seconds = time_point_calls(point, grid_points(n_points), lambda: None)
+    a, b = grid_points(3)[1]
+    diff = abs(point(a, b)[0] - eager(a, b)[0]) / abs(eager(a, b)[0])
+    return [(f"torch.compile (first call {compile_s:.0f} s)", seconds, diff)]
+
+
+def vmap_trial(model, dirs, data, batch, ks, n_points):
+    """k grid points per forward: parameters stacked along a new axis, functional_call under vmap."""
+    from torch.func import functional_call, vmap
+    model = copy.deepcopy(model)
+    names, entries = zip(*named_entries(model, "weights"))
+    setter = PointSetter(model, list(names), list(entries), dirs[0], dirs[1])
+    shapes, sizes = [t.shape for t in entries], [t.numel() for t in entries]
+    buffers = dict(model.named_buffers())
+
+    def forward(flat, xb):
+        params = {n: t.view(s) for n, t, s in zip(names, flat.split(sizes), shapes)}
+        return functional_call(model, (params, buffers), (xb,))
+    batched = vmap(forward, in_dims=(0, None))
+
+    @torch.no_grad()
+    def points(coords):
+        a, b = (torch.tensor([c[i] for c in coords]).unsqueeze(1) for i in (0, 1))
+        flats = setter.theta0 + a * setter.dx + b * setter.dy
+        loss = torch.zeros(len(coords), dtype=torch.float64)
+        for start in range(0, len(data), batch):
+            xb, yb = data.x[start:start + batch], data.y[start:start + batch]
+            logits = batched(flats, xb)
+            loss += nn.functional.cross_entropy(logits.flatten(0, 1), yb.repeat(len(coords)),
+                                                reduction="none").view(len(coords), -1).sum(1)
+        return (loss / len(data)).tolist()
+    eager, _ = landscape_path(model, dirs, data, torch.device("cpu"), batch=batch)
+    rows = []
+    for k in ks:
+        coords = grid_points(k * n_points)
+        points(coords[:k])
+        start = time.perf_counter()
+        losses = [loss for i in range(0, len(coords), k) for loss in points(coords[i:i + k])]
+        seconds = (time.perf_counter() - start) / len(coords)
+        diff = max(abs(loss - eager(*c)[0]) / abs(eager(*c)[0]) for loss, c in zip(losses[:2], coords[:2]))
+        rows.append((f"vmap, {k} points per forward", seconds, diff))
+    return rows
+
+
+def precision_errors(model, dirs, data, device, point=(0.2, -0.2)):
+    """Loss error of each --precision mode against strict fp32, and of fp32 against float64."""
+    losses = {p: landscape_path(model, dirs, data, device, precision=p)[0](*point)[0]
+              for p in ("fp32", "tf32", "bf16")}
+    moved = copy.deepcopy(model).to(device, torch.float64)
+    with torch.no_grad():
+        for p, d0, d1 in zip(moved.parameters(), dirs[0], dirs[1]):
+            p.add_((point[0] * d0.double() + point[1] * d1.double()).to(device))
+        x, y = data.x.to(device, torch.float64), data.y.to(device)
+        exact = sum(nn.functional.cross_entropy(moved(x[i:i + 256]), y[i:i + 256], reduction="sum").item()
+                    for i in range(0, len(x), 256)) / len(x)
+    errors = {p: abs(v - losses["fp32"]) / abs(losses["fp32"]) for p, v in losses.items()}
+    errors["fp32 vs float64"] = abs(losses["fp32"] - exact) / abs(exact)
+    return errors
+
+
+def check_lines(case, info):
+    out = []
+    for name, (loss_rel, acc_abs) in info["checks"].items():
+        out.append(f"- {case}: {name} vs {info['best_ref']} at the same points: max relative loss "
+                   f"difference {loss_rel:.2e}, max accuracy difference {acc_abs:.4f} percentage points")
+    return out
+
+
+def cpu_extras(info, n_images, n_points):
+    """(c) and (b) for one CPU case: rows (variant, s/point, loss rel. diff) and precision errors."""
+    model, dirs, data = info["model"], info["dirs"], subset(info["data"], n_images)
+    cpu = torch.device("cpu")
+    rows = batch_sweep(model, dirs, data, (128, 256, 512, 1024), n_points)
+    bf16, _ = landscape_path(model, dirs, data, cpu, precision="bf16")
+    rows.append(("batch 256, --precision bf16", time_point_calls(bf16, grid_points(n_points), lambda: bf16(0, 0)),
+                 None))
+    rows += compile_trial(model, dirs, data, 256, n_points)
+    rows += vmap_trial(model, dirs, data, 256, (2, 4), max(1, n_points // 2))
+    return rows, precision_errors(model, dirs, data, cpu)
+
+
+def extras_table(case, n_images, rows):
+    base = dict((label, s) for label, s, _ in rows)["batch 256"]
+    lines = [f"**{case}, {n_images} images** (landscape's default on CPU is batch 256, fp32, eager)", "",
+             "| variant | s/point | points/s | vs batch 256 | loss rel. diff vs eager |", "|---|---:|---:|---:|---:|"]
+    for label, seconds, diff in rows:
+        d = "" if diff is None else f"{diff:.1e}"
+        lines.append(f"| {label} | {seconds:.3f} | {1 / seconds:.3f} | {base / seconds:.2f}x | {d} |")
+    return "\n".join(lines)
+
+
+def precision_table(errors_by_case):
+    lines = ["| case | tf32 vs fp32 | bf16 vs fp32 | fp32 vs float64 |", "|---|---:|---:|---:|"]
+    for case, e in errors_by_case.items():
+        lines.append(f"| {case} | {e['tf32']:.1e} | {e['bf16']:.1e} | {e['fp32 vs float64']:.1e} |")
+    return "\n".join(lines)
+
+
+def shell(cmd):
+    import subprocess
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4))
+    for ax, case in zip(np.atleast_1d(axes), cases):
+        mine = [r for r in rows if r["case"] == case]
+        bars = ax.bar([r["path"].replace(" (", "\n(") for r in mine], [r["points_per_s"] for r in mine],
+                      color=["tab:blue" if r["path"].startswith("landscape") else "tab:gray" for r in mine])
+        ax.bar_label(bars, fmt="%.3g")
+        ax.set_title(case)
+        ax.set_ylabel("grid points per second")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def run_cpu(args):
+    torch.set_num_threads(2)
+    n_images, n_points = args.images or 5000, args.points or 5
+    doc = args.doc or os.path.join(HERE, "..", "docs", "bench_surface.md")
+    png = args.plot or os.path.join(HERE, "..", "docs", "bench_surface.png")
+    started, load_before = time.time(), shell("cat /proc/loadavg")
+    rows, notes, extras, errors = [], [], [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_images(tmp, n_images)
+        for case, name, threads, sub in (("resnet20", "resnet20", (0,), 1024), ("small CNN", "smallcnn", (0, 2), n_images)):
+            case_rows, info = run_case(case, name, tmp, n_points, threads, tmp)
+            rows += case_rows
+            notes += check_lines(case, info)
+            print(table(case_rows), *check_lines(case, info), sep="\n", flush=True)
+            if args.extras == "yes":
+                extra_rows, errors[case] = cpu_extras(info, min(sub, n_images), 3)
+                extras.append(extras_table(case, min(sub, n_images), extra_rows))
+                print(extras[-1], flush=True)
+    sections = [table(rows), "\n".join(notes)]
+    if extras:
+        sections += ["### Variants of landscape's loop (c)", *extras,
+                     "### Loss error of each --precision mode at the point (0.2, -0.2) (b)", precision_table(errors)]
+    meta = dict(cpu=shell("lscpu | sed -n 's/^Model name: *//p'"), cores=os.cpu_count(), date=shell("date"),
+                torch=torch.__version__, directions=info["directions"], load=(load_before, shell("cat /proc/loadavg")),
+                wall=time.time() - started, command="python " + " ".join(sys.argv), n_images=n_images)
+    text = cpu_doc(meta, sections)
+    print(text)
+    with open(doc, "w") as f:
+        f.write(text)
+    plot(rows, png)
+    return rows
+
+
+def cpu_doc(meta, sections):
+    return "\n\n".join([
+        "# Per-point evaluation: landscape vs the reference's loop (CPU)",
+        f"- Machine: {meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, torch.set_num_threads(2) "
+        f"for both paths.\n- Date: {meta['date']}.\n- Command: `{meta['command']}` "
+        f"(whole run {meta['wall'] / 60:.1f} min).\n- /proc/loadavg before and after: "
+        f"`{meta['load'][0]}` / `{meta['load'][1]}` (other jobs shared the 2 cores; the paths run interleaved "
+        f"point by point so both saw the same load).\n- Data: {meta['n_images']} generated CIFAR-format "
+        f"images on disk; reference directions: {meta['directions']}.",
+        "## Results (1)-(2), (a)", *sections]) + "\n"
+
+
+def run_gpu(args):
+    """resnet56 on 50k images: landscape per --precision (channels_last input, cudnn.benchmark) vs the reference."""
+    device = torch.device(args.device or "cuda")
+    torch.backends.cudnn.benchmark = True
+    n_images, n_points, name = args.images or 50000, args.points or 50, args.model or "resnet56"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        write_images(tmp, n_images)
+        model, data = make_model(name), load_landscape_data(tmp)
+        dirs = filter_directions(model)
+        gflop = flops_per_image(model, data.x) * len(data) / 1e9
+        times, batches, strict = {}, {}, {}
+        for precision, channels_last in (("fp32", True), ("tf32", True), ("bf16", True), ("fp32", False)):
+            label = f"landscape {precision}" + ("" if channels_last else ", NCHW input")
+            point, batches[label] = landscape_path(model, dirs, data, device, precision=precision,
+                                                   channels_last=channels_last)
+            times[label] = time_interleaved({label: point}, grid_points(n_points + 1))[0][label]
+            if precision == "fp32" and channels_last:
+                strict["landscape"] = point(*grid_points(1)[0])
+            del point
+            print(f"{label}: {np.median(times[label]):.3f} s/point", flush=True)
+        dataset = ref.cifar10_dataset(tmp, file_md5)
+        label = "reference (workers=2)"
+        point, how = reference_path(model, dirs, dataset, 2, os.path.join(tmp, "dirs.h5"), use_cuda=device.type == "cuda")
+        # The reference runs with PyTorch's defaults (cuDNN may use TF32); the check below turns TF32 off.
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+        times[label], batches[label] = time_interleaved({label: point}, grid_points(args.ref_points + 1))[0][label], 128
+        torch.backends.cudnn.allow_tf32 = False
+        strict["reference"] = point(*grid_points(1)[0])
+        errors = precision_errors(model, dirs, subset(data, min(n_images, 10000)), device)
+    rows, _ = summarize(f"{name}, {n_images} images", times, batches, gflop)
+    lines = [f"# Per-point evaluation on {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}",
+             f"Command: `python {' '.join(sys.argv)}`; cudnn.benchmark on; reference directions: {how}.", table(rows),
+             f"- Same point, landscape fp32 vs reference with TF32 off: loss {strict['landscape'][0]:.7f} vs "
+             f"{strict['reference'][0]:.7f} (relative difference "
+             f"{abs(strict['landscape'][0] - strict['reference'][0]) / abs(strict['reference'][0]):.1e}), "
+             f"accuracy {strict['landscape'][1]:.2f} vs {strict['reference'][1]:.2f}.",
+             "Loss error of each --precision mode (10k images):", precision_table({name: errors})]
+    text = "\n\n".join(lines) + "\n"
+    print(text)
+    if args.doc:
+        with open(args.doc, "w") as f:
+            f.write(text)
+    if args.plot:
+        plot(rows, args.plot)
+    return rows
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gpu", action="store_true", help="the lent-GPU benchmark (resnet56, 50k images)")
+    p.add_argument("--points", type=int, default=None, help="timed points per path (CPU 5, GPU 50)")
+    p.add_argument("--ref-points", type=int, default=3, help="GPU: timed points for the reference loop")
+    p.add_argument("--images", type=int, default=None, help="training images (CPU 5000, GPU 50000)")
+    p.add_argument("--extras", choices=("yes", "no"), default="yes", help="CPU: batch, compile, vmap, precision")
+    p.add_argument("--doc", default=None, help="markdown file to write (CPU default docs/bench_surface.md)")
+    p.add_argument("--plot", default=None, help="bar chart PNG (CPU default docs/bench_surface.png)")
+    p.add_argument("--device", default=None, help="override the device (e.g. cpu to dry-run --gpu)")
+    p.add_argument("--model", default=None, help="override the GPU mode's model (resnet56)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    return run_gpu(args) if args.gpu else run_cpu(args)
+
+
+if __name__ == "__main__":
+    main()
