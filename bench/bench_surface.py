@@ -86,7 +86,7 @@ def landscape_path(model, dirs, data, device, batch="auto", precision="fp32", ch
     names, entries = zip(*named_entries(model, "weights"))
     setter = PointSetter(model, list(names), list(entries), dirs[0], dirs[1])
     x, y = data.x.to(device), data.y.to(device)
-    if channels_last:  # weights stay flat views (PointSetter); cuDNN picks NHWC from the input
+    if channels_last:  # weights stay flat views (PointSetter); the conv picks NHWC from the input
         x = x.contiguous(memory_format=torch.channels_last)
     size = auto_batch_size(model, x, precision) if batch == "auto" else batch
 
@@ -130,14 +130,17 @@ def max_rel_diff(values, name, other):
 
 
 def summarize(case, times, batches, gflop_per_point):
+    """Rows per path. Other jobs only ever add time, so the fastest point ("best") is the steadier
+    figure on a shared machine; the median is kept beside it."""
     refs = [n for n in times if n.startswith("reference")]
-    best_ref = min(refs, key=lambda n: np.median(times[n]))
+    best_ref = min(refs, key=lambda n: min(times[n]))
     rows = []
     for name, ts in times.items():
-        med = float(np.median(ts))
-        rows.append(dict(case=case, path=name, batch=batches[name], points=len(ts), median_s=med,
-                         min_s=min(ts), max_s=max(ts), points_per_s=1.0 / med, gflops=gflop_per_point / med,
-                         speedup=float(np.median(times[best_ref])) / med))
+        med, best = float(np.median(ts)), min(ts)
+        rows.append(dict(case=case, path=name, batch=batches[name], points=len(ts), median_s=med, min_s=best,
+                         max_s=max(ts), points_per_s=1.0 / med, best_points_per_s=1.0 / best,
+                         gflops=gflop_per_point / best, speedup=float(np.median(times[best_ref])) / med,
+                         best_speedup=min(times[best_ref]) / best))
     return rows, best_ref
 
 
@@ -146,13 +149,14 @@ def duration(seconds):
 
 
 def table(rows):
-    lines = ["| case | path | batch | timed points | s/point (median) | min-max s | points/s | GFLOP/s "
-             "| vs best reference | 51x51 grid (est.) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| case | path | batch | timed points | s/point median (min-max) | points/s median / best "
+             "| GFLOP/s best | vs best reference: median / best | 51x51 grid (est., median) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['path']} | {r['batch']} | {r['points']} | {r['median_s']:.3f} | "
-                     f"{r['min_s']:.3f}-{r['max_s']:.3f} | {r['points_per_s']:.3f} | {r['gflops']:.1f} | "
-                     f"{r['speedup']:.2f}x | {duration(r['median_s'] * GRID_SIDE ** 2)} |")
+        lines.append(f"| {r['case']} | {r['path']} | {r['batch']} | {r['points']} | {r['median_s']:.3f} "
+                     f"({r['min_s']:.3f}-{r['max_s']:.3f}) | {r['points_per_s']:.3f} / {r['best_points_per_s']:.3f} "
+                     f"| {r['gflops']:.1f} | {r['speedup']:.2f}x / {r['best_speedup']:.2f}x "
+                     f"| {duration(r['median_s'] * GRID_SIDE ** 2)} |")
     return "\n".join(lines)
 
 
@@ -179,33 +183,12 @@ def subset(data, n):
     return type(data)(data.x[:n], data.y[:n], data.num_classes)
 
 
-def time_point_calls(call, points, warm):
-    """Median seconds per call(a, b) after warm() (first-call set-up such as kernel choice, compiling)."""
-    warm()
-    times = []
-    for a, b in points:
-        start = time.perf_counter()
-        call(a, b)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
-def batch_sweep(model, dirs, data, batches, n_points):
-    rows = []
-    for batch in batches:
-        point, _ = landscape_path(model, dirs, data, torch.device("cpu"), batch=batch)
-        seconds = time_point_calls(point, grid_points(n_points), lambda: point(0.0, 0.0))
-        rows.append((f"batch {batch}", seconds, None))
-    return rows
-
-
-def compile_trial(model, dirs, data, batch, n_points):
-    """torch.compile of the model under landscape's loop; checks the graph follows PointSetter.set."""
-    eager, _ = landscape_path(model, dirs, data, torch.device("cpu"), batch=batch)
-    model_c = copy.deepcopy(model)
-    names, entries = zip(*named_entries(model_c, "weights"))
-    setter = PointSetter(model_c, list(names), list(entries), dirs[0], dirs[1])
-    compiled = torch.compile(model_c)
+def compiled_path(model, dirs, data, batch):
+    """landscape's loop over torch.compile(model): (point, label), or (None, why) where compiling fails."""
+    model = copy.deepcopy(model)
+    names, entries = zip(*named_entries(model, "weights"))
+    setter = PointSetter(model, list(names), list(entries), dirs[0], dirs[1])
+    compiled = torch.compile(model)
 
     def point(a, b):
         setter.set(a, b)
@@ -214,16 +197,15 @@ def compile_trial(model, dirs, data, batch, n_points):
     try:
         point(0.0, 0.0)
     except Exception as e:  # report why compiling failed here (no compiler, no network, ...)
-        return [(f"torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}", float("nan"), None)]
-    compile_s = time.perf_counter() - start
-    seconds = time_point_calls(point, grid_points(n_points), lambda: None)
-    a, b = grid_points(3)[1]
-    diff = abs(point(a, b)[0] - eager(a, b)[0]) / abs(eager(a, b)[0])
-    return [(f"torch.compile (first call {compile_s:.0f} s)", seconds, diff)]
+        return None, f"torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
+    return point, f"torch.compile, batch {batch} (first call {time.perf_counter() - start:.0f} s)"
 
 
-def vmap_trial(model, dirs, data, batch, ks, n_points):
-    """k grid points per forward: parameters stacked along a new axis, functional_call under vmap."""
+def vmap_path(model, dirs, data, batch, k):
+    """k grid points per forward: the k parameter vectors stacked, functional_call under vmap.
+
+    call(a, b) evaluates (a, b) and k-1 neighbours along x and returns (loss, acc) at (a, b).
+    """
     from torch.func import functional_call, vmap
     model = copy.deepcopy(model)
     names, entries = zip(*named_entries(model, "weights"))
@@ -237,26 +219,28 @@ def vmap_trial(model, dirs, data, batch, ks, n_points):
     batched = vmap(forward, in_dims=(0, None))
 
     @torch.no_grad()
-    def points(coords):
-        a, b = (torch.tensor([c[i] for c in coords]).unsqueeze(1) for i in (0, 1))
-        flats = setter.theta0 + a * setter.dx + b * setter.dy
-        loss = torch.zeros(len(coords), dtype=torch.float64)
+    def call(a, b):
+        offsets = 0.04 * torch.arange(k, dtype=torch.float32).unsqueeze(1)
+        flats = setter.theta0 + (a + offsets) * setter.dx + b * setter.dy
+        loss, correct = torch.zeros(k, dtype=torch.float64), torch.zeros(k, dtype=torch.int64)
         for start in range(0, len(data), batch):
             xb, yb = data.x[start:start + batch], data.y[start:start + batch]
             logits = batched(flats, xb)
-            loss += nn.functional.cross_entropy(logits.flatten(0, 1), yb.repeat(len(coords)),
-                                                reduction="none").view(len(coords), -1).sum(1)
-        return (loss / len(data)).tolist()
-    eager, _ = landscape_path(model, dirs, data, torch.device("cpu"), batch=batch)
+            loss += nn.functional.cross_entropy(logits.flatten(0, 1), yb.repeat(k), reduction="none").view(k, -1).sum(1)
+            correct += (logits.argmax(-1) == yb).sum(1)
+        return loss[0].item() / len(data), 100.0 * correct[0].item() / len(data)
+    call.points_per_call = k
+    return call
+
+
+def interleaved_rows(paths, n_points, baseline):
+    """(label, median s/point, min s/point, max loss rel. diff vs baseline) for paths timed interleaved."""
+    times, values = time_interleaved(paths, grid_points(n_points + 1))
     rows = []
-    for k in ks:
-        coords = grid_points(k * n_points)
-        points(coords[:k])
-        start = time.perf_counter()
-        losses = [loss for i in range(0, len(coords), k) for loss in points(coords[i:i + k])]
-        seconds = (time.perf_counter() - start) / len(coords)
-        diff = max(abs(loss - eager(*c)[0]) / abs(eager(*c)[0]) for loss, c in zip(losses[:2], coords[:2]))
-        rows.append((f"vmap, {k} points per forward", seconds, diff))
+    for name, ts in times.items():
+        per_call = getattr(paths[name], "points_per_call", 1)
+        rows.append((name, float(np.median(ts)) / per_call, min(ts) / per_call,
+                     None if name == baseline else max_rel_diff(values, name, baseline)[0]))
     return rows
 
 
@@ -284,26 +268,32 @@ def check_lines(case, info):
     return out
 
 
-def cpu_extras(info, n_images, n_points):
-    """(c) and (b) for one CPU case: rows (variant, s/point, loss rel. diff) and precision errors."""
-    model, dirs, data = info["model"], info["dirs"], subset(info["data"], n_images)
-    cpu = torch.device("cpu")
-    rows = batch_sweep(model, dirs, data, (128, 256, 512, 1024), n_points)
-    bf16, _ = landscape_path(model, dirs, data, cpu, precision="bf16")
-    rows.append(("batch 256, --precision bf16", time_point_calls(bf16, grid_points(n_points), lambda: bf16(0, 0)),
-                 None))
-    rows += compile_trial(model, dirs, data, 256, n_points)
-    rows += vmap_trial(model, dirs, data, 256, (2, 4), max(1, n_points // 2))
-    return rows, precision_errors(model, dirs, data, cpu)
+def cpu_extras(info, n_images, n_points, vmap_images=512):
+    """(c) and (b) for one CPU case: variant rows, vmap rows, notes, precision errors."""
+    model, dirs, data, cpu = info["model"], info["dirs"], subset(info["data"], n_images), torch.device("cpu")
+    paths = {f"batch {b}": landscape_path(model, dirs, data, cpu, batch=b)[0] for b in (64, 128, 256, 512, 1024)}
+    paths["batch 256, channels_last input"] = landscape_path(model, dirs, data, cpu, batch=256, channels_last=True)[0]
+    paths["batch 256, --precision bf16"] = landscape_path(model, dirs, data, cpu, batch=256, precision="bf16")[0]
+    compiled, label = compiled_path(model, dirs, data, 256)
+    notes = [label] if compiled is None else []
+    if compiled is not None:
+        paths[label] = compiled
+    rows = interleaved_rows(paths, n_points, "batch 256")
+    small = subset(data, vmap_images)
+    vmaps = {"eager, batch 256": landscape_path(model, dirs, small, cpu, batch=256)[0]}
+    vmaps.update({f"vmap, {k} points per forward": vmap_path(model, dirs, small, 256, k) for k in (2, 4)})
+    vrows = interleaved_rows(vmaps, 2, "eager, batch 256")
+    return rows, vrows, notes, precision_errors(model, dirs, data, cpu)
 
 
-def extras_table(case, n_images, rows):
-    base = dict((label, s) for label, s, _ in rows)["batch 256"]
-    lines = [f"**{case}, {n_images} images** (landscape's default on CPU is batch 256, fp32, eager)", "",
-             "| variant | s/point | points/s | vs batch 256 | loss rel. diff vs eager |", "|---|---:|---:|---:|---:|"]
-    for label, seconds, diff in rows:
+def extras_table(title, rows):
+    base = rows[[label for label, *_ in rows].index(title[1])][1:3]
+    lines = [f"**{title[0]}**", "", f"| variant | s/point median / min | points/s (median) | vs {title[1]}: "
+             "median / min | loss rel. diff |", "|---|---:|---:|---:|---:|"]
+    for label, med, best, diff in rows:
         d = "" if diff is None else f"{diff:.1e}"
-        lines.append(f"| {label} | {seconds:.3f} | {1 / seconds:.3f} | {base / seconds:.2f}x | {d} |")
+        lines.append(f"| {label} | {med:.3f} / {best:.3f} | {1 / med:.3f} | {base[0] / med:.2f}x / "
+                     f"{base[1] / best:.2f}x | {d} |")
     return "\n".join(lines)
 
 
@@ -320,18 +310,21 @@ def shell(cmd):
 
 
 def plot(rows, path):
+    """Bars: median points/s; whiskers up to the best point's rate."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     cases = list(dict.fromkeys(r["case"] for r in rows))
-    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4))
-    for ax, case in zip(np.atleast_1d(axes), cases):
+    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4.2), squeeze=False)
+    for ax, case in zip(axes[0], cases):
         mine = [r for r in rows if r["case"] == case]
-        bars = ax.bar([r["path"].replace(" (", "\n(") for r in mine], [r["points_per_s"] for r in mine],
-                      color=["tab:blue" if r["path"].startswith("landscape") else "tab:gray" for r in mine])
-        ax.bar_label(bars, fmt="%.3g")
+        heights = [r["points_per_s"] for r in mine]
+        bars = ax.bar([r["path"].replace(" (", "\n(") for r in mine], heights,
+                      yerr=[[0] * len(mine), [r["best_points_per_s"] - h for r, h in zip(mine, heights)]],
+                      color=["tab:blue" if r["path"].startswith("landscape") else "tab:gray" for r in mine], capsize=4)
+        ax.bar_label(bars, fmt="%.3g", label_type="center", color="white")
         ax.set_title(case)
-        ax.set_ylabel("grid points per second")
+        ax.set_ylabel("grid points per second (bar: median, whisker: best)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -345,15 +338,21 @@ def run_cpu(args):
     rows, notes, extras, errors = [], [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         write_images(tmp, n_images)
-        for case, name, threads, sub in (("resnet20", "resnet20", (0,), 1024), ("small CNN", "smallcnn", (0, 2), n_images)):
-            case_rows, info = run_case(case, name, tmp, n_points, threads, tmp)
+        # The small CNN's points are cheap, so it gets three times as many to steady its medians.
+        for case, name, points, sub in (("resnet20", "resnet20", n_points, 1024), ("small CNN", "smallcnn", 3 * n_points, n_images)):
+            case_rows, info = run_case(case, name, tmp, points, (0, 2), tmp)
             rows += case_rows
             notes += check_lines(case, info)
             print(table(case_rows), *check_lines(case, info), sep="\n", flush=True)
             if args.extras == "yes":
-                extra_rows, errors[case] = cpu_extras(info, min(sub, n_images), 3)
-                extras.append(extras_table(case, min(sub, n_images), extra_rows))
-                print(extras[-1], flush=True)
+                n_sub = min(sub, n_images)
+                extra_rows, vmap_rows, extra_notes, errors[case] = cpu_extras(info, n_sub, 3)
+                added = [extras_table((f"{case}, {n_sub} images (landscape's CPU default: batch 256, fp32, eager)",
+                                         "batch 256"), extra_rows),
+                           extras_table((f"{case}, {min(512, n_sub)} images, grid points per forward pass",
+                                         "eager, batch 256"), vmap_rows), *extra_notes]
+                extras += added
+                print(*added, sep="\n\n", flush=True)
     sections = [table(rows), "\n".join(notes)]
     if extras:
         sections += ["### Variants of landscape's loop (c)", *extras,
@@ -369,16 +368,36 @@ def run_cpu(args):
     return rows
 
 
+METHOD = """## How it is measured
+- Per point, landscape times `PointSetter.set(a, b)` + `evaluate(...)` on the normalized tensor (batch from
+  `auto_batch_size`: 256 on CPU); the reference loop (bench/reference_loop.py) times `set_weights` +
+  `eval_loss` as plot_surface.crunch calls them (MPI reduce and HDF5 write left out).
+- The reference path reads the directions from an HDF5 file at every point (h5py datasets, as its
+  `h5_util.read_list` returns them), builds one new tensor per parameter, and decodes every image through
+  PIL, ToTensor and Normalize in a DataLoader (batch 128, SubsetRandomSampler, shuffle=False). Its source
+  calls `loss.item()` once per batch; `correct` stays a tensor until the point ends, so it has one host
+  sync per batch, not two. torchvision's MD5 table is swapped for the generated files' own sums; nothing
+  else on its read path changes.
+- DataLoader workers: the reference defaults to `--threads 2`. On 2 cores both 0 and 2 workers are timed and
+  every ratio is taken against the faster of the two ("best reference").
+- Same model instance (random init, eval mode), same filter-normalized directions (biasbn ignored), same
+  grid points, torch.set_num_threads(2) for both. The first point of each path is a warm-up and not timed.
+- The machine is shared: other jobs only ever add time, so the table gives the median and the fastest point;
+  the paths run interleaved point by point, so on average both see the same load.
+- GFLOP/s: forward FLOPs per image from torch.utils.flop_counter.FlopCounterMode, x images / best s/point.
+- `--precision tf32` touches only CUDA flags, so on CPU it is fp32 by construction (error 0).
+"""
+
+
 def cpu_doc(meta, sections):
     return "\n\n".join([
         "# Per-point evaluation: landscape vs the reference's loop (CPU)",
         f"- Machine: {meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, torch.set_num_threads(2) "
         f"for both paths.\n- Date: {meta['date']}.\n- Command: `{meta['command']}` "
         f"(whole run {meta['wall'] / 60:.1f} min).\n- /proc/loadavg before and after: "
-        f"`{meta['load'][0]}` / `{meta['load'][1]}` (other jobs shared the 2 cores; the paths run interleaved "
-        f"point by point so both saw the same load).\n- Data: {meta['n_images']} generated CIFAR-format "
-        f"images on disk; reference directions: {meta['directions']}.",
-        "## Results (1)-(2), (a)", *sections]) + "\n"
+        f"`{meta['load'][0]}` / `{meta['load'][1]}` (other jobs shared the 2 cores).\n- Data: {meta['n_images']} "
+        f"generated CIFAR-format images on disk; reference directions: {meta['directions']}.",
+        METHOD, "## Results (1)-(2), (a)", *sections]) + "\n"
 
 
 def run_gpu(args):
@@ -393,8 +412,8 @@ def run_gpu(args):
         dirs = filter_directions(model)
         gflop = flops_per_image(model, data.x) * len(data) / 1e9
         times, batches, strict = {}, {}, {}
-        for precision, channels_last in (("fp32", True), ("tf32", True), ("bf16", True), ("fp32", False)):
-            label = f"landscape {precision}" + ("" if channels_last else ", NCHW input")
+        for precision, channels_last in (("fp32", False), ("fp32", True), ("tf32", True), ("bf16", True)):
+            label = f"landscape {precision}, " + ("channels_last input" if channels_last else "NCHW input (CLI today)")
             point, batches[label] = landscape_path(model, dirs, data, device, precision=precision,
                                                    channels_last=channels_last)
             times[label] = time_interleaved({label: point}, grid_points(n_points + 1))[0][label]
@@ -410,15 +429,19 @@ def run_gpu(args):
         times[label], batches[label] = time_interleaved({label: point}, grid_points(args.ref_points + 1))[0][label], 128
         torch.backends.cudnn.allow_tf32 = False
         strict["reference"] = point(*grid_points(1)[0])
-        errors = precision_errors(model, dirs, subset(data, min(n_images, 10000)), device)
+        n_check = min(n_images, 10000)
+        errors = precision_errors(model, dirs, subset(data, n_check), device)
     rows, _ = summarize(f"{name}, {n_images} images", times, batches, gflop)
-    lines = [f"# Per-point evaluation on {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}",
-             f"Command: `python {' '.join(sys.argv)}`; cudnn.benchmark on; reference directions: {how}.", table(rows),
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+    lines = [f"# Per-point evaluation on {gpu}",
+             f"- {shell('date')}; torch {torch.__version__}; {os.cpu_count()} CPU cores; cudnn.benchmark on.\n"
+             f"- Command: `python {' '.join(sys.argv)}`.\n- Reference: PyTorch defaults (cuDNN TF32 allowed), "
+             f"DataLoader workers=2 (its --threads default), directions as {how}.", table(rows),
              f"- Same point, landscape fp32 vs reference with TF32 off: loss {strict['landscape'][0]:.7f} vs "
              f"{strict['reference'][0]:.7f} (relative difference "
              f"{abs(strict['landscape'][0] - strict['reference'][0]) / abs(strict['reference'][0]):.1e}), "
              f"accuracy {strict['landscape'][1]:.2f} vs {strict['reference'][1]:.2f}.",
-             "Loss error of each --precision mode (10k images):", precision_table({name: errors})]
+             f"Loss error of each --precision mode at (0.2, -0.2), {n_check} images:", precision_table({name: errors})]
     text = "\n\n".join(lines) + "\n"
     print(text)
     if args.doc:

@@ -97,8 +97,8 @@ def test_agrees_with_scipy_eigsh_on_same_operator():
     op = mean_loss_hvp(model, hessian_param_names(model, 'all'), F.cross_entropy, batched(x, y, 8))
     scipy_op = LinearOperator((op.dim, op.dim), dtype=np.float64,
                               matvec=lambda v: op(torch.from_numpy(np.ravel(v))).numpy())
-    largest = eigsh(scipy_op, k=1, which='LA', tol=1e-10)[0][0]
-    smallest = eigsh(scipy_op, k=1, which='SA', tol=1e-10)[0][0]
+    largest = eigsh(scipy_op, k=1, which='LA', tol=1e-8)[0][0]
+    smallest = eigsh(scipy_op, k=1, which='SA', tol=1e-8)[0][0]
     result = lanczos_extremes(op, op.dim, tol=1e-3)
     assert result.lam_max == pytest.approx(largest, rel=1e-3)
     assert result.lam_min == pytest.approx(smallest, rel=1e-3)
@@ -135,7 +135,7 @@ def test_mean_scaling_makes_results_batch_size_invariant():
     for size in (4, 16, NUM_SAMPLES):
         op = mean_loss_hvp(model, names, F.cross_entropy, batched(x, y, size))
         products.append(op(v))
-        result = lanczos_extremes(op, op.dim, tol=1e-8, max_iter=op.dim)
+        result = lanczos_extremes(op, op.dim, tol=1e-3)  # same seed: same iterates if same operator
         extremes.append((result.lam_min, result.lam_max))
     for product, pair in zip(products[:-1], extremes[:-1]):
         torch.testing.assert_close(product, products[-1], rtol=1e-9, atol=1e-12)

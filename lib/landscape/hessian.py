@@ -15,7 +15,7 @@ import torch
 from torch.func import functional_call, grad, jvp
 
 PARAM_SUBSETS = ('reference', 'all')
-HVP_METHODS = ('fwd_rev', 'double_backward')
+HVP_METHODS = ('double_backward', 'fwd_rev')
 
 
 def hessian_param_names(model, which='reference'):
@@ -39,7 +39,7 @@ class MeanLossHVP:
     (BN uses running statistics), as the reference does. `calls` counts the products.
     """
 
-    def __init__(self, model, names, loss_fn, batches, method='fwd_rev'):
+    def __init__(self, model, names, loss_fn, batches, method='double_backward'):
         if method not in HVP_METHODS:
             raise ValueError(f"unknown HVP method {method!r}; choose one of {HVP_METHODS}")
         params = dict(model.named_parameters())
@@ -53,7 +53,7 @@ class MeanLossHVP:
         self.numels = [params[n].numel() for n in self.names]
         self.dim = sum(self.numels)
         self.calls = 0
-        self._batch_hvp = self._hvp_fwd_rev if method == 'fwd_rev' else self._hvp_double_backward
+        self._batch_hvp = self._hvp_double_backward if method == 'double_backward' else self._hvp_fwd_rev
 
     def __call__(self, v):
         if v.shape != (self.dim,):
@@ -90,7 +90,7 @@ class MeanLossHVP:
 
     def _hvp_double_backward(self, current, tangent, inputs, targets):
         named, rest = self._split(current)
-        leaves = {n: p.clone().requires_grad_() for n, p in named.items()}
+        leaves = {n: p.detach().requires_grad_() for n, p in named.items()}
         with torch.enable_grad():
             loss = self._loss(leaves, rest, inputs, targets)
             grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, materialize_grads=True)
@@ -99,12 +99,13 @@ class MeanLossHVP:
         return dict(zip(leaves, hv))
 
 
-def mean_loss_hvp(model, names, loss_fn, batches, method='fwd_rev'):
+def mean_loss_hvp(model, names, loss_fn, batches, method='double_backward'):
     """HVP operator of the mean loss over all samples; see MeanLossHVP.
 
     `batches` must be re-iterable (a list of (inputs, targets) or a DataLoader): every product
-    passes over all of it. 'fwd_rev' (torch.func jvp of grad) and 'double_backward' give the
-    same products; fwd_rev measured faster on CPU (docs/bench_hessian.md).
+    passes over all of it. 'double_backward' (autograd grad of g.v) and 'fwd_rev' (torch.func
+    jvp of grad) give the same products; double_backward measured faster on CPU, and fwd_rev
+    pays seconds of one-off set-up on its first call (docs/bench_hessian.md).
     """
     return MeanLossHVP(model, names, loss_fn, batches, method)
 

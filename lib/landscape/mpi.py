@@ -76,9 +76,11 @@ def pick_device(world, requested="auto"):
 
 
 def cpu_threads_per_rank(world):
-    """Share the node's cores between its ranks instead of letting each rank take all of them."""
-    node_ranks = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", os.environ.get("SLURM_NTASKS_PER_NODE", 1)))
-    return max(1, (os.cpu_count() or 1) // max(1, node_ranks))
+    """Share this rank's cores: Slurm's --cpus-per-task, else the node's cores over its ranks."""
+    if "SLURM_CPUS_PER_TASK" in os.environ:
+        return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
+    node_ranks = int(os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", 1))
+    return max(1, len(os.sched_getaffinity(0)) // max(1, node_ranks))
 
 
 def abort_on_uncaught(world):

@@ -20,6 +20,19 @@ def stem_of(path, name):
     return (path[:-3] if path.endswith(".h5") else path) + f"_{name}"
 
 
+REFERENCE_LOSS_LEVELS = dict(vmin=0.1, vmax=10.0, vlevel=0.5)  # plot_2D.py's defaults, familiar to users
+
+
+def contour_defaults(z, surf_name, opts):
+    """The user's levels; else the reference's for a loss that overlaps them; else the data's range."""
+    given = dict(vmin=opts.vmin, vmax=opts.vmax, vlevel=opts.vlevel)
+    if any(v is not None for v in given.values()) or opts.log or not surf_name.endswith("loss"):
+        return given
+    lo, hi = np.nanmin(z), np.nanmax(z)
+    ref = REFERENCE_LOSS_LEVELS
+    return ref if lo < ref["vmax"] and hi > ref["vmin"] else given
+
+
 def render_surface(path, opts, surf_name="train_loss"):
     r = read_results(path)
     if done_name("surface") not in r:
@@ -32,7 +45,7 @@ def render_surface(path, opts, surf_name="train_loss"):
                       finished(r, "test_acc", "surface") if test else None, log=opts.log)
         return save_figure(fig, stem_of(path, "1d_loss_acc"))
     z = finished(r, surf_name, "surface")
-    levels = dict(vmin=opts.vmin, vmax=opts.vmax, vlevel=opts.vlevel, log=opts.log)
+    levels = dict(contour_defaults(z, surf_name, opts), log=opts.log)
     saved += save_figure(plot_contour(g.x, g.y, z, **levels), stem_of(path, f"{surf_name}_2dcontour"))
     saved += save_figure(plot_contour(g.x, g.y, z, filled=True, **levels), stem_of(path, f"{surf_name}_2dcontourf"))
     saved += save_figure(plot_heatmap(g.x, g.y, z, vmin=opts.vmin, vmax=opts.vmax, log=opts.log, label=surf_name),

@@ -25,7 +25,8 @@ import torch.nn as nn
 from .checkpoint import load_weights, save_checkpoint
 from .data import DEFAULT_SYNTHETIC_SIZE, NORMALIZATION, load_dataset, randomize_labels
 from .errors import CheckpointError, DataError, LandscapeError
-from .evaluate import LOSS_NAMES, evaluate, loss_function
+from .evaluate import LOSS_NAMES, loss_function
+from .evaluate import evaluate as evaluate_batches
 from .models import build_model
 from .progress import format_seconds
 
@@ -203,6 +204,12 @@ def log(save_dir, line):
     print(line, flush=True)
     with open(os.path.join(save_dir, "log.out"), "a") as f:
         f.write(line + "\n")
+
+
+def evaluate(model, x, y, loss_sum, batch_size):
+    """Eval mode, as the surfaces will see the model: BN running statistics, which stay untouched."""
+    model.eval()
+    return evaluate_batches(model, x, y, loss_sum, batch_size)
 
 
 def run(args, device):

@@ -38,7 +38,8 @@ def add_data_args(p):
     g.add_argument("--split_idx", type=int, default=0, help="... and use part i")
     g.add_argument("--random_labels", type=float, default=0.0,
                    help="replace this fraction of training labels by random ones (seeded by --seed)")
-    g.add_argument("--synthetic_size", default="5000:1000", help="train:test sizes of --dataset synthetic")
+    g.add_argument("--synthetic_size", type=int, nargs=2, default=(5000, 1000), metavar=("N_TRAIN", "N_TEST"),
+                   help="sizes of --dataset synthetic")
     g.add_argument("--batch_size", type=batch_size, default="auto", help="evaluation batch size")
 
 

@@ -53,8 +53,7 @@ def rank0_first(world, fn):
 
 
 def load_data(args, world):
-    n_train, _, n_test = args.synthetic_size.partition(":")
-    kwargs = dict(raw=args.raw_data, synthetic_size=(int(n_train), int(n_test or 0)), seed=0,
+    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=0,
                   factory_kwargs=json.loads(args.dataset_kwargs) if ":" in args.dataset else None)
     if args.download:
         rank0_first(world, lambda: load_dataset(args.dataset, args.datapath, download=True, **kwargs) and None)

@@ -1,0 +1,224 @@
+"""plot_trajectory.py: the optimizer's path projected on its top-2 PCA directions (Li et al. 2018, Sec. 7).
+
+    python plot_trajectory.py --model resnet56 --model_folder trained_nets/r56 --max_epoch 300 --save_epoch 10
+    mpirun -n 4 python plot_trajectory.py ... --surface --dataset cifar10 [--x=a:b:n --y=c:d:m]
+
+Writes the PCA direction file (<model_folder>/PCA_<dir_type>[_ignore=biasbn]_save_epoch=<n>/
+directions.h5 unless --dir_file), the projection <dir_file>_proj_<method>.h5 and its plot
+(.png/.pdf). An existing direction file is reused (one of ours only if made from the same
+checkpoints and settings); the projection is recomputed every run. With --surface the loss
+surface along the two directions follows (plot_surface.py on every rank, default range: the path
+padded by --path_margin), then the path drawn over its contours next to the surface file.
+Flags this driver does not know (--synthetic_size, --batch_size, --surf_file, --plot, ...) go to
+the surface driver and need --surface.
+"""
+import argparse
+import json
+import os
+import sys
+
+from ..checkpoint import file_sha256
+from ..data import LAYOUTS
+from ..directions import DIR_TYPES, IGNORES
+from ..errors import GridSpecError, LandscapeError, ModelError
+from ..grid import parse_axis
+from ..job import EXIT_OK
+from ..models import build_model
+from ..pca import PROJECTION_METHODS
+from .. import trajectory as tj
+from . import context, surface
+from .args import positive_int
+from .context import rank0_first
+from .run import guarded_main
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False,
+                                epilog="Other flags are passed to plot_surface.py with --surface.")
+    g = p.add_argument_group("model and checkpoints (the reference's flags)")
+    g.add_argument("--model", default="resnet56", help="zoo name or 'package.module:factory'")
+    g.add_argument("--model_kwargs", default="{}", help="JSON keyword arguments for a custom factory")
+    g.add_argument("--dataset", default="cifar10",
+                   help="the reference's flag: sets a zoo model's classes and goes to the surface driver")
+    g.add_argument("--num_classes", type=positive_int,
+                   help="output classes of a zoo model (default: 100 for --dataset cifar100, else 10)")
+    g.add_argument("--model_folder", required=True, help="folder holding the checkpoints")
+    g.add_argument("--prefix", default="model_", help="checkpoint name before the epoch")
+    g.add_argument("--suffix", default=".t7", help="checkpoint name after the epoch")
+    g.add_argument("--start_epoch", type=int, default=0)
+    g.add_argument("--max_epoch", type=int, default=300, help="epoch of the final model")
+    g.add_argument("--save_epoch", type=positive_int, default=1, help="epochs between checkpoints")
+    g.add_argument("--model_file", help="final model (default: <model_folder>/<prefix><max_epoch><suffix>)")
+    g = p.add_argument_group("directions and projection")
+    g.add_argument("--dir_type", default="weights", choices=DIR_TYPES)
+    g.add_argument("--ignore", default="none", choices=IGNORES, help="biasbn: zero biases and BN entries")
+    g.add_argument("--dir_file", help="direction file to use, or where to write the PCA directions")
+    g.add_argument("--proj_method", default="cos", choices=PROJECTION_METHODS)
+    g.add_argument("--overwrite", action="store_true", help="recompute the direction file (and the surface)")
+    g = p.add_argument_group("loss surface along the PCA directions")
+    g.add_argument("--surface", action="store_true", help="compute the loss surface and draw the path over it")
+    g.add_argument("--x", help="min:max:num along PC1 (default: the path padded by --path_margin)")
+    g.add_argument("--y", help="min:max:num along PC2 (default: the path padded by --path_margin)")
+    g.add_argument("--grid_points", type=positive_int, default=21, help="points per axis of a default range")
+    g.add_argument("--path_margin", type=float, default=0.2, help="padding of a default range, x its span")
+    g = p.add_argument_group("plots")
+    g.add_argument("--vmin", type=float)
+    g.add_argument("--vmax", type=float)
+    g.add_argument("--vlevel", type=float)
+    g.add_argument("--log", action="store_true")
+    return p
+
+
+def default_dir_file(args):
+    ignore = "" if args.ignore == "none" else f"_ignore={args.ignore}"
+    folder = f"PCA_{args.dir_type}{ignore}_save_epoch={args.save_epoch}"
+    return os.path.join(args.model_folder, folder, "directions.h5")
+
+
+def build_path_model(args):
+    try:
+        kwargs = json.loads(args.model_kwargs)
+    except ValueError as err:
+        raise ModelError(f"--model_kwargs {args.model_kwargs!r} is not JSON ({err})") from None
+    num_classes = args.num_classes or (LAYOUTS[args.dataset].num_classes if args.dataset in LAYOUTS else 10)
+    return build_model(args.model, kwargs, num_classes=num_classes)
+
+
+def ensure_directions(dir_file, matrix, shapes, attrs, checkpoints, overwrite):
+    """Reuse a fitting direction file, else write the PCA of the path there."""
+    if os.path.exists(dir_file) and not overwrite:
+        tj.check_reusable(dir_file, attrs, [sha for _, sha in checkpoints])
+        print(f"using the existing direction file {dir_file}", flush=True)
+        return
+    pca = tj.pca_of_path(matrix)
+    tj.write_pca_directions(dir_file, pca, shapes, attrs, checkpoints)
+    shares = ", ".join(f"PC{i + 1} {100 * r:.2f} %" for i, r in enumerate(pca.explained_variance_ratio.tolist()))
+    print(f"PCA directions ({shares} of the variance) saved in {dir_file}", flush=True)
+
+
+def trajectory_stage(args):
+    """Rank 0's work: series, matrix, direction file, projection file and plot; returns a summary."""
+    series = tj.checkpoint_series(args.model_folder, args.prefix, args.suffix, args.start_epoch,
+                                  args.max_epoch, args.save_epoch)
+    final = args.model_file or series[-1]
+    paths = tj.with_final(series, final)
+    tj.check_series(paths)
+    matrix, names, shapes = tj.difference_matrix(build_path_model(args), paths, final, args.dir_type, args.ignore)
+    checkpoints = [(path, file_sha256(path)) for path in paths]
+    dir_file = args.dir_file or default_dir_file(args)
+    attrs = dict(names=names, dir_type=args.dir_type, ignore=args.ignore, model=args.model,
+                 model_kwargs=json.loads(args.model_kwargs), final_model=final, final_sha256=file_sha256(final),
+                 start_epoch=args.start_epoch, max_epoch=args.max_epoch, save_epoch=args.save_epoch)
+    ensure_directions(dir_file, matrix, shapes, attrs, checkpoints, args.overwrite)
+    dx, dy, digest = tj.load_plane(dir_file, names, shapes)
+    xs, ys = tj.project_path(matrix, dx, dy, args.proj_method)
+    proj_file = save_projection(args, dir_file, digest, checkpoints, xs.numpy(), ys.numpy())
+    return dict(dir_file=dir_file, proj_file=proj_file, final=final, xs=xs.tolist(), ys=ys.tolist())
+
+
+def save_projection(args, dir_file, digest, checkpoints, xs, ys):
+    """The projection file (with the PCA shares when the directions are PCA's) and its plot."""
+    ratios = tj.explained_ratios(dir_file)
+    proj_file = tj.projection_file_name(dir_file, args.proj_method)
+    proj_attrs = dict(dir_file=dir_file, proj_method=args.proj_method, dir_type=args.dir_type,
+                      ignore=args.ignore, directions_sha256=digest)
+    if ratios[0] is not None:
+        proj_attrs["explained_variance_ratio"] = list(ratios)
+    tj.write_projection(proj_file, xs, ys, checkpoints, proj_attrs)
+    for (path, _), x, y in zip(checkpoints, xs, ys):
+        print(f"{path}  ({x:.4f}, {y:.4f})", flush=True)
+    print(f"projection saved in {proj_file}", flush=True)
+    for out in tj.render_trajectory(proj_file, ratios):
+        print(f"plot: {out}", flush=True)
+    return proj_file
+
+
+def run_on_rank0(world, fn):
+    """rank0_first, with the other ranks asleep in a barrier (not spinning in bcast) meanwhile."""
+    outcome = (None, None)
+    if world.rank == 0:
+        try:
+            outcome = (fn(), None)
+        except LandscapeError as err:
+            outcome = (None, err)
+    world.barrier()
+
+    def replay():
+        if outcome[1] is not None:
+            raise outcome[1]
+        return outcome[0]
+    return rank0_first(world, replay)
+
+
+def axis_spec(given, values, args, axis):
+    if given is not None:
+        return given
+    low, high = tj.path_range(values, args.path_margin, axis)
+    return f"{low:.4g}:{high:.4g}:{args.grid_points}"
+
+
+def surface_argv(args, summary):
+    argv = ["--model", args.model, "--model_kwargs", args.model_kwargs, "--dataset", args.dataset,
+            "--model_file", summary["final"],
+            "--dir_file", summary["dir_file"], "--dir_type", args.dir_type,
+            f"--x={axis_spec(args.x, summary['xs'], args, 'x')}", f"--y={axis_spec(args.y, summary['ys'], args, 'y')}"]
+    for name in ("vmin", "vmax", "vlevel"):
+        if getattr(args, name) is not None:
+            argv.append(f"--{name}={getattr(args, name)}")
+    argv += ["--log"] * args.log + ["--overwrite"] * args.overwrite
+    return argv + args.surface_args
+
+
+def surface_file(argv, dir_file):
+    """The results file the surface driver will use for these flags (its own default rule)."""
+    parsed = surface.parser().parse_args(argv)
+    return parsed.surf_file or context.default_surf_file(parsed, dir_file)
+
+
+def check_surface_flags(args):
+    """Let the surface driver's parser refuse its flags now, before the (long) PCA, not after it."""
+    placeholder = dict(final=args.model_file or "final.t7", dir_file="directions.h5", xs=[0.0, 1.0], ys=[0.0, 1.0])
+    surface.parser().parse_args(surface_argv(args, placeholder))
+
+
+def check_grid_flags(args):
+    """A bad grid is refused before the PCA too."""
+    for axis in ("x", "y"):
+        if getattr(args, axis) is not None:
+            parse_axis(getattr(args, axis), axis)
+    if args.grid_points < 2:
+        raise GridSpecError(f"--grid_points must be at least 2 for a 2D surface, got {args.grid_points}")
+    if not args.path_margin >= 0:
+        raise GridSpecError(f"--path_margin must be >= 0, got {args.path_margin}")
+
+
+def run(args, world, stop):
+    check_grid_flags(args)
+    summary = run_on_rank0(world, lambda: trajectory_stage(args))
+    if not args.surface:
+        return EXIT_OK
+    argv = surface_argv(args, summary)
+    code = surface.main(argv)
+    if code != EXIT_OK:
+        return code
+    surf_file = surface_file(argv, summary["dir_file"])
+    overlay = run_on_rank0(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], args))
+    if world.rank == 0:
+        for out in overlay:
+            print(f"plot: {out}", flush=True)
+    return EXIT_OK
+
+
+def main(argv=None):
+    p = parser()
+    args, rest = p.parse_known_args(argv)
+    if rest and not args.surface:
+        p.error(f"unrecognized arguments: {' '.join(rest)} (surface flags need --surface)")
+    args.surface_args = rest
+    if args.surface:
+        check_surface_flags(args)
+    return guarded_main(run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
