@@ -34,15 +34,16 @@ class JobSpec:
     serial_io: bool = False
 
 
+_STOP = threading.Event()  # one per process, so a driver that calls another keeps an early signal
+
+
 def install_stop_signals():
     """SIGTERM (Slurm's time limit, scancel) and SIGUSR1 (sbatch --signal) ask for a clean stop."""
-    stop = threading.Event()
-
     def handler(signum, frame):
-        stop.set()
+        _STOP.set()
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, handler)
-    return stop
+    return _STOP
 
 
 def uses_parallel_io(world, spec):

@@ -5,6 +5,7 @@ from ..errors import DataError
 from ..evaluate import auto_batch_size, evaluate, loss_function
 from ..render import render_surface
 from ..surfile import KINDS, TEST_QUANTITIES
+from ..trajectory import render_path_overlay
 from .args import grid_parser
 from .context import build_context, data_digest, input_settings
 from .run import guarded_main, run_job
@@ -13,7 +14,15 @@ from .run import guarded_main, run_job
 def parser():
     p = grid_parser(__doc__)
     p.add_argument("--test", action="store_true", help="also evaluate the test set (test_loss, test_acc)")
+    p.add_argument("--proj_file", help="with --plot: draw this projected optimizer path over the contours")
     return p
+
+
+def render(path, args):
+    saved = render_surface(path, args)
+    if args.proj_file:
+        saved += render_path_overlay(path, args.proj_file, args)
+    return saved
 
 
 def surface_evaluator(ctx, args):
@@ -39,8 +48,7 @@ def run(args, world, stop):
     quantities = KINDS["surface"] + (TEST_QUANTITIES if args.test else ())
     settings = dict(input_settings(args, ctx), test=args.test,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
-    return run_job(args, world, ctx, "surface", quantities, surface_evaluator(ctx, args), settings, stop,
-                   render_surface)
+    return run_job(args, world, ctx, "surface", quantities, surface_evaluator(ctx, args), settings, stop, render)
 
 
 def main(argv=None):
