@@ -11,15 +11,20 @@ interleaved point by point, so load from other processes hits both alike; times 
 import argparse
 import copy
 import os
+import resource
 import sys
 import tempfile
 import time
 import warnings
 
-import numpy as np
-import torch
-import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
+# On a shared machine, spinning OpenMP threads wait on descheduled peers and a point can take 10x
+# longer; sleeping waits keep the timings steady. Set before torch loads; the same for both paths.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "lib")]
@@ -108,18 +113,30 @@ def reference_path(model, dirs, dataset, threads, h5_path, use_cuda=False):
     return point, how
 
 
-def time_interleaved(paths, points):
-    """{name: [seconds per point]}, {name: [(loss, acc)]}; points[0] is a warm-up, not timed."""
+def cpu_seconds():
+    """CPU time of this process and its reaped children (the DataLoader workers), all threads."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_interleaved(paths, points, cpu_times=None):
+    """{name: [seconds per point]}, {name: [(loss, acc)]}; points[0] is a warm-up, not timed.
+
+    cpu_times, a dict, receives {name: [CPU seconds per point]}."""
     times, values = {n: [] for n in paths}, {n: [] for n in paths}
+    cpu = {n: [] for n in paths}
     names = list(paths)
     for k, (a, b) in enumerate(points):
         for name in (names if k % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), cpu_seconds()
             result = paths[name](a, b)
-            elapsed = time.perf_counter() - start
+            elapsed, used = time.perf_counter() - start, cpu_seconds() - start_cpu
             if k > 0:
                 times[name].append(elapsed)
+                cpu[name].append(used)
                 values[name].append(result)
+    if cpu_times is not None:
+        cpu_times.update(cpu)
     return times, values
 
 
@@ -129,7 +146,7 @@ def max_rel_diff(values, name, other):
     return max(losses), max(accs)
 
 
-def summarize(case, times, batches, gflop_per_point):
+def summarize(case, times, batches, gflop_per_point, cpu_times=None):
     """Rows per path. Other jobs only ever add time, so the fastest point ("best") is the steadier
     figure on a shared machine; the median is kept beside it."""
     refs = [n for n in times if n.startswith("reference")]
@@ -140,7 +157,8 @@ def summarize(case, times, batches, gflop_per_point):
         rows.append(dict(case=case, path=name, batch=batches[name], points=len(ts), median_s=med, min_s=best,
                          max_s=max(ts), points_per_s=1.0 / med, best_points_per_s=1.0 / best,
                          gflops=gflop_per_point / best, speedup=float(np.median(times[best_ref])) / med,
-                         best_speedup=min(times[best_ref]) / best))
+                         best_speedup=min(times[best_ref]) / best,
+                         cpu_s=float(np.median(cpu_times[name])) if cpu_times else None))
     return rows, best_ref
 
 
@@ -149,14 +167,15 @@ def duration(seconds):
 
 
 def table(rows):
-    lines = ["| case | path | batch | timed points | s/point median (min-max) | points/s median / best "
+    lines = ["| case | path | batch | timed points | s/point median (min-max) | CPU s/point | points/s median / best "
              "| GFLOP/s best | vs best reference: median / best | 51x51 grid (est., median) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        cpu = "" if r["cpu_s"] is None else f"{r['cpu_s']:.2f}"
         lines.append(f"| {r['case']} | {r['path']} | {r['batch']} | {r['points']} | {r['median_s']:.3f} "
-                     f"({r['min_s']:.3f}-{r['max_s']:.3f}) | {r['points_per_s']:.3f} / {r['best_points_per_s']:.3f} "
-                     f"| {r['gflops']:.1f} | {r['speedup']:.2f}x / {r['best_speedup']:.2f}x "
-                     f"| {duration(r['median_s'] * GRID_SIDE ** 2)} |")
+                     f"({r['min_s']:.3f}-{r['max_s']:.3f}) | {cpu} | {r['points_per_s']:.3f} / "
+                     f"{r['best_points_per_s']:.3f} | {r['gflops']:.1f} | {r['speedup']:.2f}x / "
+                     f"{r['best_speedup']:.2f}x | {duration(r['median_s'] * GRID_SIDE ** 2)} |")
     return "\n".join(lines)
 
 
@@ -174,8 +193,9 @@ def run_case(case, model_name, root, n_points, ref_threads, h5_dir):
         name = f"reference (workers={threads})"
         paths[name], how = reference_path(model, dirs, dataset, threads, os.path.join(h5_dir, f"{model_name}_{threads}.h5"))
         batches[name] = 128
-    times, values = time_interleaved(paths, grid_points(n_points + 1))
-    rows, best_ref = summarize(case, times, batches, gflop)
+    cpu_times = {}
+    times, values = time_interleaved(paths, grid_points(n_points + 1), cpu_times)
+    rows, best_ref = summarize(case, times, batches, gflop, cpu_times)
     checks = {n: max_rel_diff(values, n, best_ref) for n in times if n != best_ref}
     return rows, dict(checks=checks, best_ref=best_ref, directions=how, model=model, dirs=dirs, data=data)
 
@@ -384,6 +404,9 @@ METHOD = """## How it is measured
   grid points, torch.set_num_threads(2) for both. The first point of each path is a warm-up and not timed.
 - The machine is shared: other jobs only ever add time, so the table gives the median and the fastest point;
   the paths run interleaved point by point, so on average both see the same load.
+- CPU s/point: CPU time of the process and its DataLoader workers (all threads), the work a point costs.
+- OMP_WAIT_POLICY=PASSIVE (unless already set): with other jobs on the cores, spinning OpenMP threads made
+  the same point take 5 s or 90 s; sleeping waits keep it steady. Both paths run under the same setting.
 - GFLOP/s: forward FLOPs per image from torch.utils.flop_counter.FlopCounterMode, x images / best s/point.
 - `--precision tf32` touches only CUDA flags, so on CPU it is fp32 by construction (error 0).
 """
@@ -393,7 +416,7 @@ def cpu_doc(meta, sections):
     return "\n\n".join([
         "# Per-point evaluation: landscape vs the reference's loop (CPU)",
         f"- Machine: {meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, torch.set_num_threads(2) "
-        f"for both paths.\n- Date: {meta['date']}.\n- Command: `{meta['command']}` "
+        f"for both paths, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}.\n- Date: {meta['date']}.\n- Command: `{meta['command']}` "
         f"(whole run {meta['wall'] / 60:.1f} min).\n- /proc/loadavg before and after: "
         f"`{meta['load'][0]}` / `{meta['load'][1]}` (other jobs shared the 2 cores).\n- Data: {meta['n_images']} "
         f"generated CIFAR-format images on disk; reference directions: {meta['directions']}.",

@@ -79,17 +79,3 @@ def normalize_direction(direction, entries, norm, ignore):
             _norm_one(d, w.detach().float().cpu(), norm)
         out.append(d)
     return out
-
-
-def ignore_biasbn(direction):
-    """Zero every 1-D entry (used for target and PCA directions with --xignore biasbn)."""
-    return [torch.zeros_like(d) if d.dim() <= 1 else d for d in direction]
-
-
-def check_ignore(direction, ignore):
-    check_choice(ignore, IGNORES, "--xignore/--yignore")
-    return ignore_biasbn(direction) if ignore == "biasbn" else direction
-
-
-def flatten(tensors):
-    return torch.cat([t.reshape(-1).float() for t in tensors]) if tensors else torch.zeros(0)

@@ -53,10 +53,6 @@ class PointSetter:
         if self.dy is not None:
             self.flat.add_(self.dy, alpha=b)
 
-    @torch.no_grad()
-    def reset(self):
-        self.flat.copy_(self.theta0)
-
 
 def _flat_of(tensors, device, dtype):
     return torch.cat([torch.as_tensor(t).reshape(-1) for t in tensors]).to(device=device, dtype=dtype)

@@ -72,10 +72,6 @@ def make_grid(xspec, yspec=None):
     return Grid(x, y)
 
 
-def _level(n_axis_index, stride):
-    return n_axis_index % stride == 0
-
-
 def coarse_to_fine(shape):
     """All flat indices of an array of `shape`, ordered so every prefix is a strided sub-grid.
 
@@ -91,7 +87,7 @@ def coarse_to_fine(shape):
     while stride >= 1:
         lattice = np.ones(shape, dtype=bool)
         for axis, n in enumerate(shape):
-            on_axis = _level(np.arange(n), stride)
+            on_axis = np.arange(n) % stride == 0
             lattice &= on_axis.reshape([-1 if a == axis else 1 for a in range(len(shape))])
         new = lattice & ~taken
         order.append(index[new])

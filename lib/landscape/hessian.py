@@ -10,9 +10,10 @@ Two differences from the reference code (tomgoldstein/loss-landscape, hess_vec_p
 """
 from typing import Callable, NamedTuple
 
-import numpy as np
 import torch
 from torch.func import functional_call, grad, jvp
+
+from .errors import DataError
 
 PARAM_SUBSETS = ('reference', 'all')
 HVP_METHODS = ('double_backward', 'fwd_rev')
@@ -71,7 +72,7 @@ class MeanLossHVP:
                 total += len(targets) * torch.cat([hv[n].reshape(-1) for n in self.names])
                 count += len(targets)
         if count == 0:
-            raise ValueError("the batches for the Hessian hold no samples")
+            raise DataError("the batches for the Hessian hold no samples: give it a non-empty data set")
         self.calls += 1
         return (total / count).to(v.device, v.dtype)
 
@@ -122,10 +123,11 @@ class EigResult(NamedTuple):
 
 def _ritz_extremes(alphas, betas, beta_next):
     """Extreme Ritz values of the tridiagonal T and their residuals |beta_next * s_last|."""
-    tridiag = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-    theta, vecs = np.linalg.eigh(tridiag)
-    res = beta_next * np.abs(vecs[-1])
-    return theta[0], theta[-1], res[0], res[-1]
+    off = torch.tensor(betas, dtype=torch.float64)
+    tridiag = torch.diag(torch.tensor(alphas, dtype=torch.float64)) + torch.diag(off, 1) + torch.diag(off, -1)
+    theta, vecs = torch.linalg.eigh(tridiag)
+    res = beta_next * vecs[-1].abs()
+    return theta[0].item(), theta[-1].item(), res[0].item(), res[-1].item()
 
 
 def _orthogonalize(w, basis):
@@ -162,5 +164,4 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim, *, tol
             break
         betas.append(beta_next)
         basis.append(w / beta_next)
-    return EigResult(float(lam_min), float(lam_max), step, float(res_min), float(res_max),
-                     bool(met or step == dim), step)
+    return EigResult(lam_min, lam_max, step, res_min, res_max, met or step == dim, step)

@@ -7,6 +7,7 @@ h5py: rank 0 gathers and writes). A kill therefore loses at most one flush inter
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 
 import h5py
@@ -70,6 +71,7 @@ def run_grid(world, spec, todo, evaluate_point, stop, total):
     if world.rank == 0:
         dispatcher = Dispatcher(todo, world.size, spec.flush_points, spec.flush_secs)
         progress = Progress(spec.kind, total, total - len(todo), every=spec.progress_secs)
+    started, evaluating = time.monotonic(), 0.0
     channel = WorkChannel(world, dispatcher, on_reply=lambda d: progress.update(d.completed))
     parallel = uses_parallel_io(world, spec)
     f = open_for_writing(spec.path, world.comm if parallel else None) if parallel or world.rank == 0 else None
@@ -81,7 +83,9 @@ def run_grid(world, spec, todo, evaluate_point, stop, total):
             for index in reply.points:
                 if stop.is_set():
                     break  # the rest of the chunk stays unfinished in the done mask
+                t0 = time.monotonic()
                 results.append((index, evaluate_point(index)))
+                evaluating += time.monotonic() - t0
                 completed += 1
             continue
         _commit(world, f, spec, results, parallel)
@@ -92,5 +96,15 @@ def run_grid(world, spec, todo, evaluate_point, stop, total):
     if f is not None:
         f.close()
     world.barrier()
+    times = world.gather((evaluating, time.monotonic() - started))
     if progress is not None:
         progress.update(dispatcher.completed, force=True)
+        report_overhead(spec.kind, times)
+
+
+def report_overhead(kind, times):
+    """Share of the ranks' wall time spent outside evaluation: coordination, I/O, MPI, waiting."""
+    busy, wall = (sum(column) for column in zip(*times))
+    if wall > 0:
+        print(f"[{kind}] {100.0 * (1 - busy / wall):.2f}% of {len(times)} rank(s)' time was spent outside "
+              f"evaluation (coordination, I/O, MPI, waiting)", flush=True)

@@ -10,7 +10,6 @@ import traceback
 
 import torch
 
-from .schedule import Reply
 
 REQUEST, REPLY = 11, 12
 
@@ -27,12 +26,6 @@ class World:
 
     def gather(self, obj):
         return self.comm.gather(obj, root=0) if self.size > 1 else [obj]
-
-    def allreduce_sum(self, value):
-        if self.size == 1:
-            return value
-        from mpi4py import MPI
-        return self.comm.allreduce(value, op=MPI.SUM)
 
     def barrier(self):
         """Wait for all ranks while sleeping, so idle ranks do not steal cores from busy ones."""
@@ -138,5 +131,3 @@ class WorkChannel:
         if self.comm is not None:
             self.comm.Free()
 
-
-__all__ = ["World", "init_world", "pick_device", "abort_on_uncaught", "WorkChannel", "Reply"]

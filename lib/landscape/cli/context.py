@@ -16,7 +16,7 @@ from .. import __version__
 from ..checkpoint import file_sha256, load_weights
 from ..data import load_dataset, randomize_labels, select_split
 from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
-from ..directions import (named_entries, normalize_direction, random_direction, target_direction)
+from ..directions import named_entries, normalize_direction, random_direction, target_direction
 from ..errors import DirectionError, LandscapeError
 from ..flatparams import PointSetter
 from ..grid import make_grid

@@ -19,12 +19,11 @@ def is_complete(path, kind):
 def run_job(args, world, ctx, kind, quantities, evaluate_point, settings, stop, render=None):
     path = ctx.surf_file
     with contextlib.ExitStack() as held:
-        if world.rank == 0:
-            rank0_first(world, lambda: held.enter_context(FileLock(path)) and None)
-        else:
-            rank0_first(world, lambda: None)
-        todo = rank0_first(world, lambda: prepare(
-            path, ctx.grid, kind, quantities, settings, provenance(world, ctx), ctx.dir_file, args.overwrite))
+        def lock_and_prepare():  # rank 0 holds the lock until the job ends
+            held.enter_context(FileLock(path))
+            return prepare(path, ctx.grid, kind, quantities, settings, provenance(world, ctx), ctx.dir_file,
+                           args.overwrite)
+        todo = rank0_first(world, lock_and_prepare)
         if world.rank == 0:
             print(f"[{kind}] {path}: {ctx.grid.size - len(todo)}/{ctx.grid.size} points already done, "
                   f"{world.size} rank(s), device {ctx.device}", flush=True)
