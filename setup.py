@@ -15,6 +15,7 @@ setup(
             "landscape-hessian=landscape.cli.hessian:main",
             "landscape-trajectory=landscape.cli.trajectory:main",
             "landscape-train=landscape.train:main",
+            "landscape-plot=landscape.render:main",
         ]
     },
 )

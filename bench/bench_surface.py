@@ -101,6 +101,28 @@ def landscape_path(model, dirs, data, device, batch="auto", precision="fp32", ch
     return point, size
 
 
+def fastest_cpu_batch(model, x, candidates=(32, 64, 128, 256, 512)):
+    """Proposed CPU auto batch: the candidate with the least forward time per image on x (like
+    cudnn.benchmark). Small batches keep a deep net's activations in cache; tiny nets want large ones."""
+    best, best_per_image = None, float("inf")
+    with torch.inference_mode():
+        for size in (c for c in candidates if c <= len(x)):
+            model(x[:size])
+            start = time.perf_counter()
+            model(x[:size])
+            per_image = (time.perf_counter() - start) / size
+            if per_image < best_per_image:
+                best, best_per_image = size, per_image
+    return best or len(x)
+
+
+def proposed_path(model, dirs, data):
+    """landscape with the CPU changes proposed in docs/bench_surface.md: channels_last input, tuned batch."""
+    x = data.x.contiguous(memory_format=torch.channels_last)
+    batch = fastest_cpu_batch(copy.deepcopy(model), x)
+    return landscape_path(model, dirs, data, torch.device("cpu"), batch=batch, channels_last=True)
+
+
 def reference_path(model, dirs, dataset, threads, h5_path, use_cuda=False):
     net = copy.deepcopy(model).cpu()
     weights = ref.get_weights(net)  # taken on the CPU, as crunch does before eval_loss's net.cuda()
@@ -171,7 +193,7 @@ def table(rows):
              "| GFLOP/s best | vs best reference: median / best | 51x51 grid (est., median) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        cpu = "" if r["cpu_s"] is None else f"{r['cpu_s']:.2f}"
+        cpu = "" if r["cpu_s"] is None else f"{r['cpu_s']:.3f}"
         lines.append(f"| {r['case']} | {r['path']} | {r['batch']} | {r['points']} | {r['median_s']:.3f} "
                      f"({r['min_s']:.3f}-{r['max_s']:.3f}) | {cpu} | {r['points_per_s']:.3f} / "
                      f"{r['best_points_per_s']:.3f} | {r['gflops']:.1f} | {r['speedup']:.2f}x / "
@@ -189,9 +211,12 @@ def run_case(case, model_name, root, n_points, ref_threads, h5_dir):
     dataset = ref.cifar10_dataset(root, file_md5)
     paths, batches = {}, {}
     paths["landscape"], batches["landscape"] = landscape_path(model, dirs, data, cpu)
+    label = "landscape + proposal (channels_last, tuned batch)"
+    paths[label], batches[label] = proposed_path(model, dirs, data)
     for threads in ref_threads:
         name = f"reference (workers={threads})"
-        paths[name], how = reference_path(model, dirs, dataset, threads, os.path.join(h5_dir, f"{model_name}_{threads}.h5"))
+        h5_path = os.path.join(h5_dir, f"{model_name}_{threads}.h5")
+        paths[name], how = reference_path(model, dirs, dataset, threads, h5_path)
         batches[name] = 128
     cpu_times = {}
     times, values = time_interleaved(paths, grid_points(n_points + 1), cpu_times)
@@ -357,9 +382,11 @@ def run_cpu(args):
     started, load_before = time.time(), shell("cat /proc/loadavg")
     rows, notes, extras, errors = [], [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tmp, "inductor")  # time a cold compile
         write_images(tmp, n_images)
         # The small CNN's points are cheap, so it gets three times as many to steady its medians.
-        for case, name, points, sub in (("resnet20", "resnet20", n_points, 1024), ("small CNN", "smallcnn", 3 * n_points, n_images)):
+        cases = (("resnet20", "resnet20", n_points, 1024), ("small CNN", "smallcnn", 3 * n_points, n_images))
+        for case, name, points, sub in cases:
             case_rows, info = run_case(case, name, tmp, points, (0, 2), tmp)
             rows += case_rows
             notes += check_lines(case, info)
@@ -407,6 +434,8 @@ METHOD = """## How it is measured
 - CPU s/point: CPU time of the process and its DataLoader workers (all threads), the work a point costs.
 - OMP_WAIT_POLICY=PASSIVE (unless already set): with other jobs on the cores, spinning OpenMP threads made
   the same point take 5 s or 90 s; sleeping waits keep it steady. Both paths run under the same setting.
+- "landscape + proposal" is not what landscape does today: it is the change proposed below (input stored
+  channels_last once, CPU batch picked by timing one forward per candidate size), timed in the same loop.
 - GFLOP/s: forward FLOPs per image from torch.utils.flop_counter.FlopCounterMode, x images / best s/point.
 - `--precision tf32` touches only CUDA flags, so on CPU it is fp32 by construction (error 0).
 """
@@ -416,7 +445,8 @@ def cpu_doc(meta, sections):
     return "\n\n".join([
         "# Per-point evaluation: landscape vs the reference's loop (CPU)",
         f"- Machine: {meta['cpu']}, {meta['cores']} cores, torch {meta['torch']}, torch.set_num_threads(2) "
-        f"for both paths, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}.\n- Date: {meta['date']}.\n- Command: `{meta['command']}` "
+        f"for both paths, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}.\n- Date: {meta['date']}.\n"
+        f"- Command: `{meta['command']}` "
         f"(whole run {meta['wall'] / 60:.1f} min).\n- /proc/loadavg before and after: "
         f"`{meta['load'][0]}` / `{meta['load'][1]}` (other jobs shared the 2 cores).\n- Data: {meta['n_images']} "
         f"generated CIFAR-format images on disk; reference directions: {meta['directions']}.",
@@ -446,7 +476,7 @@ def run_gpu(args):
             print(f"{label}: {np.median(times[label]):.3f} s/point", flush=True)
         dataset = ref.cifar10_dataset(tmp, file_md5)
         label = "reference (workers=2)"
-        point, how = reference_path(model, dirs, dataset, 2, os.path.join(tmp, "dirs.h5"), use_cuda=device.type == "cuda")
+        point, how = reference_path(model, dirs, dataset, 2, os.path.join(tmp, "dirs.h5"), device.type == "cuda")
         # The reference runs with PyTorch's defaults (cuDNN may use TF32); the check below turns TF32 off.
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
         times[label], batches[label] = time_interleaved({label: point}, grid_points(args.ref_points + 1))[0][label], 128

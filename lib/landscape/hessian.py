@@ -143,10 +143,13 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim, *, tol
     """lambda_min and lambda_max of a symmetric operator from one Lanczos run.
 
     Stops when both extreme Ritz pairs have residual <= tol * max(|lambda_min|, |lambda_max|)
-    (the spectral-radius estimate; |lambda_max| for a Hessian near a minimum), which bounds
-    each eigenvalue's error by that amount. Stops at max_iter steps (converged=False unless
+    (the spectral-radius estimate; |lambda_max| for a Hessian near a minimum): each Ritz value
+    is then within that distance of an eigenvalue. Stops at max_iter steps (converged=False unless
     met), or at dim steps, where the Krylov space is everything and the Ritz values are exact.
     A breakdown (beta ~ 0: an invariant subspace) has zero residuals and so counts as met.
+    A residual bounds the distance to *some* eigenvalue: as with ARPACK, a start vector nearly
+    orthogonal to an extreme eigenvector can stop the run at the next eigenvalue (rare; see
+    docs/bench_hessian.md).
     The basis is kept in `dtype` on `device` (dim * iters numbers); deterministic given seed.
     """
     if dim < 1 or max_iter < 1 or not tol > 0:
