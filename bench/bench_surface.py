@@ -101,19 +101,22 @@ def landscape_path(model, dirs, data, device, batch="auto", precision="fp32", ch
     return point, size
 
 
-def fastest_cpu_batch(model, x, candidates=(32, 64, 128, 256, 512)):
-    """Proposed CPU auto batch: the candidate with the least forward time per image on x (like
-    cudnn.benchmark). Small batches keep a deep net's activations in cache; tiny nets want large ones."""
-    best, best_per_image = None, float("inf")
+def fastest_cpu_batch(model, x, candidates=(32, 64, 128, 256, 512), probe=512):
+    """Proposed CPU auto batch: the candidate with the least forward time per image over the first
+    `probe` images (like cudnn.benchmark). Small batches keep a deep net's activations in cache;
+    tiny nets want large ones."""
+    x = x[:probe]
+    best, best_per_image = len(x), float("inf")
     with torch.inference_mode():
         for size in (c for c in candidates if c <= len(x)):
-            model(x[:size])
+            model(x[:size])  # first call at a shape sets up its kernels
             start = time.perf_counter()
-            model(x[:size])
-            per_image = (time.perf_counter() - start) / size
+            for i in range(0, len(x) - size + 1, size):
+                model(x[i:i + size])
+            per_image = (time.perf_counter() - start) / (len(x) // size * size)
             if per_image < best_per_image:
                 best, best_per_image = size, per_image
-    return best or len(x)
+    return best
 
 
 def proposed_path(model, dirs, data):

@@ -3,6 +3,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+# Tiny models on 2 shared cores: thread hand-offs cost more than the math, and the mpirun
+# subprocesses need the other core. Subprocesses get OMP_NUM_THREADS=1 through env().
+torch.set_num_threads(1)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")

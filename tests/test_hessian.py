@@ -14,15 +14,6 @@ from landscape.hessian import hessian_param_names, lanczos_extremes, mean_loss_h
 NUM_SAMPLES = 30  # not a multiple of 4 or 16, so batch weights n_b / N are uneven
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """These models are tiny: thread hand-offs cost more than the math (25x slower on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_mlp():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 3)).double()

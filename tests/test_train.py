@@ -13,21 +13,11 @@ TINY = ["--model", "resnet20", "--dataset", "synthetic", "--synthetic_size", "64
         "--save_epoch", "1", "--lr", "0.05", "--device", "cpu", "--seed", "3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two cores shared with other test processes: more threads only spin and slow everything down.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """An uninterrupted 2-epoch run, and the same run stopped after epoch 1 and then resumed."""
     whole = tmp_path_factory.mktemp("whole")
     split = tmp_path_factory.mktemp("split")
-    torch.set_num_threads(1)
     assert main(TINY + ["--epochs", "2", "--save", str(whole)]) == 0
     assert main(TINY + ["--epochs", "1", "--save", str(split)]) == 0
     assert not (split / "model_2.t7").exists()

@@ -21,15 +21,6 @@ PCA_DIR = "PCA_weights_save_epoch=1"
 TINY = ["--model", "tiny:make_model", "--max_epoch", "2", "--dataset", "cifar10"]  # the reference passes --dataset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two cores shared with other test processes: more threads only spin.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def perturbed_tiny(seed, width=4):
     """A tiny model with random weights and BN statistics (so 'states' rows differ in them too)."""
     torch.manual_seed(seed)
@@ -174,12 +165,9 @@ def test_surface_flags_without_surface_are_refused(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trained")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     code = train_main(["--model", "resnet20", "--dataset", "synthetic", "--synthetic_size", "64", "32",
                        "--epochs", "2", "--save_epoch", "1", "--batch_size", "32", "--lr", "0.05",
                        "--device", "cpu", "--save", str(folder)])
-    torch.set_num_threads(threads)
     assert code == 0
     return folder
 
