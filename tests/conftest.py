@@ -26,6 +26,11 @@ def mpirun_cmd(n, script, *args):
     return ["mpirun", "-n", str(n), "--oversubscribe", sys.executable, os.path.join(ROOT, script), *args]
 
 
+def python_cmd(script, *args):
+    """One process without mpirun: quicker to start, for checks that do not need several ranks."""
+    return [sys.executable, os.path.join(ROOT, script), *args]
+
+
 def run(cmd, timeout=240, cwd=None, **extra_env):
     """Run a command to completion; returns CompletedProcess with text output."""
     return subprocess.run(cmd, cwd=cwd, env=env(**extra_env), capture_output=True, text=True, timeout=timeout)

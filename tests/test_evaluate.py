@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from landscape.directions import named_entries, normalize_direction, random_direction
-from landscape.evaluate import evaluate, loss_function, mse_sum
+from landscape.evaluate import auto_batch_size, device_layout, evaluate, loss_function, mse_sum
 from landscape.flatparams import PointSetter
 from landscape.models import get_model
 
@@ -70,3 +70,19 @@ def test_bf16_is_close_to_fp32():
     strict = evaluate(model, x, y, loss_function("crossentropy"), 32, "fp32")[0]
     bf16 = evaluate(model, x, y, loss_function("crossentropy"), 32, "bf16")[0]
     assert bf16 == pytest.approx(strict, rel=5e-2) and bf16 != strict
+
+
+def test_channels_last_inputs_give_the_same_values():
+    torch.manual_seed(0)
+    model = get_model("resnet20").eval()
+    x, y = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
+    plain = evaluate(model, x, y, loss_function("crossentropy"), 16)
+    fast = evaluate(model, device_layout(x), y, loss_function("crossentropy"), 16)
+    assert device_layout(x).is_contiguous(memory_format=torch.channels_last)
+    assert fast[0] == pytest.approx(plain[0], rel=1e-5) and fast[1] == plain[1]
+
+
+def test_cpu_batch_is_one_of_the_timed_candidates():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    assert auto_batch_size(model, torch.randn(300, 3, 2, 2)) in (64, 128, 256)
+    assert auto_batch_size(model, torch.randn(20, 3, 2, 2)) == 20

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, env, mpirun_cmd, run
+from conftest import ROOT, env, mpirun_cmd, python_cmd, run
 
 ARGS = ["--model", "tiny:make_slow_model", "--model_kwargs", '{"delay": 0.06}', "--dataset", "tiny:make_data",
         "--x=-1:1:7", "--y=-1:1:5", "--flush_points", "3", "--progress_secs", "0.5", "--batch_size", "64"]
@@ -142,14 +142,14 @@ def finished_copy(uninterrupted, tmp_path):
 ])
 def test_resume_with_other_settings_is_refused(finished_copy, flags, named):
     before = sha(finished_copy / "surf.h5")
-    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(finished_copy), *flags))
+    r = run(python_cmd("plot_surface.py", *args_for(finished_copy), *flags))
     assert r.returncode == 2 and "refusing to resume" in r.stderr and named in r.stderr, r.stderr
     assert sha(finished_copy / "surf.h5") == before
 
 
 def test_other_grid_is_refused(finished_copy):
     before = sha(finished_copy / "surf.h5")
-    r = run(mpirun_cmd(1, "plot_surface.py", *args_for(finished_copy), "--x=-1:1:9"))
+    r = run(python_cmd("plot_surface.py", *args_for(finished_copy), "--x=-1:1:9"))
     assert r.returncode == 2 and "another grid" in r.stderr
     assert sha(finished_copy / "surf.h5") == before
 
@@ -170,7 +170,7 @@ def test_corrupt_file_is_refused(finished_copy):
     with open(path, "wb") as f:
         f.write(data[: len(data) // 3])  # truncated
     before = sha(path)
-    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(finished_copy)))
+    r = run(python_cmd("plot_surface.py", *args_for(finished_copy)))
     assert r.returncode == 2 and "corrupt" in r.stderr
     assert sha(path) == before
 
@@ -178,8 +178,8 @@ def test_corrupt_file_is_refused(finished_copy):
 def test_finished_grid_is_not_recomputed_and_overwrite_starts_over(finished_copy):
     path = finished_copy / "surf.h5"
     before = sha(path)
-    r = run(mpirun_cmd(1, "plot_surface.py", *args_for(finished_copy)))
+    r = run(python_cmd("plot_surface.py", *args_for(finished_copy)))
     assert r.returncode == 0 and "35/35 points already done" in r.stdout
-    r = run(mpirun_cmd(1, "plot_surface.py", *args_for(finished_copy), "--overwrite", "--x=-1:1:3", "--y=0:0:1"))
+    r = run(python_cmd("plot_surface.py", *args_for(finished_copy), "--overwrite", "--x=-1:1:3", "--y=0:0:1"))
     assert r.returncode == 0, r.stderr
     assert sha(path) != before

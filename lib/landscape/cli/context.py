@@ -18,6 +18,7 @@ from ..data import load_dataset, randomize_labels, select_split
 from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
 from ..directions import named_entries, normalize_direction, random_direction, target_direction
 from ..errors import DirectionError, LandscapeError
+from ..evaluate import device_layout
 from ..flatparams import PointSetter
 from ..grid import make_grid
 from ..models import build_model
@@ -144,7 +145,7 @@ def on_device(data, device):
     """Data is normalized once at load and then lives on the rank's device for the whole job."""
     if data is None:
         return None
-    return type(data)(data.x.to(device), data.y.to(device), data.num_classes)
+    return type(data)(device_layout(data.x.to(device)), data.y.to(device), data.num_classes)
 
 
 def data_digest(data):
