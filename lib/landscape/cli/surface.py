@@ -25,12 +25,14 @@ def render(path, args):
     return saved
 
 
-def surface_evaluator(ctx, args):
+def surface_evaluator(ctx, args, world):
     loss_sum = loss_function(args.loss_name)
     sets = [ctx.train] + ([ctx.test] if args.test else [])
     batch = args.batch_size
-    if batch == "auto":
-        batch = auto_batch_size(ctx.model, ctx.train.x, args.precision)
+    if batch == "auto":  # rank 0 times it and every rank uses its choice, so all sum in the same order
+        batch = world.bcast(auto_batch_size(ctx.model, ctx.train.x, args.precision) if world.rank == 0 else None)
+        if world.rank == 0:
+            print(f"[surface] evaluation batch size {batch} (--batch_size auto)", flush=True)
 
     def evaluate_point(index):
         ctx.setter.set(*ctx.grid.coords(index))
@@ -48,7 +50,7 @@ def run(args, world, stop):
     quantities = KINDS["surface"] + (TEST_QUANTITIES if args.test else ())
     settings = dict(input_settings(args, ctx), test=args.test,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
-    return run_job(args, world, ctx, "surface", quantities, surface_evaluator(ctx, args), settings, stop, render)
+    return run_job(args, world, ctx, "surface", quantities, surface_evaluator(ctx, args, world), settings, stop, render)
 
 
 def main(argv=None):
