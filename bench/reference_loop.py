@@ -10,6 +10,7 @@ What one grid point costs there, and what this module repeats:
   SubsetRandomSampler with shuffle=False, num_workers=--threads (default 2).
 - Per batch: loss.item() (one host sync); correct is summed as a tensor and read once per point.
 """
+import copy
 import os
 
 import numpy as np
@@ -89,6 +90,19 @@ def evaluate_point(net, weights, directions, step, loader, use_cuda=False):
     """One iteration of crunch's loop, without its MPI reduce and HDF5 write."""
     set_weights(net, weights, directions, step)
     return eval_loss(net, loader, use_cuda)
+
+
+def reference_path(model, dirs, dataset, threads, h5_path, use_cuda=False):
+    """(point(a, b) -> (loss, acc), how the directions are held): crunch's work for one point."""
+    net = copy.deepcopy(model).cpu()
+    weights = get_weights(net)  # taken on the CPU, as crunch does before eval_loss's net.cuda()
+    lists, handle, how = direction_lists(dirs[0], dirs[1], h5_path)
+    loader = reference_loader(dataset, batch_size=128, threads=threads)
+
+    def point(a, b):
+        return evaluate_point(net, weights, lists, (np.float32(a), np.float32(b)), loader, use_cuda)
+    point.keep_open = handle  # the HDF5 file stays open as long as the point function lives
+    return point, how
 
 
 def direction_lists(xdir, ydir, h5_path):

@@ -183,3 +183,10 @@ def test_finished_grid_is_not_recomputed_and_overwrite_starts_over(finished_copy
     r = run(python_cmd("plot_surface.py", *args_for(finished_copy), "--overwrite", "--x=-1:1:3", "--y=0:0:1"))
     assert r.returncode == 0, r.stderr
     assert sha(path) != before
+
+
+def test_explicit_direction_flag_that_contradicts_the_direction_file_is_refused(finished_copy):
+    before = sha(finished_copy / "dirs.h5"), sha(finished_copy / "surf.h5")
+    r = run(python_cmd("plot_surface.py", *args_for(finished_copy), "--xnorm", "layer"))
+    assert r.returncode == 2 and "--xnorm layer (the file has filter)" in r.stderr, r.stderr
+    assert (sha(finished_copy / "dirs.h5"), sha(finished_copy / "surf.h5")) == before

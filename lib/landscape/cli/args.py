@@ -43,14 +43,23 @@ def add_data_args(p):
     g.add_argument("--batch_size", type=batch_size, default="auto", help="evaluation batch size")
 
 
+DIRECTION_DEFAULTS = dict(xnorm="filter", ynorm="filter", xignore="biasbn", yignore="biasbn")
+
+
+def direction_flag(args, key):
+    value = getattr(args, key)
+    return DIRECTION_DEFAULTS[key] if value is None else value
+
+
 def add_direction_args(p):
     g = p.add_argument_group("directions")
     g.add_argument("--dir_type", default="weights", choices=DIR_TYPES)
     g.add_argument("--dir_file", help="direction file to use or create (reference layout)")
-    g.add_argument("--xnorm", default="filter", choices=NORMS)
-    g.add_argument("--ynorm", default="filter", choices=NORMS)
-    g.add_argument("--xignore", default="biasbn", choices=IGNORES)
-    g.add_argument("--yignore", default="biasbn", choices=IGNORES)
+    # None means "not given": a new direction file gets DIRECTION_DEFAULTS, an existing one keeps its own
+    g.add_argument("--xnorm", choices=NORMS, help="default filter")
+    g.add_argument("--ynorm", choices=NORMS, help="default filter")
+    g.add_argument("--xignore", choices=IGNORES, help="default biasbn")
+    g.add_argument("--yignore", choices=IGNORES, help="default biasbn")
     g.add_argument("--same_dir", action="store_true", help="use the x direction for y too")
     g.add_argument("--seed", type=int, default=0, help="seed of the random directions (stored in the file)")
 

@@ -23,6 +23,7 @@ from ..flatparams import PointSetter
 from ..grid import make_grid
 from ..models import build_model
 from ..mpi import cpu_threads_per_rank, pick_device
+from .args import DIRECTION_DEFAULTS, direction_flag
 
 
 @dataclass
@@ -79,10 +80,10 @@ def default_dir_file(args):
     if args.model_file2:
         parts.append("to_" + os.path.basename(args.model_file2))
     else:
-        parts.append(f"xignore={args.xignore}_xnorm={args.xnorm}")
+        parts.append(f"xignore={direction_flag(args, 'xignore')}_xnorm={direction_flag(args, 'xnorm')}")
     if args.y is not None and not args.same_dir:
         parts.append("to_" + os.path.basename(args.model_file3) if args.model_file3
-                     else f"yignore={args.yignore}_ynorm={args.ynorm}")
+                     else f"yignore={direction_flag(args, 'yignore')}_ynorm={direction_flag(args, 'ynorm')}")
     if args.same_dir:
         parts.append("same_dir")
     parts.append(f"seed={args.seed}")
@@ -103,15 +104,25 @@ def make_directions(args, model, num_classes, two_d):
             other = dict(named_entries(load_model(args, num_classes, model_file), args.dir_type))
             return target_direction(entries, [other[n] for n in names])
         return normalize_direction(random_direction(entries, seed), entries, norm, ignore)
-    x = one(args.model_file2, args.seed, args.xnorm, args.xignore)
+    flags = {key: direction_flag(args, key) for key in DIRECTION_DEFAULTS}
+    x = one(args.model_file2, args.seed, flags["xnorm"], flags["xignore"])
     y = None
     if two_d:
-        y = x if args.same_dir else one(args.model_file3, args.seed + 1, args.ynorm, args.yignore)
-    attrs = dict(names=list(names), dir_type=args.dir_type, model=args.model, seed=args.seed,
-                 xnorm=args.xnorm, xignore=args.xignore, ynorm=args.ynorm, yignore=args.yignore,
+        y = x if args.same_dir else one(args.model_file3, args.seed + 1, flags["ynorm"], flags["yignore"])
+    attrs = dict(names=list(names), dir_type=args.dir_type, model=args.model, seed=args.seed, **flags,
                  same_dir=args.same_dir, model_file=str(args.model_file), model_file2=str(args.model_file2),
                  model_file3=str(args.model_file3), landscape_version=__version__)
     return Directions(x, y, attrs)
+
+
+def check_direction_flags(args, dirs, dir_file):
+    """A flag given explicitly must match the existing direction file that it would otherwise not affect."""
+    given = {key: getattr(args, key) for key in (*DIRECTION_DEFAULTS, "dir_type")}
+    differ = [f"--{k} {v} (the file has {dirs.attrs[k]})" for k, v in given.items()
+              if v is not None and k in dirs.attrs and dirs.attrs[k] != v]
+    if differ:
+        raise DirectionError(f"{dir_file} exists and was made with other settings: {', '.join(differ)}; "
+                             f"drop those flags to reuse it, or give a new --dir_file")
 
 
 def build_context(args, world):
@@ -128,6 +139,7 @@ def build_context(args, world):
             write_directions(dir_file, make_directions(args, model, train.num_classes, grid.is_2d))
     rank0_first(world, ensure_directions)
     dirs = read_directions(dir_file)
+    check_direction_flags(args, dirs, dir_file)
     names, entries = zip(*named_entries(model, args.dir_type))
     check_fits(dirs, names, [t.shape for t in entries], dir_file)
     if grid.is_2d and not dirs.is_2d:
