@@ -95,7 +95,8 @@ def run_cpu(args):
                     "### Loss error of each --precision mode at the point (0.2, -0.2) (b)", precision_table(errors)]
     meta = dict(cpu=shell("lscpu | sed -n 's/^Model name: *//p'"), cores=os.cpu_count(), date=shell("date"),
                 torch=torch.__version__, directions=info["directions"], load=(load_before, shell("cat /proc/loadavg")),
-                wall=time.time() - started, command="python " + " ".join(sys.argv), n_images=n_images)
+                wall=time.time() - started, n_images=n_images,
+                command=f"cd {os.getcwd()} && {os.path.relpath(sys.executable)} {' '.join(sys.argv)}")
     text = cpu_doc(meta, results)
     print(text)
     kept = kept_findings(doc)

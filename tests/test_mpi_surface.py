@@ -120,3 +120,11 @@ def test_direction_file_of_another_model_is_refused(inputs, tmp_path):
     r = run([sys.executable, os.path.join(ROOT, "plot_surface.py"), *args])
     assert r.returncode == 2 and "another model" in r.stderr
     assert not os.path.exists(tmp_path / "s.h5")
+
+
+def test_an_exception_on_one_rank_ends_the_whole_job(tmp_path):
+    r = run(mpirun_cmd(2, "plot_surface.py", "--model", "tiny:make_failing_model", "--dataset", "tiny:make_data",
+                       "--x=-1:1:9", "--surf_file", str(tmp_path / "s.h5"), "--dir_file", str(tmp_path / "d.h5"),
+                       "--batch_size", "16"), timeout=120)
+    assert r.returncode != 0
+    assert "uncaught exception" in r.stderr and "deliberate failure on one rank" in r.stderr

@@ -36,3 +36,21 @@ class Slow(nn.Module):
 
 def make_slow_model(delay=0.05, width=4):
     return Slow(make_model(width), delay)
+
+
+class FailsOnOneRank(nn.Module):
+    """Raises in forward on one MPI rank only: the whole job must end, not hang."""
+
+    def __init__(self, inner, rank):
+        super().__init__()
+        self.inner, self.rank = inner, str(rank)
+
+    def forward(self, x):
+        import os
+        if os.environ.get("OMPI_COMM_WORLD_RANK") == self.rank:
+            raise RuntimeError("deliberate failure on one rank")
+        return self.inner(x)
+
+
+def make_failing_model(rank=1):
+    return FailsOnOneRank(make_model(), rank)

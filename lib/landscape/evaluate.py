@@ -77,12 +77,17 @@ def _seconds_per_image(model, x, batch, precision):
     return (time.perf_counter() - t0) / len(probe)
 
 
-def auto_batch_size(model, x, precision="fp32", gpu_max=8192):
-    """CPU: the fastest of CPU_BATCHES, timed on up to 512 images (it depends on model and caches).
-    GPU: the largest power of two up to gpu_max whose forward fits in memory."""
+def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3):
+    """CPU: the fastest of CPU_BATCHES (it depends on model and caches), timed on up to 512 images in
+    `rounds` interleaved rounds keeping each size's best, since one round is easily skewed by warm-up
+    or other load (docs/bench_surface.md). GPU: the largest power of two up to gpu_max that fits."""
     if x.device.type != "cuda":
         sizes = [b for b in CPU_BATCHES if b <= len(x)] or [len(x)]
-        return min(sizes, key=lambda b: _seconds_per_image(model, x, b, precision))
+        best = {b: float("inf") for b in sizes}
+        for _ in range(rounds):
+            for b in sizes:
+                best[b] = min(best[b], _seconds_per_image(model, x, b, precision))
+        return min(sizes, key=best.get)
     size = min(gpu_max, 1 << (max(len(x), 1) - 1).bit_length())
     while size > 1:
         try:

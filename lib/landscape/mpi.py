@@ -87,6 +87,7 @@ def abort_on_uncaught(world):
         sys.stderr.flush()
         world.comm.Abort(1)
     sys.excepthook = hook
+    threading.excepthook = lambda a: hook(a.exc_type, a.exc_value, a.exc_traceback)  # rank 0's work server
 
 
 class WorkChannel:

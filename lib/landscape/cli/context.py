@@ -38,6 +38,7 @@ class Context:
     test: object
     dir_file: str
     surf_file: str
+    eval_batch: int = None  # set by the surface driver once chosen; recorded in the provenance
 
 
 def rank0_first(world, fn):
@@ -189,5 +190,6 @@ def provenance(world, ctx):
     except ImportError:
         pass
     return dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=platform.node(), ranks=world.size,
-                device=str(ctx.device), argv=sys.argv, versions=versions, dir_file=ctx.dir_file,
+                device=str(ctx.device), eval_batch=ctx.eval_batch, argv=sys.argv, versions=versions,
+                dir_file=ctx.dir_file,
                 parallel_hdf5=bool(h5py.get_config().mpi))

@@ -4,7 +4,7 @@ import sys
 import torch
 
 from ..evaluate import loss_function
-from ..hessian import PARAM_SUBSETS, hessian_param_names, lanczos_extremes, mean_loss_hvp
+from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, lanczos_extremes, mean_loss_hvp
 from ..render import render_hessian
 from ..surfile import KINDS
 from .args import grid_parser, positive_int
@@ -22,6 +22,8 @@ def parser():
     g.add_argument("--hessian_params", default="reference", choices=PARAM_SUBSETS,
                    help="reference: parameters with more than one dimension; all: every parameter")
     g.add_argument("--hessian_batch", type=positive_int, default=256, help="batch size of each HVP pass")
+    g.add_argument("--hvp", default="double_backward", choices=HVP_METHODS,
+                   help="how HVPs are taken: double backward (measured faster) or torch.func forward-over-reverse")
     return p
 
 
@@ -41,7 +43,7 @@ def mean_loss(name):
 def hessian_evaluator(ctx, args):
     names = hessian_param_names(ctx.model, args.hessian_params)
     batches = hessian_batches(ctx.train, args.hessian_samples, args.hessian_batch, args.seed)
-    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args.loss_name), batches)
+    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args.loss_name), batches, method=args.hvp)
     params = dict(ctx.model.named_parameters())
     dim = sum(params[n].numel() for n in names)
 

@@ -33,6 +33,7 @@ def surface_evaluator(ctx, args, world):
         batch = world.bcast(auto_batch_size(ctx.model, ctx.train.x, args.precision) if world.rank == 0 else None)
         if world.rank == 0:
             print(f"[surface] evaluation batch size {batch} (--batch_size auto)", flush=True)
+    ctx.eval_batch = batch
 
     def evaluate_point(index):
         ctx.setter.set(*ctx.grid.coords(index))
