@@ -5,7 +5,7 @@
 Each run is a fresh process, as a plot_surface job is: it builds the model, stores 5,000 random images
 channels_last (device_layout) and times every candidate with the library's own per-candidate timer
 (evaluate._seconds_per_image, what auto_batch_size minimizes), then prints the times and the pick.
---rounds 1 is what auto_batch_size does (each candidate timed once, 64 to 512 in turn); with more
+auto_batch_size uses 3 rounds; --rounds 1 shows what a single round (its first version) picked. With more
 rounds the candidates are timed in turn again and each keeps its fastest round (other jobs only add time).
 """
 import argparse
@@ -40,7 +40,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnet20", help="resnet20, smallcnn, or a landscape.models name")
     p.add_argument("--runs", type=int, default=5, help="fresh processes, one pick each")
-    p.add_argument("--rounds", type=int, default=1, help="timings per candidate, the fastest kept (library: 1)")
+    p.add_argument("--rounds", type=int, default=3, help="timings per candidate, the fastest kept (library: 3)")
     p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)  # a child process: one pick
     args = p.parse_args()
     if args.once:

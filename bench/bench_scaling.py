@@ -22,7 +22,7 @@ def run_job(ranks, points, images, workdir):
     cmd = ["mpirun", "-n", str(ranks), "--oversubscribe", sys.executable, os.path.join(ROOT, "plot_surface.py"),
            "--model", "resnet20", "--dataset", "synthetic", "--synthetic_size", str(images), "10",
            f"--x=-1:1:{points}", f"--y=-1:1:{points}", "--dir_file", os.path.join(workdir, "dirs.h5"),
-           "--surf_file", surf, "--flush_secs", "5"]
+           "--surf_file", surf]
     t0 = time.monotonic()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     wall = time.monotonic() - t0
@@ -33,7 +33,7 @@ def run_job(ranks, points, images, workdir):
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--ranks", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--points", type=int, default=7)
+    p.add_argument("--points", type=int, default=9)
     p.add_argument("--images", type=int, default=500)
     args = p.parse_args()
     print(f"resnet20, {args.images} synthetic images per point, {args.points}x{args.points} grid, "
