@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_surface.py
 	$(PY) bench/bench_hessian.py
+	$(PY) bench/bench_scaling.py
 
 clean:
 	rm -rf demo_out bench/out .pytest_cache

@@ -89,3 +89,17 @@ def test_negative_eigenvalues_are_results_on_resume(inputs, single):
     r = run([sys.executable, os.path.join(ROOT, "plot_hessian_eig.py"), *flags(inputs, path)])
     assert r.returncode == 0 and "6/6 points already done" in r.stdout
     np.testing.assert_array_equal(eigs(path)["min_eig"], before["min_eig"])
+
+
+def test_hessian_values_of_another_landscape_are_not_added_to_a_surface_file(inputs, tmp_path):
+    out = tmp_path / "s.h5"
+    surface = ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file", str(inputs / "m.t7"),
+               "--dir_file", str(inputs / "dirs.h5"), "--surf_file", str(out), *GRID]
+    assert run([sys.executable, os.path.join(ROOT, "plot_surface.py"), *surface]).returncode == 0
+    reference_direction_file(tmp_path / "other.h5", make_model(), seed=9)
+    args = flags(inputs, out)
+    args[args.index("--dir_file") + 1] = str(tmp_path / "other.h5")
+    before = open(out, "rb").read()
+    r = run([sys.executable, os.path.join(ROOT, "plot_hessian_eig.py"), *args])
+    assert r.returncode == 2 and "another landscape" in r.stderr and "directions_sha256" in r.stderr
+    assert open(out, "rb").read() == before

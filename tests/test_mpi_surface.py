@@ -128,3 +128,20 @@ def test_an_exception_on_one_rank_ends_the_whole_job(tmp_path):
                        "--batch_size", "16"), timeout=120)
     assert r.returncode != 0
     assert "uncaught exception" in r.stderr and "deliberate failure on one rank" in r.stderr
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--model_kwargs", "{width: 2}"], "--model_kwargs"),
+    (["--device", "cuda"], "no GPU"),
+    (["--threads", "-1"], "--threads"),
+])
+def test_more_bad_flags_give_one_line_errors(inputs, tmp_path, flags, message):
+    if "cuda" in flags and torch.cuda.is_available():
+        pytest.skip("a GPU is visible here")
+    r = run([sys.executable, os.path.join(ROOT, "plot_surface.py"), *job(inputs, tmp_path / "s.h5"), *flags])
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_render_of_a_missing_file_is_a_clear_error(tmp_path):
+    r = run([sys.executable, "-m", "landscape.render", str(tmp_path / "none.h5")])
+    assert r.returncode == 2 and "no such results file" in r.stderr and "Traceback" not in r.stderr

@@ -6,6 +6,7 @@ attributes and still load. Ours add: names (JSON list), dir_type, norms, ignores
 """
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 import h5py
@@ -26,8 +27,19 @@ class Directions:
 
 
 def write_directions(path, dirs, extra_datasets=None):
-    """Write `dirs` (lists of tensors or arrays) to a new file at `path`."""
-    with h5py.File(path, "w-") as f:
+    """Write `dirs` (lists of tensors or arrays) to a new file at `path`, whole or not at all:
+    it is written under a temporary name and renamed, so a kill never leaves half a direction file."""
+    partial = f"{path}.partial-{os.getpid()}"
+    try:
+        _write(partial, dirs, extra_datasets)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def _write(path, dirs, extra_datasets):
+    with h5py.File(path, "w") as f:
         for group, direction in (("xdirection", dirs.x), ("ydirection", dirs.y)):
             if direction is None:
                 continue

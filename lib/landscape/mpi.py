@@ -10,6 +10,8 @@ import traceback
 
 import torch
 
+from .errors import LandscapeError
+
 
 REQUEST, REPLY = 11, 12
 
@@ -64,7 +66,7 @@ def pick_device(world, requested="auto"):
     if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no GPU is visible")
+        raise LandscapeError("--device cuda (or --cuda) was asked for but no GPU is visible to this rank")
     return torch.device("cuda", world.local_rank % torch.cuda.device_count())
 
 

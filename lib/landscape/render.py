@@ -9,7 +9,8 @@ import numpy as np
 
 from .plotting import (plot_1d, plot_contour, plot_eig_maps, plot_eig_ratio, plot_heatmap, plot_surface3d,
                        save_figure)
-from .surfile import done_name, read_results
+from .errors import LandscapeError, SurfaceFileError
+from .surfile import KINDS, done_name, read_results
 
 
 def finished(results, name, kind):
@@ -44,6 +45,9 @@ def render_surface(path, opts, surf_name="train_loss"):
                       finished(r, "test_loss", "surface") if test else None,
                       finished(r, "test_acc", "surface") if test else None, log=opts.log)
         return save_figure(fig, stem_of(path, "1d_loss_acc"))
+    if surf_name not in r:
+        raise SurfaceFileError(f"{path} has no {surf_name!r}; it has {', '.join(sorted(KINDS['surface']))}"
+                               + (" and test values" if "test_loss" in r else ""))
     z = finished(r, surf_name, "surface")
     levels = dict(contour_defaults(z, surf_name, opts), log=opts.log)
     saved += save_figure(plot_contour(g.x, g.y, z, **levels), stem_of(path, f"{surf_name}_2dcontour"))
@@ -79,8 +83,12 @@ def main(argv=None):
     p.add_argument("--log", action="store_true")
     p.add_argument("--eig_vmax", type=float, default=None, help="colour limit of the |min/max| eigenvalue map")
     args = p.parse_args(argv)
-    saved = render_surface(args.surf_file, args, args.surf_name)
-    saved += render_hessian(args.surf_file, argparse.Namespace(vmax=args.eig_vmax))
+    try:
+        saved = render_surface(args.surf_file, args, args.surf_name)
+        saved += render_hessian(args.surf_file, argparse.Namespace(vmax=args.eig_vmax))
+    except LandscapeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for out in saved:
         print(out)
     if not saved:

@@ -23,6 +23,8 @@ KINDS = {
     "hessian": ("max_eig", "min_eig", "eig_iters", "eig_res_max", "eig_res_min"),
 }
 TEST_QUANTITIES = ("test_loss", "test_acc")
+# What makes two kinds of values in one file describe the same landscape (e.g. Hessians added to a surface)
+SHARED_SETTINGS = ("model", "model_kwargs", "checkpoint_sha256", "directions_sha256", "dir_type")
 
 
 def done_name(kind):
@@ -53,6 +55,8 @@ class FileLock:
 
 
 def open_checked(path, mode="r"):
+    if not os.path.exists(path):
+        raise SurfaceFileError(f"{path}: no such results file")
     try:
         return h5py.File(path, mode)
     except OSError as e:
@@ -78,6 +82,22 @@ def _check_grid(f, grid, path):
     if not (same_x and same_y):
         raise SurfaceFileError(f"refusing to use {path}: it holds another grid (compare its xcoordinates/"
                                f"ycoordinates with --x/--y); use a new --surf_file or --overwrite")
+
+
+def _shared(settings):
+    return {k: settings.get(k) for k in SHARED_SETTINGS}
+
+
+def _check_same_landscape(f, kind, settings, path):
+    for other in KINDS:
+        stored = f.attrs.get(f"{other}_settings")
+        if other == kind or stored is None:
+            continue
+        diff = settings_diff(_shared(json.loads(stored)), _shared(settings))
+        if diff:
+            raise SurfaceFileError(f"refusing to add {kind} values to {path}: its {other} values are of another "
+                                   f"landscape:\n  " + "\n  ".join(diff) + "\nuse the same model, checkpoint "
+                                   f"and directions, or another --surf_file")
 
 
 def _create(path, grid, dir_file):
@@ -109,6 +129,7 @@ def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwr
         _create(path, grid, dir_file)
     with open_checked(path, "r") as f:
         _check_grid(f, grid, path)
+        _check_same_landscape(f, kind, settings, path)
         stored = f.attrs.get(f"{kind}_settings")
         if stored is not None:
             diff = settings_diff(json.loads(stored), settings)

@@ -1,5 +1,6 @@
 """Flags shared by the grid drivers. Names follow the reference code so its users' commands carry over."""
 import argparse
+import json
 
 from ..directions import DIR_TYPES, IGNORES, NORMS
 from ..evaluate import LOSS_NAMES, PRECISIONS
@@ -9,6 +10,31 @@ def positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def json_flag(text, flag, error):
+    """A JSON object flag (--model_kwargs, --dataset_kwargs), or `error` naming the flag."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise error(f"{flag} {text!r} is not valid JSON ({e}); e.g. {flag} '{{\"width\": 2}}'") from None
+    if not isinstance(value, dict):
+        raise error(f"{flag} {text!r} must be a JSON object of keyword arguments")
     return value
 
 
@@ -40,7 +66,8 @@ def add_data_args(p):
                    help="replace this fraction of training labels by random ones (seeded by --seed)")
     g.add_argument("--synthetic_size", type=int, nargs=2, default=(5000, 1000), metavar=("N_TRAIN", "N_TEST"),
                    help="sizes of --dataset synthetic")
-    g.add_argument("--batch_size", type=batch_size, default="auto", help="evaluation batch size")
+    g.add_argument("--batch_size", type=batch_size, default="auto",
+                   help="evaluation batch size (auto: timed on CPU, largest that fits on GPU)")
 
 
 DIRECTION_DEFAULTS = dict(xnorm="filter", ynorm="filter", xignore="biasbn", yignore="biasbn")
@@ -83,7 +110,7 @@ def add_run_args(p):
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     g.add_argument("--cuda", action="store_true", help="same as --device cuda (the reference's flag)")
     g.add_argument("--mpi", action="store_true", help="accepted for the reference's commands; MPI is detected")
-    g.add_argument("--threads", type=int, default=0, help="CPU threads per rank (0: cores / ranks per node)")
+    g.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads per rank (0: cores / ranks per node)")
 
 
 def add_plot_args(p):

@@ -1,9 +1,9 @@
 """What every grid driver sets up before its job: device, data, model, directions and run settings.
 
-Every rank builds the same context; only rank 0 writes files (the direction file) or hashes inputs.
+Every rank builds the same context; only rank 0 writes the direction file, and the drivers call
+input_settings (which hashes the inputs) on rank 0 only.
 """
 import hashlib
-import json
 import os
 import platform
 import sys
@@ -17,13 +17,13 @@ from ..checkpoint import file_sha256, load_weights
 from ..data import load_dataset, randomize_labels, select_split
 from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
 from ..directions import named_entries, normalize_direction, random_direction, target_direction
-from ..errors import DirectionError, LandscapeError
+from ..errors import DataError, DirectionError, LandscapeError, ModelError
 from ..evaluate import device_layout
 from ..flatparams import PointSetter
 from ..grid import make_grid
 from ..models import build_model
 from ..mpi import cpu_threads_per_rank, pick_device
-from .args import DIRECTION_DEFAULTS, direction_flag
+from .args import DIRECTION_DEFAULTS, direction_flag, json_flag
 
 
 @dataclass
@@ -56,8 +56,8 @@ def rank0_first(world, fn):
 
 
 def load_data(args, world):
-    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=0,
-                  factory_kwargs=json.loads(args.dataset_kwargs) if ":" in args.dataset else None)
+    factory_kwargs = json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError) if ":" in args.dataset else None
+    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=0, factory_kwargs=factory_kwargs)
     if args.download:
         rank0_first(world, lambda: load_dataset(args.dataset, args.datapath, download=True, **kwargs) and None)
     train, test = load_dataset(args.dataset, args.datapath, **kwargs)
@@ -69,7 +69,8 @@ def load_data(args, world):
 
 def load_model(args, num_classes, model_file):
     torch.manual_seed(args.seed)  # a model without a checkpoint starts from a reproducible init
-    model = build_model(args.model, json.loads(args.model_kwargs), num_classes=num_classes)
+    kwargs = json_flag(args.model_kwargs, "--model_kwargs", ModelError)
+    model = build_model(args.model, kwargs, num_classes=num_classes)
     if model_file:
         load_weights(model, model_file)
     return model.eval()
@@ -93,7 +94,7 @@ def default_dir_file(args):
 
 def default_surf_file(args, dir_file):
     grid = f"x={args.x}" + (f"_y={args.y}" if args.y is not None else "")
-    return dir_file[:-3] + "_surf_" + grid.replace(":", ",") + ".h5"
+    return os.path.splitext(dir_file)[0] + "_surf_" + grid.replace(":", ",") + ".h5"
 
 
 def make_directions(args, model, num_classes, two_d):
@@ -171,10 +172,12 @@ def data_digest(data):
 def input_settings(args, ctx):
     """The settings a resume must share (compared key by key) — inputs are identified by hashes."""
     return dict(
-        model=args.model, model_kwargs=json.loads(args.model_kwargs),
+        model=args.model, model_kwargs=json_flag(args.model_kwargs, "--model_kwargs", ModelError),
         checkpoint_sha256=file_sha256(args.model_file) if args.model_file else f"init(seed={args.seed})",
         directions_sha256=directions_digest(ctx.dirs), dir_type=args.dir_type,
-        x=args.x, y=args.y, dataset=args.dataset, dataset_kwargs=json.loads(args.dataset_kwargs), train_data_sha256=data_digest(ctx.train),
+        x=args.x, y=args.y, dataset=args.dataset,
+        dataset_kwargs=json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError),
+        train_data_sha256=data_digest(ctx.train),
         raw_data=args.raw_data, data_split=args.data_split, split_idx=args.split_idx,
         random_labels=args.random_labels, loss_name=args.loss_name, precision=args.precision)
 

@@ -7,7 +7,7 @@ from ..evaluate import loss_function
 from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, lanczos_extremes, mean_loss_hvp
 from ..render import render_hessian
 from ..surfile import KINDS
-from .args import grid_parser, positive_int
+from .args import grid_parser, positive_float, positive_int
 from .context import build_context, input_settings
 from .run import guarded_main, run_job
 
@@ -15,7 +15,7 @@ from .run import guarded_main, run_job
 def parser():
     p = grid_parser(__doc__)
     g = p.add_argument_group("hessian")
-    g.add_argument("--tol", type=float, default=1e-3, help="Ritz residual bound, relative to |λmax|")
+    g.add_argument("--tol", type=positive_float, default=1e-3, help="Ritz residual bound, relative to |λmax|")
     g.add_argument("--max_iter", type=positive_int, default=100, help="Lanczos steps at most per point")
     g.add_argument("--hessian_samples", type=positive_int, default=None,
                    help="use a fixed random subset of N training samples (default: all)")
@@ -56,7 +56,8 @@ def hessian_evaluator(ctx, args):
 
 def run(args, world, stop):
     ctx = build_context(args, world)
-    settings = dict(input_settings(args, ctx), tol=args.tol, max_iter=args.max_iter,
+    def settings():  # the seed picks the sample subset and the Lanczos start vector
+        return dict(input_settings(args, ctx), tol=args.tol, max_iter=args.max_iter, seed=args.seed,
                     hessian_samples=args.hessian_samples, hessian_params=args.hessian_params)
     return run_job(args, world, ctx, "hessian", KINDS["hessian"], hessian_evaluator(ctx, args), settings, stop,
                    render_hessian)

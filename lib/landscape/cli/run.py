@@ -1,6 +1,8 @@
 """The part of a grid driver after setup: lock, prepare/resume the file, run, report, plot."""
 import contextlib
+import os
 import sys
+import time
 
 import numpy as np
 
@@ -16,12 +18,13 @@ def is_complete(path, kind):
         return bool(np.all(f[done_name(kind)][()]))
 
 
-def run_job(args, world, ctx, kind, quantities, evaluate_point, settings, stop, render=None):
+def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None):
+    """settings_of() hashes the inputs; only rank 0 calls it, under the lock."""
     path = ctx.surf_file
     with contextlib.ExitStack() as held:
         def lock_and_prepare():  # rank 0 holds the lock until the job ends
             held.enter_context(FileLock(path))
-            return prepare(path, ctx.grid, kind, quantities, settings, provenance(world, ctx), ctx.dir_file,
+            return prepare(path, ctx.grid, kind, quantities, settings_of(), provenance(world, ctx), ctx.dir_file,
                            args.overwrite)
         todo = rank0_first(world, lock_and_prepare)
         if world.rank == 0:
@@ -52,6 +55,9 @@ def guarded_main(run, argv_args):
     try:
         return run(argv_args, world, stop)
     except LandscapeError as e:
-        if world.rank == 0:
-            print(f"error: {e}", file=sys.stderr, flush=True)
+        if world.rank != 0:
+            time.sleep(1.0)  # when rank 0 fails too, it ends the job first and its line is the one shown
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        if world.size > 1:
+            os._exit(EXIT_BAD_INPUT)  # skip MPI_Finalize: a rank alone in its error must not wait for the others
         return EXIT_BAD_INPUT

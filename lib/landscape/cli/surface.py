@@ -1,7 +1,8 @@
 """plot_surface.py: loss and accuracy over a 1D or 2D grid of filter-normalized directions."""
+import os
 import sys
 
-from ..errors import DataError
+from ..errors import DataError, DirectionError
 from ..evaluate import auto_batch_size, evaluate, loss_function
 from ..render import render_surface
 from ..surfile import KINDS, TEST_QUANTITIES
@@ -49,7 +50,12 @@ def run(args, world, stop):
     if args.test and ctx.test is None:
         raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
     quantities = KINDS["surface"] + (TEST_QUANTITIES if args.test else ())
-    settings = dict(input_settings(args, ctx), test=args.test,
+    if args.proj_file and not (os.path.exists(args.proj_file) and ctx.grid.is_2d):
+        raise DirectionError(f"--proj_file {args.proj_file}: the path is drawn over a 2D grid's contours; "
+                             f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
+
+    def settings():
+        return dict(input_settings(args, ctx), test=args.test,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
     return run_job(args, world, ctx, "surface", quantities, surface_evaluator(ctx, args, world), settings, stop, render)
 
