@@ -55,10 +55,17 @@ def requeued_job(tmp_path_factory):
     r = run([sys.executable, os.path.join(ROOT, "plot_surface.py"), *full])
     assert r.returncode == 0, r.stderr + r.stdout
     surf = tmp / "job.h5"
+    # --overwrite starts over once: the requeued run must resume, not delete the first run's points
     r, calls = sbatch(tmp / "state", ["surface", *GRID, *SLOW, "--dir_file", str(tmp / "dirs.h5"),
-                                      "--surf_file", str(surf)],
+                                      "--surf_file", str(surf), "--overwrite"],
                       FAKE_SLURM_SIGNAL_AFTER="1.0", FAKE_SLURM_SIGNAL_AFTER_LINE="points already done")
     return r, calls, read(surf), read(tmp / "full.h5")
+
+
+def test_overwrite_is_dropped_on_requeue(requeued_job):
+    _, calls, _, _ = requeued_job
+    steps = [c for c in calls_of(calls, "srun", "start") if "landscape.render" not in c["argv"]]
+    assert "--overwrite" in steps[0]["argv"] and "--overwrite" not in steps[-1]["argv"]
 
 
 def test_signal_stops_the_first_run_and_requeues_it(requeued_job):
