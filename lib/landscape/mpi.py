@@ -70,7 +70,7 @@ def pick_device(world, requested="auto"):
     return torch.device("cuda", world.local_rank % torch.cuda.device_count())
 
 
-def cpu_threads_per_rank(world):
+def cpu_threads_per_rank():
     """Share this rank's cores: Slurm's --cpus-per-task, else the node's cores over its ranks."""
     if "SLURM_CPUS_PER_TASK" in os.environ:
         return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
@@ -92,11 +92,21 @@ def abort_on_uncaught(world):
     threading.excepthook = lambda a: hook(a.exc_type, a.exc_value, a.exc_traceback)  # rank 0's work server
 
 
+def _require_threads():
+    """Rank 0 answers work requests from a thread while its main thread computes and writes."""
+    from mpi4py import MPI
+    if MPI.Query_thread() != MPI.THREAD_MULTIPLE:
+        raise LandscapeError("this MPI library does not provide MPI_THREAD_MULTIPLE, which rank 0's work "
+                             "server needs; use an MPI built with thread support (Open MPI and MPICH are)")
+
+
 class WorkChannel:
     """Ranks ask rank 0 for work; a thread on rank 0 answers from the Dispatcher (mpi4py's demo pattern)."""
 
     def __init__(self, world, dispatcher=None, on_reply=None):
         self.world, self.dispatcher, self.on_reply = world, dispatcher, on_reply
+        if world.size > 1:
+            _require_threads()
         self.comm = world.comm.Dup() if world.size > 1 else None
         self.server = None
         if self.comm is not None and world.rank == 0:
