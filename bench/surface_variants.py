@@ -113,7 +113,7 @@ def precision_errors(model, dirs, data, device, batch="auto", point=(0.2, -0.2))
 def variants_table(title, rows):
     """Markdown table of interleaved_rows' rows, each against the first (the baseline)."""
     _, base_med, base_min, _ = rows[0]
-    lines = [f"**{title}**", "", f"| variant | s/point median / min | points/s (median) | vs the first row: "
+    lines = [f"**{title}**", "", "| variant | s/point median / min | points/s (median) | vs the first row: "
              "median / min | loss rel. diff |", "|---|---:|---:|---:|---:|"]
     for label, med, best, diff in rows:
         d = "" if diff is None else f"{diff:.1e}"

@@ -96,8 +96,8 @@ def _check_same_landscape(f, kind, settings, path):
         diff = settings_diff(_shared(json.loads(stored)), _shared(settings))
         if diff:
             raise SurfaceFileError(f"refusing to add {kind} values to {path}: its {other} values are of another "
-                                   f"landscape:\n  " + "\n  ".join(diff) + "\nuse the same model, checkpoint "
-                                   f"and directions, or another --surf_file")
+                                   "landscape:\n  " + "\n  ".join(diff) + "\nuse the same model, checkpoint "
+                                   "and directions, or another --surf_file")
 
 
 def _create(path, grid, dir_file):

@@ -42,13 +42,15 @@ class Context:
 
 
 def rank0_first(world, fn):
-    """Run `fn` on rank 0 only; every rank gets its result, or the same LandscapeError."""
+    """Run `fn` on rank 0 only; every rank gets its result, or the same LandscapeError.
+    The others wait asleep in a barrier (not spinning in bcast), as rank 0 may work for minutes."""
     result, error = None, None
     if world.rank == 0:
         try:
             result = fn()
         except LandscapeError as e:
             error = e
+    world.barrier()
     result, error = world.bcast((result, error))
     if error is not None:
         raise error

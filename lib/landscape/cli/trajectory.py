@@ -20,7 +20,7 @@ import sys
 from ..checkpoint import file_sha256
 from ..data import LAYOUTS
 from ..directions import DIR_TYPES, IGNORES
-from ..errors import GridSpecError, LandscapeError, ModelError
+from ..errors import GridSpecError, ModelError
 from ..grid import parse_axis
 from ..job import EXIT_OK
 from ..models import build_model
@@ -133,23 +133,6 @@ def save_projection(args, dir_file, digest, checkpoints, xs, ys):
     return proj_file
 
 
-def run_on_rank0(world, fn):
-    """rank0_first, with the other ranks asleep in a barrier (not spinning in bcast) meanwhile."""
-    outcome = (None, None)
-    if world.rank == 0:
-        try:
-            outcome = (fn(), None)
-        except LandscapeError as err:
-            outcome = (None, err)
-    world.barrier()
-
-    def replay():
-        if outcome[1] is not None:
-            raise outcome[1]
-        return outcome[0]
-    return rank0_first(world, replay)
-
-
 def axis_spec(given, values, args, axis):
     if given is not None:
         return given
@@ -194,7 +177,7 @@ def check_grid_flags(args):
 
 def run(args, world, stop):
     check_grid_flags(args)
-    summary = run_on_rank0(world, lambda: trajectory_stage(args))
+    summary = rank0_first(world, lambda: trajectory_stage(args))
     if not args.surface:
         return EXIT_OK
     argv = surface_argv(args, summary)
@@ -202,7 +185,7 @@ def run(args, world, stop):
     if code != EXIT_OK:
         return code
     surf_file = surface_file(argv, summary["dir_file"])
-    overlay = run_on_rank0(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], args))
+    overlay = rank0_first(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], args))
     if world.rank == 0:
         for out in overlay:
             print(f"plot: {out}", flush=True)
