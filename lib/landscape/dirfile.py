@@ -26,16 +26,24 @@ class Directions:
         return self.y is not None
 
 
-def write_directions(path, dirs, extra_datasets=None):
-    """Write `dirs` (lists of tensors or arrays) to a new file at `path`, whole or not at all:
-    it is written under a temporary name and renamed, so a kill never leaves half a direction file."""
+def atomic_write(path, write):
+    """Call write(tmp) on a temporary name in `path`'s folder (created if needed), then rename it to
+    `path`: a kill leaves the whole file or none, never half of one."""
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     partial = f"{path}.partial-{os.getpid()}"
     try:
-        _write(partial, dirs, extra_datasets)
+        write(partial)
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def write_directions(path, dirs, extra_datasets=None):
+    """Write `dirs` (lists of tensors or arrays) to `path`, whole or not at all."""
+    atomic_write(path, lambda tmp: _write(tmp, dirs, extra_datasets))
 
 
 def _write(path, dirs, extra_datasets):

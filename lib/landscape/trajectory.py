@@ -27,7 +27,7 @@ import torch
 
 from . import __version__
 from .checkpoint import load_weights
-from .dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
+from .dirfile import Directions, atomic_write, check_fits, directions_digest, read_directions, write_directions
 from .directions import DIR_TYPES, IGNORES, check_choice, is_movable, named_entries
 from .errors import CheckpointError, DirectionError, GridSpecError, SurfaceFileError
 from .pca import pca_directions, project
@@ -133,25 +133,12 @@ def write_pca_directions(path, pca, shapes, attrs, checkpoints):
     extra = {name: value.cpu().numpy() for name, value in
              zip(PCA_DATASETS, (pca.explained_variance_ratio, pca.singular_values, pca.explained_variance))}
     extra.update(checkpoint_datasets(checkpoints))
-    _atomic_write(path, lambda tmp: write_directions(tmp, dirs, extra))
+    write_directions(path, dirs, extra)
 
 
 def checkpoint_datasets(checkpoints):
     paths, hashes = zip(*checkpoints)
     return {"checkpoint_files": np.array(paths, dtype=STRING), "checkpoint_sha256": np.array(hashes, dtype=STRING)}
-
-
-def _atomic_write(path, write):
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    partial = f"{path}.partial-{os.getpid()}"
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
 
 
 def read_pca_record(path):
@@ -214,7 +201,7 @@ def write_projection(path, xs, ys, checkpoints, attrs):
                 f[name] = value
             for key, value in attrs.items():
                 f.attrs[key] = value
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def read_projection(path):

@@ -120,7 +120,7 @@ def make_directions(args, model, num_classes, two_d):
 
 
 def check_direction_flags(args, dirs, dir_file):
-    """A flag given explicitly must match the existing direction file that it would otherwise not affect."""
+    """Direction flags given explicitly, and --dir_type (always set), must match an existing direction file."""
     given = {key: getattr(args, key) for key in (*DIRECTION_DEFAULTS, "dir_type")}
     differ = [f"--{k} {v} (the file has {dirs.attrs[k]})" for k, v in given.items()
               if v is not None and k in dirs.attrs and dirs.attrs[k] != v]

@@ -8,7 +8,7 @@ from ..render import render_surface
 from ..surfile import KINDS, TEST_QUANTITIES
 from ..trajectory import render_path_overlay
 from .args import grid_parser
-from .context import build_context, data_digest, input_settings
+from .context import build_context, data_digest, input_settings, rank0_first
 from .run import guarded_main, run_job
 
 
@@ -31,7 +31,7 @@ def surface_evaluator(ctx, args, world):
     sets = [ctx.train] + ([ctx.test] if args.test else [])
     batch = args.batch_size
     if batch == "auto":  # rank 0 times it and every rank uses its choice, so all sum in the same order
-        batch = world.bcast(auto_batch_size(ctx.model, ctx.train.x, args.precision) if world.rank == 0 else None)
+        batch = rank0_first(world, lambda: auto_batch_size(ctx.model, ctx.train.x, args.precision))
         if world.rank == 0:
             print(f"[surface] evaluation batch size {batch} (--batch_size auto)", flush=True)
     ctx.eval_batch = batch
