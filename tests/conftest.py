@@ -40,3 +40,7 @@ def run(cmd, timeout=240, cwd=None, **extra_env):
 def tiny_args():
     """Flags for a fast tiny job: custom model and data from tests/tiny.py."""
     return ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--progress_secs", "0.5"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts processes (mpirun, drivers); `make test-fast` skips them")

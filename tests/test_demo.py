@@ -1,9 +1,13 @@
 """`make demo` runs: the same script, shrunk through its environment knobs."""
+
 import os
 
 import h5py
+import pytest
 
 from conftest import ROOT, run
+
+pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)
 
 
 def test_demo_script_trains_maps_and_plots(tmp_path):

@@ -13,6 +13,8 @@ from bruteforce import reference_direction_file
 from conftest import ROOT, mpirun_cmd, run
 from tiny import make_data, make_model
 
+pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)
+
 GRID = ["--x=-0.5:0.5:3", "--y=0:0.5:2"]
 
 

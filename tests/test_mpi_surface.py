@@ -13,6 +13,8 @@ from bruteforce import brute_force_surface, reference_direction_file
 from conftest import ROOT, mpirun_cmd, run
 from tiny import make_model
 
+pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)
+
 GRID = ["--x=-1:1:5", "--y=-0.5:1:3"]  # non-square: 3 rows (y) by 5 columns (x)
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import ROOT, env, mpirun_cmd, python_cmd, run
 
+pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)
+
 ARGS = ["--model", "tiny:make_slow_model", "--model_kwargs", '{"delay": 0.06}', "--dataset", "tiny:make_data",
         "--x=-1:1:7", "--y=-1:1:5", "--flush_points", "3", "--progress_secs", "0.5", "--batch_size", "64"]
 EXIT_STOPPED = 75

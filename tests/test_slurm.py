@@ -18,6 +18,8 @@ FAKE = os.path.join(TESTS, "fake_slurm")
 sys.path.insert(0, FAKE)
 from fakelib import read_calls  # noqa: E402
 
+pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)
+
 SCRIPT = os.path.join(ROOT, "slurm", "landscape.sbatch")
 STUB_PYTHON = os.path.join(FAKE, "stub_python")
 GRID = ["--dataset", "tiny:make_data", "--x=-1:1:7", "--y=-1:1:5", "--batch_size", "64", "--progress_secs", "0.5"]

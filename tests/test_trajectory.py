@@ -17,6 +17,8 @@ from landscape.train import main as train_main
 from landscape.trajectory import checkpoint_series, render_path_overlay, with_final
 from tiny import make_model
 
+pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)
+
 PCA_DIR = "PCA_weights_save_epoch=1"
 TINY = ["--model", "tiny:make_model", "--max_epoch", "2", "--dataset", "cifar10"]  # the reference passes --dataset
 
