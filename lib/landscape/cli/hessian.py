@@ -4,7 +4,8 @@ import sys
 import torch
 
 from ..evaluate import loss_function
-from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, lanczos_extremes, mean_loss_hvp
+from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, mean_loss_hvp
+from ..lanczos import lanczos_extremes
 from ..render import render_hessian
 from ..surfile import KINDS
 from .args import grid_parser, positive_float, positive_int
