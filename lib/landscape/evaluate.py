@@ -40,23 +40,47 @@ def precision_context(precision, device):
     return contextlib.nullcontext()
 
 
-@torch.inference_mode()
-def evaluate(model, x, y, loss_sum, batch_size, precision="fp32"):
-    """(mean loss, accuracy in percent) over all of x, y; batches weighted by their size.
+def tensor_batches(x, y, batch_size):
+    """Consecutive (inputs, targets) slices of two device-resident tensors."""
+    return [(x[start:start + batch_size], y[start:start + batch_size]) for start in range(0, len(x), batch_size)]
 
-    Sums stay on the device and are read back once, so the GPU never waits on the host mid-pass.
+
+def gives_accuracy(outputs, targets):
+    """Accuracy applies to (N, classes) scores against N integer class indices, and to nothing else."""
+    return (outputs.ndim == 2 and targets.ndim == 1 and len(targets) == len(outputs)
+            and not targets.is_floating_point() and not targets.is_complex() and targets.dtype != torch.bool)
+
+
+@torch.inference_mode()
+def evaluate_batches(model, batches, loss_total, precision="fp32", accuracy=True, device=None):
+    """(mean loss, accuracy in percent or None) over an iterable of (inputs, targets) batches.
+
+    loss_total(outputs, targets) is the batch's summed loss, so batches are weighted by their size.
+    Batches not on `device` are moved there. Sums stay on the device and are read back once, so
+    the GPU never waits on the host mid-pass.
     """
-    loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    correct = torch.zeros((), device=x.device, dtype=torch.int64)
-    with precision_context(precision, x.device):
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            logits = model(xb)
-            loss += loss_sum(logits, yb)
-            correct += (logits.argmax(dim=1) == yb).sum()
-    total_loss, total_correct = torch.stack([loss, correct.double()]).tolist()
-    n = len(x)
-    return total_loss / n, 100.0 * total_correct / n
+    loss = correct = None
+    count = 0
+    with precision_context(precision, device or torch.device("cpu")):
+        for inputs, targets in batches:
+            if device is not None:
+                inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            outputs = model(inputs)
+            batch = loss_total(outputs, targets).double()
+            loss = batch if loss is None else loss + batch
+            if accuracy:
+                hits = (outputs.argmax(dim=1) == targets).sum()
+                correct = hits if correct is None else correct + hits
+            count += len(inputs)
+    if count == 0:
+        raise ValueError("the data hold no samples")
+    sums = torch.stack([loss, correct.double()] if accuracy else [loss]).tolist()
+    return sums[0] / count, (100.0 * sums[1] / count if accuracy else None)
+
+
+def evaluate(model, x, y, loss_sum, batch_size, precision="fp32"):
+    """(mean loss, accuracy in percent) over all of x, y held on one device."""
+    return evaluate_batches(model, tensor_batches(x, y, batch_size), loss_sum, precision, device=x.device)
 
 
 def device_layout(x):

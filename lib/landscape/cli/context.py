@@ -5,9 +5,6 @@ input_settings (which hashes the inputs) on rank 0 only.
 """
 import hashlib
 import os
-import platform
-import sys
-import time
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +20,7 @@ from ..flatparams import PointSetter
 from ..grid import make_grid
 from ..models import build_model
 from ..mpi import cpu_threads_per_rank, pick_device
+from ..runner import provenance_record, rank0_first
 from .args import DIRECTION_DEFAULTS, direction_flag, json_flag
 
 
@@ -39,22 +37,6 @@ class Context:
     dir_file: str
     surf_file: str
     eval_batch: int = None  # set by the surface driver once chosen; recorded in the provenance
-
-
-def rank0_first(world, fn):
-    """Run `fn` on rank 0 only; every rank gets its result, or the same LandscapeError.
-    The others wait asleep in a barrier (not spinning in bcast), as rank 0 may work for minutes."""
-    result, error = None, None
-    if world.rank == 0:
-        try:
-            result = fn()
-        except LandscapeError as e:
-            error = e
-    world.barrier()
-    result, error = world.bcast((result, error))
-    if error is not None:
-        raise error
-    return result
 
 
 def load_data(args, world):
@@ -185,16 +167,4 @@ def input_settings(args, ctx):
 
 
 def provenance(world, ctx):
-    import h5py
-    import numpy
-    versions = dict(landscape=__version__, torch=torch.__version__, numpy=numpy.__version__,
-                    h5py=h5py.__version__, python=platform.python_version())
-    try:
-        import mpi4py
-        versions["mpi4py"] = mpi4py.__version__
-    except ImportError:
-        pass
-    return dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=platform.node(), ranks=world.size,
-                device=str(ctx.device), eval_batch=ctx.eval_batch, argv=sys.argv, versions=versions,
-                dir_file=ctx.dir_file,
-                parallel_hdf5=bool(h5py.get_config().mpi))
+    return provenance_record(world, ctx.device, ctx.eval_batch, ctx.dir_file)

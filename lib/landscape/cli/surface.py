@@ -8,7 +8,8 @@ from ..render import render_surface
 from ..surfile import KINDS, TEST_QUANTITIES
 from ..trajectory import render_path_overlay
 from .args import grid_parser
-from .context import build_context, data_digest, input_settings, rank0_first
+from ..runner import rank0_first
+from .context import build_context, data_digest, input_settings
 from .run import guarded_main, run_job
 
 
