@@ -11,7 +11,6 @@ layout plot_surface.py writes. The model's parameters are exactly as they were w
 """
 import contextlib
 import hashlib
-import math
 import shutil
 import tempfile
 import threading
@@ -22,8 +21,8 @@ import torch
 from . import __version__
 from .dirfile import Directions, check_fits, directions_digest, read_directions
 from .directions import named_entries, normalize_direction, random_direction, target_direction
-from .errors import DataError, DirectionError, GridSpecError, LossError
-from .evaluate import auto_batch_size, crossentropy_sum, device_layout, evaluate_batches, gives_accuracy, \
+from .errors import DataError, DirectionError, GridSpecError
+from .evaluate import auto_batch_size, device_layout, evaluate_batches, gives_accuracy, mean_loss_total, \
     tensor_batches
 from .flatparams import PointSetter
 from .grid import Grid, parse_axis
@@ -89,7 +88,7 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
     dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
     with _evaluation_mode(model, device, world) as device:
         setter = _point_setter(model, dirs, grid)
-        loss_total = _loss_total(loss)
+        loss_total = mean_loss_total(loss)
         sets = [_batches(d, model, device, batch_size, precision, world) for d in (data, test_data) if d is not None]
         accuracy = _probe(model, sets[0][0], loss_total, device)
         quantities = _surface_quantities(accuracy, test_data is not None)
@@ -99,7 +98,7 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
             values = []
             for batches, _ in sets:
                 mean, acc = evaluate_batches(model, batches, loss_total, precision, accuracy, device)
-                values += [mean] + ([acc if math.isfinite(mean) else float("nan")] if accuracy else [])
+                values += [mean] + ([acc] if accuracy else [])
             return tuple(values)
 
         def settings():
@@ -165,23 +164,6 @@ def _point_setter(model, dirs, grid):
     if grid.is_2d and not dirs.is_2d:
         raise DirectionError("a 2D grid (y given) needs two directions; these hold only x")
     return PointSetter(model, list(names), list(entries), dirs.x, dirs.y if grid.is_2d else None)
-
-
-def _loss_total(loss):
-    """The batch's summed loss from a user's loss(outputs, targets) -> batch mean."""
-    if loss is None:
-        return crossentropy_sum
-    if not callable(loss):
-        raise LossError(f"loss must be a function loss(outputs, targets) -> mean loss, got a {type(loss).__name__}")
-
-    def total(outputs, targets):
-        value = loss(outputs, targets)
-        if not torch.is_tensor(value) or value.numel() != 1:
-            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-            raise LossError(f"loss {_qualname(loss)} must return the batch's mean loss as one number (a scalar "
-                            f"tensor), got {shape}")
-        return value.reshape(()).double() * len(outputs)
-    return total
 
 
 def _batches(data, model, device, batch_size, precision, world):

@@ -1,9 +1,12 @@
 """Mean loss and accuracy of a model over tensors held on its device: pure, one host sync per call."""
 import contextlib
+import math
 import time
 
 import torch
 import torch.nn.functional as F
+
+from .errors import LossError
 
 LOSS_NAMES = ("crossentropy", "mse")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -26,6 +29,27 @@ def loss_function(name):
     if name not in losses:
         raise ValueError(f"--loss_name={name!r} is not one of {', '.join(LOSS_NAMES)}")
     return losses[name]
+
+
+def mean_loss_total(loss):
+    """The batch's summed loss from a user's loss(outputs, targets) -> batch mean."""
+    if loss is None:
+        return crossentropy_sum
+    if not callable(loss):
+        raise LossError(f"loss must be a function loss(outputs, targets) -> mean loss, got a {type(loss).__name__}")
+
+    def total(outputs, targets):
+        value = loss(outputs, targets)
+        if not torch.is_tensor(value) or value.numel() != 1:
+            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            raise LossError(f"loss {_name_of(loss)} must return the batch's mean loss as one number (a scalar "
+                            f"tensor), got {shape}")
+        return value.reshape(()).double() * len(outputs)
+    return total
+
+
+def _name_of(fn):
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def precision_context(precision, device):
@@ -54,6 +78,7 @@ def gives_accuracy(outputs, targets):
 @torch.inference_mode()
 def evaluate_batches(model, batches, loss_total, precision="fp32", accuracy=True, device=None):
     """(mean loss, accuracy in percent or None) over an iterable of (inputs, targets) batches.
+    A point whose loss is not finite gets NaN accuracy: its argmax would be a number without meaning.
 
     loss_total(outputs, targets) is the batch's summed loss, so batches are weighted by their size.
     Batches not on `device` are moved there. Sums stay on the device and are read back once, so
@@ -75,12 +100,24 @@ def evaluate_batches(model, batches, loss_total, precision="fp32", accuracy=True
     if count == 0:
         raise ValueError("the data hold no samples")
     sums = torch.stack([loss, correct.double()] if accuracy else [loss]).tolist()
-    return sums[0] / count, (100.0 * sums[1] / count if accuracy else None)
+    mean = sums[0] / count
+    if not accuracy:
+        return mean, None
+    return mean, 100.0 * sums[1] / count if math.isfinite(mean) else float("nan")  # no accuracy of a NaN model
 
 
-def evaluate(model, x, y, loss_sum, batch_size, precision="fp32"):
-    """(mean loss, accuracy in percent) over all of x, y held on one device."""
-    return evaluate_batches(model, tensor_batches(x, y, batch_size), loss_sum, precision, device=x.device)
+def evaluate(model, x, y, loss_sum, batch_size, precision="fp32", accuracy=True):
+    """(mean loss, accuracy in percent, or None without accuracy) over all of x, y held on one device."""
+    return evaluate_batches(model, tensor_batches(x, y, batch_size), loss_sum, precision, accuracy, x.device)
+
+
+@torch.inference_mode()
+def probe_loss(model, x, y, loss_sum):
+    """Run the loss once on two samples, before any work, so a bad loss fails early; returns whether
+    accuracy applies to the model's outputs and these targets."""
+    outputs = model(x[:2])
+    loss_sum(outputs, y[:2])
+    return gives_accuracy(outputs, y[:2])
 
 
 def device_layout(x):

@@ -106,6 +106,8 @@ def add_grid_args(p):
 def add_run_args(p):
     g = p.add_argument_group("run")
     g.add_argument("--loss_name", default="crossentropy", choices=LOSS_NAMES)
+    g.add_argument("--loss", default=None, metavar="MODULE:FUNCTION",
+                   help="your loss(outputs, targets) -> the batch's mean loss (replaces --loss_name)")
     g.add_argument("--precision", default="fp32", choices=PRECISIONS)
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     g.add_argument("--cuda", action="store_true", help="same as --device cuda (the reference's flag)")

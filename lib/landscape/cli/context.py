@@ -163,7 +163,7 @@ def input_settings(args, ctx):
         dataset_kwargs=json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError),
         train_data_sha256=data_digest(ctx.train),
         raw_data=args.raw_data, data_split=args.data_split, split_idx=args.split_idx,
-        random_labels=args.random_labels, loss_name=args.loss_name, precision=args.precision)
+        random_labels=args.random_labels, loss_name=args.loss_name, loss=args.loss, precision=args.precision)
 
 
 def provenance(world, ctx):

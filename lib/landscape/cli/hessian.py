@@ -3,7 +3,9 @@ import sys
 
 import torch
 
+from ..errors import LossError
 from ..evaluate import loss_function
+from ..imports import import_callable
 from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, mean_loss_hvp
 from ..lanczos import lanczos_extremes
 from ..render import render_hessian
@@ -36,15 +38,18 @@ def hessian_batches(data, samples, batch, seed):
     return [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
 
 
-def mean_loss(name):
-    total = loss_function(name)
+def mean_loss(args):
+    """The batch-mean loss the Hessian is taken of: --loss (a user's) or --loss_name."""
+    if args.loss is not None:
+        return import_callable(args.loss, LossError, "--loss")
+    total = loss_function(args.loss_name)
     return lambda logits, y: total(logits, y) / len(y)
 
 
 def hessian_evaluator(ctx, args):
     names = hessian_param_names(ctx.model, args.hessian_params)
     batches = hessian_batches(ctx.train, args.hessian_samples, args.hessian_batch, args.seed)
-    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args.loss_name), batches, method=args.hvp)
+    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args), batches, method=args.hvp)
     params = dict(ctx.model.named_parameters())
     dim = sum(params[n].numel() for n in names)
 
