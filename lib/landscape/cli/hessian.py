@@ -3,6 +3,7 @@ import sys
 
 import torch
 
+from ..devices import check_precision_applies, strict_fp32
 from ..evaluate import loss_function
 from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, lanczos_extremes, mean_loss_hvp
 from ..render import render_hessian
@@ -49,12 +50,14 @@ def hessian_evaluator(ctx, args):
 
     def evaluate_point(index):
         ctx.setter.set(*ctx.grid.coords(index))
-        r = lanczos_extremes(hvp, dim, tol=args.tol, max_iter=args.max_iter, seed=args.seed, device=ctx.device)
+        with strict_fp32():  # TF32 noise (~1e-3) would swamp lambda_min at a minimum
+            r = lanczos_extremes(hvp, dim, tol=args.tol, max_iter=args.max_iter, seed=args.seed, device=ctx.device)
         return (r.lam_max, r.lam_min, r.iters, r.res_max, r.res_min)
     return evaluate_point
 
 
 def run(args, world, stop):
+    check_precision_applies(args.precision, args.device, strict_only=True, driver="plot_hessian_eig.py")
     ctx = build_context(args, world)
     def settings():  # the seed picks the sample subset and the Lanczos start vector
         return dict(input_settings(args, ctx), tol=args.tol, max_iter=args.max_iter, seed=args.seed,

@@ -2,8 +2,10 @@
 import os
 import sys
 
+from ..devices import check_precision_applies
 from ..errors import DataError, DirectionError
 from ..evaluate import auto_batch_size, evaluate, loss_function
+from ..mpi import ranks_per_gpu
 from ..render import render_surface
 from ..surfile import KINDS, TEST_QUANTITIES
 from ..trajectory import render_path_overlay
@@ -31,7 +33,9 @@ def surface_evaluator(ctx, args, world):
     sets = [ctx.train] + ([ctx.test] if args.test else [])
     batch = args.batch_size
     if batch == "auto":  # rank 0 times it and every rank uses its choice, so all sum in the same order
-        batch = rank0_first(world, lambda: auto_batch_size(ctx.model, ctx.train.x, args.precision))
+        sharing = ranks_per_gpu(world, ctx.device)  # the probe leaves room for the other ranks on its GPU
+        batch = rank0_first(world, lambda: auto_batch_size(ctx.model, ctx.train.x, args.precision,
+                                                           ranks_sharing=sharing))
         if world.rank == 0:
             print(f"[surface] evaluation batch size {batch} (--batch_size auto)", flush=True)
     ctx.eval_batch = batch
@@ -47,6 +51,7 @@ def surface_evaluator(ctx, args, world):
 
 def run(args, world, stop):
     ctx = build_context(args, world)
+    check_precision_applies(args.precision, ctx.device.type)
     if args.test and ctx.test is None:
         raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
     quantities = KINDS["surface"] + (TEST_QUANTITIES if args.test else ())
