@@ -2,9 +2,12 @@
 import pytest
 import torch
 
-from landscape.devices import DeviceError
-from landscape.memory import (Probe, basis_bytes, is_allocation_failure, largest_that_runs, plan_basis,
-                              power_of_two_at_least, rank_headroom, with_margin)
+from landscape.devices import DeviceError, read_tf32_flags, tf32_flags_for
+from landscape.evaluate import auto_batch_size
+from landscape.hessian import hessian_param_names, mean_loss_hvp
+from landscape.memory import (HESSIAN_CPU_BATCH, Probe, basis_bytes, hessian_batch_size, is_allocation_failure,
+                              largest_that_runs, plan_basis, power_of_two_at_least, rank_headroom, with_margin)
+from tiny import make_data, make_model
 
 GiB = 2 ** 30
 
@@ -91,3 +94,63 @@ def test_wrn_sized_basis_goes_to_host_memory_then_to_fp32():
 def test_a_cpu_run_keeps_its_float64_basis():
     plan = plan_basis(10 ** 6, 100, "cpu", device_headroom=0, host_available=0)
     assert plan.device == "cpu" and plan.dtype == torch.float64
+
+
+class FakeMeter:
+    """A GPU of `capacity` bytes for activations at `per_sample` bytes each; the work itself really runs."""
+
+    def __init__(self, capacity, per_sample, headroom):
+        self.capacity, self.per_sample, self.free, self.sizes = capacity, per_sample, headroom, []
+
+    def run(self, work, size):
+        self.sizes.append(size)
+        work(size)
+        if size * self.per_sample > self.capacity:
+            raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasSgemm`")
+        return size * self.per_sample
+
+    def recover(self):
+        pass
+
+    def headroom(self, ranks_sharing):
+        return self.free / ranks_sharing
+
+
+def test_the_hessian_probe_runs_double_backward_hvps_in_strict_fp32():
+    model = make_model()
+    (x, y), _ = make_data(n_train=40)
+    x = torch.cat([x] * 4)  # 160 samples: the probe starts at 256 and halves
+    y = torch.cat([y] * 4)
+    names = hessian_param_names(model, "reference")
+    dim = sum(p.numel() for n, p in model.named_parameters() if n in names)
+    seen = []
+
+    def hvp_of(batches):
+        op = mean_loss_hvp(model, names, lambda logits, t: torch.nn.functional.cross_entropy(logits, t), batches)
+
+        def apply(v):
+            seen.append((len(batches[0][1]), read_tf32_flags()))
+            return op(v)
+        return apply
+    meter = FakeMeter(capacity=100, per_sample=1, headroom=1000)
+    assert hessian_batch_size(hvp_of, x, y, dim, torch.device("cpu"), meter=meter) == 64
+    assert meter.sizes == [256, 128, 64]
+    assert [size for size, _ in seen] == [160, 128, 64]  # x[:256] holds all 160
+    assert all(flags == tf32_flags_for(False) for _, flags in seen)
+    # twenty ranks on the GPU: each may use 80% of a 50-byte share, which holds 32 samples, not 64
+    assert hessian_batch_size(hvp_of, x, y, dim, torch.device("cpu"), ranks_sharing=20, meter=meter) == 32
+
+
+def test_the_hessian_batch_on_the_cpu_is_the_former_default():
+    assert hessian_batch_size(None, torch.zeros(1000), None, 0, torch.device("cpu")) == HESSIAN_CPU_BATCH == 256
+    assert hessian_batch_size(None, torch.zeros(10), None, 0, torch.device("cpu")) == 10
+
+
+def test_the_gpu_evaluation_probe_keeps_its_margin():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    x = torch.randn(3000, 3, 2, 2)
+    meter = FakeMeter(capacity=2000, per_sample=1, headroom=1500)
+    # 4096 covers the data; 2048 is too many for the device; 1024 fits but takes 1024 > 0.8 * 1200
+    assert auto_batch_size(model, x, gpu_max=8192, meter=FakeMeter(2000, 1, 1200)) == 512
+    assert auto_batch_size(model, x, gpu_max=8192, meter=meter) == 1024
+    assert meter.sizes == [4096, 2048, 1024]

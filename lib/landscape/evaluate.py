@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .devices import tf32_mode
-from .memory import power_of_two_at_least, probe_cuda_batch
+from .memory import CudaMeter, power_of_two_at_least, probe_batch
 
 LOSS_NAMES = ("crossentropy", "mse")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -82,12 +82,13 @@ def _seconds_per_image(model, x, batch, precision):
     return (time.perf_counter() - t0) / len(probe)
 
 
-def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3, ranks_sharing=1):
+def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3, ranks_sharing=1, meter=None):
     """CPU: the fastest of CPU_BATCHES (it depends on model and caches), timed on up to 512 images in
     `rounds` interleaved rounds keeping each size's best, since one round is easily skewed by warm-up
     or other load (docs/bench_surface.md). GPU: the largest power of two up to gpu_max that runs,
-    halved further until it leaves a safety margin for the `ranks_sharing` ranks on the same GPU."""
-    if x.device.type != "cuda":
+    halved further until it leaves a safety margin for the `ranks_sharing` ranks on the same GPU
+    (`meter` measures memory; a test may pass its own to drive the GPU path on the CPU)."""
+    if x.device.type != "cuda" and meter is None:
         sizes = [b for b in CPU_BATCHES if b <= len(x)] or [len(x)]
         best = {b: float("inf") for b in sizes}
         for _ in range(rounds):
@@ -98,4 +99,4 @@ def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3, ranks_sh
     def forward(size):
         with torch.inference_mode(), precision_context(precision, x.device):
             model(x[:size])
-    return probe_cuda_batch(x.device, forward, power_of_two_at_least(len(x), gpu_max), ranks_sharing)
+    return probe_batch(meter or CudaMeter(x.device), forward, power_of_two_at_least(len(x), gpu_max), ranks_sharing)

@@ -3,11 +3,12 @@
 The probes take the work to try as a callable, so the same loop serves evaluation (forward only)
 and the Hessian (double backward), and tests drive it on the CPU with fake failures and sizes.
 """
+import os
 from dataclasses import dataclass
 
 import torch
 
-from .devices import DeviceError
+from .devices import DeviceError, strict_fp32
 
 # cuDNN and cuBLAS report a failed workspace or handle allocation as a plain RuntimeError with
 # their status name in it, not as torch.cuda.OutOfMemoryError.
@@ -59,25 +60,52 @@ def rank_headroom(free_bytes, unused_cache_bytes, ranks_sharing):
     return (free_bytes + unused_cache_bytes) / max(1, ranks_sharing)
 
 
-def cuda_probe_runner(device, work):
-    """run(size) for largest_that_runs on a GPU: does work(size), returns the peak bytes above before."""
-    def run(size):
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
+class CudaMeter:
+    """Measures a probe's work on a GPU: the peak bytes above what was allocated before it."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def run(self, work, size):
+        torch.cuda.synchronize(self.device)
+        before = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
         work(size)
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    return run
+        torch.cuda.synchronize(self.device)
+        return torch.cuda.max_memory_allocated(self.device) - before
+
+    def recover(self):
+        torch.cuda.empty_cache()
+
+    def headroom(self, ranks_sharing):
+        torch.cuda.empty_cache()
+        free, _ = torch.cuda.mem_get_info(self.device)
+        unused = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+        return rank_headroom(free, unused, ranks_sharing)
 
 
-def probe_cuda_batch(device, work, start, ranks_sharing=1, margin=MARGIN):
-    """Largest power-of-two batch up to `start` that work() runs with, keeping the safety margin."""
-    probe = largest_that_runs(cuda_probe_runner(device, work), start, recover=torch.cuda.empty_cache)
-    torch.cuda.empty_cache()
-    free, _ = torch.cuda.mem_get_info(device)
-    unused = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    return with_margin(probe, rank_headroom(free, unused, ranks_sharing), margin)
+def probe_batch(meter, work, start, ranks_sharing=1, margin=MARGIN):
+    """Largest batch from halving `start` that work() runs with, keeping the safety margin."""
+    probe = largest_that_runs(lambda size: meter.run(work, size), start, recover=meter.recover)
+    return with_margin(probe, meter.headroom(ranks_sharing), margin)
+
+
+HESSIAN_CPU_BATCH = 256  # the former fixed default: on the CPU, memory is not what limits the batch
+
+
+def hessian_batch_size(hvp_of, x, y, dim, device, ranks_sharing=1, gpu_max=4096, meter=None):
+    """--hessian_batch auto. On a GPU the largest power of two whose double-backward HVP runs, with
+    the safety margin; the double backward keeps the graph of the gradient alive, so it needs several
+    times a forward pass's memory and gets its own probe. hvp_of(batches) builds the operator."""
+    if device.type != "cuda" and meter is None:
+        return min(HESSIAN_CPU_BATCH, len(x))
+    meter = meter or CudaMeter(device)
+    v = torch.randn(dim, generator=torch.Generator().manual_seed(0)).to(device)
+
+    def one_hvp(size):
+        with strict_fp32():
+            hvp_of([(x[:size], y[:size])])(v)
+    return probe_batch(meter, one_hvp, power_of_two_at_least(len(x), gpu_max), ranks_sharing)
 
 
 def power_of_two_at_least(n, cap):
@@ -118,3 +146,16 @@ def plan_basis(dim, max_steps, device, device_headroom, host_available, margin=M
                                                 f"below ~1e-6 of |lambda_max| are not resolved")
     raise DeviceError(f"the Lanczos basis ({dim} x {max_steps} numbers, {half / 2**30:.1f} GiB in float32) fits "
                       f"neither on {device} nor in host memory; lower --max_iter")
+
+
+def host_available_bytes(ranks_on_node=1):
+    """Physical memory free on this host now, split between the ranks on it."""
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / max(1, ranks_on_node)
+
+
+def lanczos_basis_plan(dim, max_steps, device, ranks_sharing=1, ranks_on_node=1):
+    """plan_basis with this rank's measured device headroom and host memory."""
+    if device.type != "cuda":
+        return plan_basis(dim, max_steps, "cpu", 0, 0)
+    return plan_basis(dim, max_steps, str(device), CudaMeter(device).headroom(ranks_sharing),
+                      host_available_bytes(ranks_on_node))
