@@ -94,8 +94,16 @@ def test_cuda_without_a_gpu_is_refused():
 
 
 def test_more_ranks_than_gpus_warns():
-    assert sharing_warning("n1", 4, 4) is None and sharing_warning("n1", 2, 0) is None
-    assert "3 ranks on n1 share 2 GPU(s)" in sharing_warning("n1", 3, 2)
+    assert sharing_warning("n1", ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]) is None
+    assert sharing_warning("n1", [None, None]) is None  # CPU ranks
+    assert "3 ranks on n1 share 2 GPU(s)" in sharing_warning("n1", ["GPU-a", "GPU-b", "GPU-a"])
+
+
+def test_one_gpu_bound_per_task_is_not_sharing():
+    # srun --gpus-per-task=1: each task sees only its own GPU, as cuda:0, but the GPUs differ
+    per_task = CudaState(gpus_on_node=4, hidden=False, torch_cuda="13.0", available=True, count=1)
+    assert [choose_device("auto", per_task, r) for r in range(4)] == ["cuda:0"] * 4
+    assert sharing_warning("n1", ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]) is None
 
 
 # --- precision -----------------------------------------------------------------------------------

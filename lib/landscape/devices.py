@@ -103,11 +103,12 @@ def choose_device(requested, cuda, local_rank):
                       f"or pass --device cpu to run on the CPU")
 
 
-def sharing_warning(host, ranks_on_node, gpus):
-    """A warning when more ranks than GPUs run on one node, else None."""
-    if gpus < 1 or ranks_on_node <= gpus:
+def sharing_warning(host, device_ids):
+    """A warning when the ranks of one node (device_ids: each rank's GPU identity) outnumber its GPUs."""
+    gpus = {d for d in device_ids if d is not None}
+    if not gpus or len(device_ids) <= len(gpus):
         return None
-    return (f"warning: {ranks_on_node} ranks on {host} share {gpus} GPU(s): ranks on one GPU compete for "
+    return (f"warning: {len(device_ids)} ranks on {host} share {len(gpus)} GPU(s): ranks on one GPU compete for "
             f"its time and memory; start one rank per GPU (e.g. srun --gpus-per-task=1)")
 
 

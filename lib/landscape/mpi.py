@@ -24,13 +24,20 @@ class World:
         self.comm = comm
         self.rank = comm.Get_rank() if comm else 0
         self.size = comm.Get_size() if comm else 1
-        self.local_rank, self.local_size = _node_rank_and_size(comm)
+        self.node = _node_comm(comm)  # the ranks on this host
+        self.local_rank = self.node.Get_rank() if self.node else local_rank_from_env(os.environ)
+        self.local_size = self.node.Get_size() if self.node else 1
+        self.device_sharing = 1  # ranks of this node on this rank's device, set by pick_device
 
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0) if self.size > 1 else obj
 
     def gather(self, obj):
         return self.comm.gather(obj, root=0) if self.size > 1 else [obj]
+
+    def node_allgather(self, obj):
+        """obj of every rank on this host, in local-rank order."""
+        return self.node.allgather(obj) if self.node else [obj]
 
     def barrier(self):
         """Wait for all ranks while sleeping, so idle ranks do not steal cores from busy ones."""
@@ -48,16 +55,12 @@ def init_world():
     return World(MPI.COMM_WORLD)
 
 
-def _node_rank_and_size(comm):
-    """Rank among the processes of this node and their number: from MPI's shared-memory split, else
-    the launcher's environment."""
-    if comm is not None and comm.Get_size() > 1:
-        from mpi4py import MPI
-        node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-        rank, size = node.Get_rank(), node.Get_size()
-        node.Free()
-        return rank, size
-    return local_rank_from_env(os.environ), 1
+def _node_comm(comm):
+    """MPI's shared-memory split of the world: the ranks on this host (None when alone)."""
+    if comm is None or comm.Get_size() == 1:
+        return None
+    from mpi4py import MPI
+    return comm.Split_type(MPI.COMM_TYPE_SHARED)
 
 
 def check_launch(world):
@@ -117,20 +120,29 @@ def pick_device(world, requested="auto", precision="fp32"):
     name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(f"[rank {world.rank}/{world.size}] host {platform.node()}, local rank {world.local_rank} of "
           f"{world.local_size}, device {device}{name}", flush=True)
+    # GPUs by identity, not index: with one GPU bound per task (srun --gpus-per-task) every rank sees "cuda:0"
+    ids = world.node_allgather(_gpu_identity(device))
+    world.device_sharing = ids.count(ids[world.local_rank]) if device.type == "cuda" else 1
     if device.type == "cuda" and world.local_rank == 0:
-        for warning in (sharing_warning(platform.node(), world.local_size, cuda.count),
+        for warning in (sharing_warning(platform.node(), ids),
                         tf32_override_warning(os.environ, precision)):
             if warning:
                 print(warning, file=sys.stderr, flush=True)
     return device
 
 
+def _gpu_identity(device):
+    """The physical GPU behind `device` (its UUID, else its PCI address); None on the CPU."""
+    if device.type != "cuda":
+        return None
+    import torch
+    props = torch.cuda.get_device_properties(device)
+    return str(getattr(props, "uuid", "")) or f"{props.pci_domain_id}:{props.pci_bus_id}:{props.pci_device_id}"
+
+
 def ranks_per_gpu(world, device):
     """How many ranks of this node share `device` (1 on the CPU): its batch probe leaves them room."""
-    if device.type != "cuda":
-        return 1
-    import torch
-    return -(-world.local_size // max(1, torch.cuda.device_count()))
+    return world.device_sharing if device.type == "cuda" else 1
 
 
 def cpu_threads_per_rank():
