@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import LossError
+from .devices import tf32_mode
+from .memory import CudaMeter, power_of_two_at_least, probe_batch
 
 LOSS_NAMES = ("crossentropy", "mse")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -52,16 +54,18 @@ def _name_of(fn):
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+@contextlib.contextmanager
 def precision_context(precision, device):
-    """Autocast/TF32 settings for a validated --precision; 'fp32' is strict fp32 (TF32 off)."""
+    """Autocast/TF32 settings for a validated --precision, inside the block only: 'fp32' is strict fp32
+    (TF32 off), and the TF32 switches the caller had come back after, so a trainer's or the user's
+    own settings are never flipped for good."""
     if precision not in PRECISIONS:
         raise ValueError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(tf32_mode(precision == "tf32"))
+        if precision == "bf16":
+            stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+        yield
 
 
 def tensor_batches(x, y, batch_size):
@@ -138,25 +142,21 @@ def _seconds_per_image(model, x, batch, precision):
     return (time.perf_counter() - t0) / len(probe)
 
 
-def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3):
+def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3, ranks_sharing=1, meter=None):
     """CPU: the fastest of CPU_BATCHES (it depends on model and caches), timed on up to 512 images in
     `rounds` interleaved rounds keeping each size's best, since one round is easily skewed by warm-up
-    or other load (docs/bench_surface.md). GPU: the largest power of two up to gpu_max that fits."""
-    if x.device.type != "cuda":
+    or other load (docs/bench_surface.md). GPU: the largest power of two up to gpu_max that runs,
+    halved further until it leaves a safety margin for the `ranks_sharing` ranks on the same GPU
+    (`meter` measures memory; a test may pass its own to drive the GPU path on the CPU)."""
+    if x.device.type != "cuda" and meter is None:
         sizes = [b for b in CPU_BATCHES if b <= len(x)] or [len(x)]
         best = {b: float("inf") for b in sizes}
         for _ in range(rounds):
             for b in sizes:
                 best[b] = min(best[b], _seconds_per_image(model, x, b, precision))
         return min(sizes, key=best.get)
-    size = min(gpu_max, 1 << (max(len(x), 1) - 1).bit_length())
-    while size > 1:
-        try:
-            with torch.inference_mode(), precision_context(precision, x.device):
-                model(x[:size])
-            torch.cuda.synchronize(x.device)
-            return size
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            size //= 2
-    return 1
+
+    def forward(size):
+        with torch.inference_mode(), precision_context(precision, x.device):
+            model(x[:size])
+    return probe_batch(meter or CudaMeter(x.device), forward, power_of_two_at_least(len(x), gpu_max), ranks_sharing)

@@ -28,10 +28,11 @@ from .errors import CheckpointError, DataError, LandscapeError
 from .evaluate import LOSS_NAMES, loss_function
 from .evaluate import evaluate as evaluate_batches
 from .models import build_model
+from .mpi import World, pick_device
 from .progress import format_seconds
+from .train_rng import augment, data_generator, draw_epoch, restore_rng, rng_state
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2  # as landscape.job's, without importing h5py for a trainer
-CROP_PADDING = 4
 MODEL_FILE = re.compile(r"model_(\d+)\.t7$")
 
 
@@ -71,8 +72,6 @@ def parse_args(argv=None):
         p.error(f"--label_corrupt_prob must be within [0, 1], got {args.label_corrupt_prob}")
     if args.optimizer == "sgd" and args.nesterov and args.momentum <= 0:
         p.error("Nesterov SGD needs --momentum > 0; pass --no-nesterov for plain SGD")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA device is available")
     return args
 
 
@@ -109,42 +108,26 @@ def black_pixel(args, channels):
     return torch.zeros(channels)  # raw pixels, or prepared float inputs whose scaling is unknown
 
 
-def augment(x, generator, fill):
-    """Random crop of the image padded by CROP_PADDING pixels of `fill` (C,), and random horizontal flip.
-
-    Per image, on x's device, one gather per batch; the random draws come from `generator` (CPU).
-    """
-    n, c, h, w = x.shape
-    shifts = torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=generator).to(x.device)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
-    padded = fill.to(x).view(1, c, 1, 1).repeat(n, 1, h + 2 * CROP_PADDING, w + 2 * CROP_PADDING)
-    padded[:, :, CROP_PADDING:CROP_PADDING + h, CROP_PADDING:CROP_PADDING + w] = x
-    rows = shifts[:, :1] + torch.arange(h, device=x.device)
-    cols_in_order = torch.arange(w, device=x.device)
-    cols = shifts[:, 1:] + torch.where(flip[:, None], cols_in_order.flip(0), cols_in_order)
-    images = torch.arange(n, device=x.device)[:, None, None, None]
-    channels = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[images, channels, rows[:, None, :, None], cols[:, None, None, :]]
-
-
 def train_epoch(model, x, y, optimizer, loss_sum, batch_size, generator, pad_fill=None, on_progress=None):
     """One pass over (x, y) in a random order; returns (mean loss, accuracy %) of the training batches.
 
-    pad_fill (C,) turns augmentation on (see `augment`); None trains on the images as they are.
-    All randomness (order, crops, flips) comes from `generator`, so saving its state makes resuming
-    exact. `on_progress(done, loss, acc)` is called about ten times in epochs of 100+ batches.
+    pad_fill (C,) turns augmentation on (see train_rng.augment); None trains on the images as they are.
+    All randomness (order, crops, flips) is drawn at the start from `generator`, on x's device, so the
+    loop never copies from the host. `on_progress(done, loss, acc)` is called about ten times in
+    epochs of 100+ batches (each call reads two numbers back).
     """
     model.train()
-    order = torch.randperm(len(x), generator=generator).to(x.device)
+    draws = draw_epoch(len(x), generator, pad_fill is not None)
     num_batches = -(-len(x) // batch_size)
     report_every = num_batches // 10 if num_batches >= 100 and on_progress else None
     loss_total = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for batch in range(num_batches):
-        index = order[batch * batch_size:(batch + 1) * batch_size]
+        part = slice(batch * batch_size, (batch + 1) * batch_size)
+        index = draws.order[part]
         xb, yb = x[index], y[index]
         if pad_fill is not None:
-            xb = augment(xb, generator, pad_fill)
+            xb = augment(xb, draws.shifts[part], draws.flip[part], pad_fill)
         optimizer.zero_grad(set_to_none=True)
         logits = model(xb)
         batch_loss = loss_sum(logits, yb)
@@ -154,8 +137,10 @@ def train_epoch(model, x, y, optimizer, loss_sum, batch_size, generator, pad_fil
         correct += (logits.detach().argmax(dim=1) == yb).sum()
         if report_every and (batch + 1) % report_every == 0 and batch + 1 < num_batches:
             done = min((batch + 1) * batch_size, len(x))
-            on_progress(done, loss_total.item() / done, 100.0 * correct.item() / done)
-    return loss_total.item() / len(x), 100.0 * correct.item() / len(x)
+            done_loss, done_correct = torch.stack([loss_total, correct.double()]).tolist()
+            on_progress(done, done_loss / done, 100.0 * done_correct / done)
+    total_loss, total_correct = torch.stack([loss_total, correct.double()]).tolist()
+    return total_loss / len(x), 100.0 * total_correct / len(x)
 
 
 def checkpoint_epochs(save_dir):
@@ -165,19 +150,16 @@ def checkpoint_epochs(save_dir):
     return sorted(e for e in epochs if f"opt_state_{e}.t7" in names)
 
 
-def save_state(save_dir, epoch, model, acc, optimizer, generator, args):
+def save_state(save_dir, epoch, model, acc, optimizer, generator, args, device):
     save_checkpoint(os.path.join(save_dir, f"model_{epoch}.t7"), model, epoch, acc)
-    state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "data_rng": generator.get_state(),
-             "torch_rng": torch.get_rng_state(), "args": vars(args)}
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    state = {"optimizer": optimizer.state_dict(), "epoch": epoch, **rng_state(generator, device), "args": vars(args)}
     # Written last and atomically: a model file without its opt_state is never resumed from.
     tmp = os.path.join(save_dir, f".opt_state_{epoch}.t7.tmp")
     torch.save(state, tmp)
     os.replace(tmp, os.path.join(save_dir, f"opt_state_{epoch}.t7"))
 
 
-def resume(save_dir, epoch, model, optimizer, generator, args):
+def resume(save_dir, epoch, model, optimizer, generator, args, device):
     load_weights(model, os.path.join(save_dir, f"model_{epoch}.t7"))
     path = os.path.join(save_dir, f"opt_state_{epoch}.t7")
     try:
@@ -186,13 +168,8 @@ def resume(save_dir, epoch, model, optimizer, generator, args):
     except Exception as err:  # torch raises many types on bad or foreign files
         raise CheckpointError(f"cannot resume from {path} ({type(err).__name__}: {err}); "
                               "delete it (and its model file) or use another --save folder") from err
-    if "data_rng" not in state:  # the reference trainer saves only {'optimizer'}
-        print(f"warning: {path} holds no random-number state; data order after resuming differs", flush=True)
-    else:
-        generator.set_state(state["data_rng"])
-        torch.set_rng_state(state["torch_rng"])
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    for warning in restore_rng(state, generator, device):
+        print(f"warning: {path} {warning}", flush=True)
     ignored = ("epochs", "save", "device")
     changed = sorted(k for k, v in state.get("args", {}).items()
                      if k not in ignored and vars(args).get(k) != v)
@@ -228,7 +205,7 @@ def run(args, device):
     model.to(device)
     optimizer = make_optimizer(model, args)
     loss_sum = loss_function(args.loss_name)
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = data_generator(args.seed, device)
     if not args.noaug and x.ndim != 4:
         raise DataError(f"augmentation crops and flips images (N, C, H, W), but the inputs are "
                         f"{tuple(x.shape)}; pass --noaug")
@@ -238,7 +215,7 @@ def run(args, device):
     saved = checkpoint_epochs(args.save)
     if saved:
         start = saved[-1]
-        resume(args.save, start, model, optimizer, generator, args)
+        resume(args.save, start, model, optimizer, generator, args, device)
         print(f"resumed from {os.path.join(args.save, f'model_{start}.t7')} (epoch {start})", flush=True)
     else:
         start = 0
@@ -246,7 +223,7 @@ def run(args, device):
         test_loss, test_acc = evaluate(model, x_test, y_test, loss_sum, args.batch_size)
         log(args.save, f"epoch 0/{args.epochs} train_loss {train_loss:.5f} train_acc {train_acc:.2f} "
                        f"test_loss {test_loss:.5f} test_acc {test_acc:.2f}")
-        save_state(args.save, 0, model, test_acc, optimizer, generator, args)
+        save_state(args.save, 0, model, test_acc, optimizer, generator, args, device)
     if start >= args.epochs:
         print(f"nothing to do: {args.save} already holds epoch {start} >= --epochs {args.epochs}", flush=True)
         return
@@ -274,16 +251,16 @@ def run(args, device):
                        f"train_acc {train_acc:.2f} test_loss {test_loss:.5f} test_acc {test_acc:.2f} "
                        f"time {format_seconds(now - t0)} ETA {format_seconds(eta)}")
         if epoch % args.save_epoch == 0 or epoch == args.epochs:
-            save_state(args.save, epoch, model, test_acc, optimizer, generator, args)
+            save_state(args.save, epoch, model, test_acc, optimizer, generator, args, device)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if use_cuda else "cpu")
-    if use_cuda:
-        torch.backends.cudnn.benchmark = True  # fastest kernels; GPU runs are then not bit-reproducible
     try:
+        # the GPU of this process's local rank, refused when present but unusable; bound before the model
+        device = pick_device(World(None), args.device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fastest kernels; GPU runs are then not bit-reproducible
         run(args, device)
     except LandscapeError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

@@ -112,7 +112,7 @@ def check_direction_flags(args, dirs, dir_file):
 
 
 def build_context(args, world):
-    device = pick_device(world, "cuda" if args.cuda else args.device)
+    device = pick_device(world, "cuda" if args.cuda else args.device, args.precision)  # binds the GPU first
     torch.set_num_threads(args.threads or cpu_threads_per_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -6,7 +6,7 @@ import time
 from .. import runner
 from ..errors import LandscapeError
 from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, JobSpec, install_stop_signals
-from ..mpi import abort_on_uncaught, init_world
+from ..mpi import abort_on_uncaught, check_launch, init_world
 from .context import provenance
 
 
@@ -35,6 +35,7 @@ def guarded_main(run, argv_args):
     abort_on_uncaught(world)
     stop = install_stop_signals()
     try:
+        check_launch(world)  # before any work: a launcher/MPI mismatch would race on the files
         return run(argv_args, world, stop)
     except LandscapeError as e:
         if world.rank != 0:

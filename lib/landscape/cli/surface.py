@@ -2,14 +2,16 @@
 import os
 import sys
 
+from ..devices import check_precision_applies
 from ..errors import DataError, DirectionError, LossError
 from ..evaluate import auto_batch_size, evaluate, loss_function, mean_loss_total, probe_loss
 from ..imports import import_callable
+from ..mpi import ranks_per_gpu
 from ..render import render_surface
+from ..runner import rank0_first
 from ..surfile import KINDS, TEST_QUANTITIES
 from ..trajectory import render_path_overlay
 from .args import grid_parser
-from ..runner import rank0_first
 from .context import build_context, data_digest, input_settings
 from .run import guarded_main, run_job
 
@@ -39,7 +41,9 @@ def surface_evaluator(ctx, args, world, loss_sum, accuracy):
     sets = [ctx.train] + ([ctx.test] if args.test else [])
     batch = args.batch_size
     if batch == "auto":  # rank 0 times it and every rank uses its choice, so all sum in the same order
-        batch = rank0_first(world, lambda: auto_batch_size(ctx.model, ctx.train.x, args.precision))
+        sharing = ranks_per_gpu(world, ctx.device)  # the probe leaves room for the other ranks on its GPU
+        batch = rank0_first(world, lambda: auto_batch_size(ctx.model, ctx.train.x, args.precision,
+                                                           ranks_sharing=sharing))
         if world.rank == 0:
             print(f"[surface] evaluation batch size {batch} (--batch_size auto)", flush=True)
     ctx.eval_batch = batch
@@ -57,6 +61,7 @@ def surface_evaluator(ctx, args, world, loss_sum, accuracy):
 def run(args, world, stop):
     loss_sum = loss_sum_of(args)  # a bad --loss is refused before any file is made
     ctx = build_context(args, world)
+    check_precision_applies(args.precision, ctx.device.type)
     if args.test and ctx.test is None:
         raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
     accuracy = probe_loss(ctx.model, ctx.train.x, ctx.train.y, loss_sum)
