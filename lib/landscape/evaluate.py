@@ -1,5 +1,6 @@
 """Mean loss and accuracy of a model over tensors held on its device: pure, one host sync per call."""
 import contextlib
+import math
 import time
 
 import torch
@@ -56,6 +57,8 @@ def evaluate(model, x, y, loss_sum, batch_size, precision="fp32"):
             correct += (logits.argmax(dim=1) == yb).sum()
     total_loss, total_correct = torch.stack([loss, correct.double()]).tolist()
     n = len(x)
+    if math.isnan(total_loss):  # NaN logits have an argmax too, but no accuracy
+        return math.nan, math.nan
     return total_loss / n, 100.0 * total_correct / n
 
 

@@ -5,7 +5,7 @@ import sys
 from ..errors import DataError, DirectionError
 from ..evaluate import auto_batch_size, evaluate, loss_function
 from ..render import render_surface
-from ..surfile import KINDS, TEST_QUANTITIES
+from ..surfile import KINDS, TEST_QUANTITIES, stored_settings
 from ..trajectory import render_path_overlay
 from .args import grid_parser
 from .context import build_context, data_digest, input_settings, rank0_first
@@ -26,14 +26,23 @@ def render(path, args):
     return saved
 
 
+def pick_batch(ctx, args):
+    """The batch size a resume used before (it changes the sums' rounding, so it is a compared
+    setting), else the fastest measured here."""
+    stored = None if args.overwrite else stored_settings(ctx.surf_file, "surface")
+    if stored and stored.get("eval_batch"):
+        return stored["eval_batch"], f"reused from {ctx.surf_file}"
+    return auto_batch_size(ctx.model, ctx.train.x, args.precision), "timed"
+
+
 def surface_evaluator(ctx, args, world):
     loss_sum = loss_function(args.loss_name)
     sets = [ctx.train] + ([ctx.test] if args.test else [])
     batch = args.batch_size
-    if batch == "auto":  # rank 0 times it and every rank uses its choice, so all sum in the same order
-        batch = rank0_first(world, lambda: auto_batch_size(ctx.model, ctx.train.x, args.precision))
+    if batch == "auto":  # rank 0 picks it and every rank uses its choice, so all sum in the same order
+        batch, how = rank0_first(world, lambda: pick_batch(ctx, args))
         if world.rank == 0:
-            print(f"[surface] evaluation batch size {batch} (--batch_size auto)", flush=True)
+            print(f"[surface] evaluation batch size {batch} (--batch_size auto: {how})", flush=True)
     ctx.eval_batch = batch
 
     def evaluate_point(index):
@@ -55,7 +64,7 @@ def run(args, world, stop):
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
 
     def settings():
-        return dict(input_settings(args, ctx), test=args.test,
+        return dict(input_settings(args, ctx), test=args.test, eval_batch=ctx.eval_batch,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
     return run_job(args, world, ctx, "surface", quantities, surface_evaluator(ctx, args, world), settings, stop, render)
 
