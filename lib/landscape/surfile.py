@@ -38,6 +38,10 @@ SHARED_SETTINGS = ("model", "model_kwargs", "checkpoint_sha256", "directions_sha
 # The grid specs as typed ('-1:1:5' or '-1.0:1.0:5'); the coordinates themselves are compared instead
 SPELLED_GRID = ("x", "y")
 SHOWN_POINTS = 8
+JSON_ATTRIBUTES = ("_settings", "_provenance", "_runs")
+# File format versions from HDF5 1.10 on checksum every metadata block (superblock, object headers,
+# B-trees, heaps): damaged metadata is then an error when read, not a crash or a wrong object
+METADATA_CHECKSUMS = ("v110", "latest")
 
 
 def done_name(kind):
@@ -94,6 +98,17 @@ def _check_is_results_file(f, path):
         looks = " (it looks like a direction file: give it as --dir_file)" if "xdirection" in f else ""
         raise SurfaceFileError(f"refusing to use {path}: it is an HDF5 file but not a results file{looks}; "
                                f"choose another --surf_file")
+
+
+def _read_everything(f):
+    """Read every object and attribute once, so damage anywhere is found now, not by a later plot."""
+    for name in f:
+        if isinstance(f[name], h5py.Dataset):
+            f[name][()]
+        dict(f[name].attrs)
+    for name, value in f.attrs.items():
+        if name.endswith(JSON_ATTRIBUTES) or "_run_" in name:
+            json.loads(value)
 
 
 def _check_grid(f, grid, path):
@@ -153,6 +168,7 @@ def _inspect(path, grid, kind, quantities, settings):
     with open_checked(path, "r") as f:
         try:
             _check_is_results_file(f, path)
+            _read_everything(f)
             _check_grid(f, grid, path)
             _check_same_landscape(f, kind, settings, path)
             stored = f.attrs.get(f"{kind}_settings")
@@ -168,7 +184,7 @@ def _inspect(path, grid, kind, quantities, settings):
                     f"refusing to resume {path}: its {kind} settings differ from this run's:\n  "
                     + "\n  ".join(diff) + "\nrerun with the same settings, a new --surf_file, or --overwrite")
             return _verified_done(f, grid, kind, quantities, path)
-        except (KeyError, ValueError, TypeError, OSError) as e:  # a damaged name, attribute or dataset
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:  # a damaged name, attribute or dataset
             raise SurfaceFileError(f"refusing to use {path}: its metadata is damaged ({type(e).__name__}: "
                                    f"{_first_line(e)}); it was left untouched, use a new --surf_file or "
                                    f"--overwrite") from None
@@ -178,7 +194,7 @@ def _create(f, grid, dir_file):
     f.create_dataset("xcoordinates", data=grid.x)
     if grid.is_2d:
         f.create_dataset("ycoordinates", data=grid.y)
-    f["dir_file"] = str(dir_file)
+    f["dir_file"] = np.bytes_(str(dir_file).encode())  # fixed length: no global heap, whose damage crashes HDF5
     f.attrs["layout"] = grid.layout
 
 
@@ -212,7 +228,7 @@ def _replace(path, edit, copy_first):
     if copy_first:
         with open(path, "rb") as old:
             image.write(old.read())
-    with h5py.File(image, "r+" if copy_first else "w") as f:
+    with h5py.File(image, "r+") if copy_first else h5py.File(image, "w", libver=METADATA_CHECKSUMS) as f:
         edit(f)
 
     def write(tmp):
