@@ -128,7 +128,20 @@ def arrays_to_tensor_data(x, y, num_classes, raw=False):
                         f"are already normalized, or integer tokens")
     if raw:
         raise DataError("raw data applies to uint8 images only; other inputs are used as they are")
-    return TensorData(x.to(torch.float32 if x.is_floating_point() else torch.int64), _targets_tensor(y), num_classes)
+    x = x.to(torch.float32 if x.is_floating_point() else torch.int64)
+    if x.is_floating_point():
+        check_finite(x)
+    return TensorData(x, _targets_tensor(y), num_classes)
+
+
+def check_finite(x):
+    """NaN or inf inputs (also from float64 values too large for float32) would make every point NaN: refuse them."""
+    bad = ~torch.isfinite(x)
+    count = int(bad.sum())
+    if count:
+        first = np.unravel_index(int(torch.nonzero(bad.reshape(-1))[0]), tuple(x.shape))
+        raise DataError(f"the inputs hold {count} non-finite value(s) (NaN or inf after conversion to float32); "
+                        f"the first is sample {first[0]}, element {tuple(int(i) for i in first[1:])}")
 
 
 def load_dataset(spec, datapath=None, *, raw=False, download=False, synthetic_size=DEFAULT_SYNTHETIC_SIZE,

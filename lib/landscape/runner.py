@@ -28,6 +28,7 @@ def rank0_first(world, fn):
     world.barrier()
     result, error = world.bcast((result, error))
     if error is not None:
+        error.from_rank0 = True  # rank 0 prints it; the others stay silent (cli/run.guarded_main)
         raise error
     return result
 
@@ -65,5 +66,6 @@ def run_job(world, spec, grid, evaluate_point, settings_of, provenance, dir_file
         if world.rank == 0:
             print(f"[{spec.kind}] {spec.path}: {grid.size - len(todo)}/{grid.size} points already done, "
                   f"{world.size} rank(s), device {provenance.get('device')}", flush=True)
-        run_grid(world, spec, todo, evaluate_point, stop, grid.size)
+        if len(todo):  # a finished file is not opened for writing at all
+            run_grid(world, spec, todo, evaluate_point, stop, grid.size)
         return rank0_first(world, lambda: is_complete(spec.path, spec.kind))

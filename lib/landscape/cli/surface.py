@@ -9,7 +9,7 @@ from ..imports import import_callable
 from ..mpi import ranks_per_gpu
 from ..render import render_surface
 from ..runner import rank0_first
-from ..surfile import KINDS, TEST_QUANTITIES
+from ..surfile import KINDS, TEST_QUANTITIES, stored_settings
 from ..trajectory import render_path_overlay
 from .args import grid_parser
 from .context import build_context, data_digest, input_settings
@@ -37,15 +37,23 @@ def loss_sum_of(args):
     return mean_loss_total(import_callable(args.loss, LossError, "--loss"))
 
 
+def pick_batch(ctx, args, sharing):
+    """The batch size a resume used before (it changes the sums' rounding, so it is a compared
+    setting), else the fastest measured here (leaving room for the other ranks on a shared GPU)."""
+    stored = None if args.overwrite else stored_settings(ctx.surf_file, "surface")
+    if stored and stored.get("eval_batch"):
+        return stored["eval_batch"], f"reused from {ctx.surf_file}"
+    return auto_batch_size(ctx.model, ctx.train.x, args.precision, ranks_sharing=sharing), "timed"
+
+
 def surface_evaluator(ctx, args, world, loss_sum, accuracy):
     sets = [ctx.train] + ([ctx.test] if args.test else [])
     batch = args.batch_size
-    if batch == "auto":  # rank 0 times it and every rank uses its choice, so all sum in the same order
+    if batch == "auto":  # rank 0 picks it and every rank uses its choice, so all sum in the same order
         sharing = ranks_per_gpu(world, ctx.device)  # the probe leaves room for the other ranks on its GPU
-        batch = rank0_first(world, lambda: auto_batch_size(ctx.model, ctx.train.x, args.precision,
-                                                           ranks_sharing=sharing))
+        batch, how = rank0_first(world, lambda: pick_batch(ctx, args, sharing))
         if world.rank == 0:
-            print(f"[surface] evaluation batch size {batch} (--batch_size auto)", flush=True)
+            print(f"[surface] evaluation batch size {batch} (--batch_size auto: {how})", flush=True)
     ctx.eval_batch = batch
 
     def evaluate_point(index):
@@ -72,7 +80,7 @@ def run(args, world, stop):
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
 
     def settings():
-        return dict(input_settings(args, ctx), test=args.test,
+        return dict(input_settings(args, ctx), test=args.test, eval_batch=ctx.eval_batch,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
     evaluate_point = surface_evaluator(ctx, args, world, loss_sum, accuracy)
     return run_job(args, world, ctx, "surface", quantities, evaluate_point, settings, stop, render)
