@@ -147,6 +147,11 @@ def add_plot_args(p):
     g.add_argument("--log", action="store_true", help="log-scale loss plots")
 
 
+def levels_of(args):
+    """The plot-level flags as the keyword arguments of the plotting functions."""
+    return dict(vmin=args.vmin, vmax=args.vmax, vlevel=args.vlevel, log=args.log)
+
+
 def grid_parser(description):
     p = argparse.ArgumentParser(description=description)
     for add in (add_model_args, add_data_args, add_direction_args, add_grid_args, add_run_args, add_plot_args):

@@ -11,7 +11,7 @@ from ..render import render_surface
 from ..runner import rank0_first
 from ..surfile import KINDS, TEST_QUANTITIES, stored_settings
 from ..trajectory import render_path_overlay
-from .args import grid_parser
+from .args import grid_parser, levels_of
 from .context import build_context, data_digest, input_settings
 from .run import guarded_main, run_job
 
@@ -26,7 +26,7 @@ def parser():
 def render(path, args):
     saved = render_surface(path, args)
     if args.proj_file:
-        saved += render_path_overlay(path, args.proj_file, args)
+        saved += render_path_overlay(path, args.proj_file, **levels_of(args))
     return saved
 
 

@@ -27,7 +27,7 @@ from ..models import build_model
 from ..pca import PROJECTION_METHODS
 from .. import trajectory as tj
 from . import context, surface
-from .args import positive_int
+from .args import levels_of, positive_int
 from ..runner import rank0_first
 from .run import guarded_main
 
@@ -185,7 +185,7 @@ def run(args, world, stop):
     if code != EXIT_OK:
         return code
     surf_file = surface_file(argv, summary["dir_file"])
-    overlay = rank0_first(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], args))
+    overlay = rank0_first(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)))
     if world.rank == 0:
         for out in overlay:
             print(f"plot: {out}", flush=True)
