@@ -37,8 +37,7 @@ class JobSpec:
     serial_io: bool = False
 
 
-_STOP = threading.Event()  # one per process, so a driver that calls another keeps an early signal
-_ON_STOP = []  # called from the signal handler: run_grid saves its uncommitted points here
+_ON_STOP = []  # called from the signal handler (signals are per process): run_grid saves its uncommitted points
 
 
 def install_stop_signals():
@@ -47,13 +46,15 @@ def install_stop_signals():
     On receipt each rank first saves its finished but uncommitted points to its own side file
     (surfile.save_pending, milliseconds), because a launcher may kill it before the next commit:
     mpirun sends SIGKILL one second after forwarding SIGTERM. The next run merges those points."""
+    stop = threading.Event()
+
     def handler(signum, frame):
-        _STOP.set()
+        stop.set()
         for hook in list(_ON_STOP):
             hook()
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, handler)
-    return _STOP
+    return stop
 
 
 class Uncommitted:
