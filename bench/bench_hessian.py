@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from landscape.hessian import HVP_METHODS, hessian_param_names, lanczos_extremes, mean_loss_hvp  # noqa: E402
+from landscape.hessian import HVP_METHODS, hessian_param_names, mean_loss_hvp  # noqa: E402
+from landscape.lanczos import lanczos_extremes  # noqa: E402
 
 CPU_MODEL = "lscpu | sed -n 's/^Model name: *//p'"
 COMMAND = "PYTHONPATH=lib .venv/bin/python bench/bench_hessian.py"

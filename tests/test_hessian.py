@@ -9,7 +9,8 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call
 
 from landscape.errors import DataError
-from landscape.hessian import hessian_param_names, lanczos_extremes, mean_loss_hvp
+from landscape.hessian import hessian_param_names, mean_loss_hvp
+from landscape.lanczos import lanczos_extremes
 
 NUM_SAMPLES = 30  # not a multiple of 4 or 16, so batch weights n_b / N are uneven
 

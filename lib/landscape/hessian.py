@@ -1,15 +1,13 @@
-"""Extreme eigenvalues (lambda_min, lambda_max) of the training-loss Hessian at one point.
+"""Hessian-vector products of the mean training loss at one point (pure; Lanczos is in lanczos.py).
 
 Two differences from the reference code (tomgoldstein/loss-landscape, hess_vec_prod.py):
 - The operator is the Hessian of the MEAN loss over all samples. The reference sums the
   HVPs of per-batch mean losses, so its eigenvalues are about (number of batches) too large
   and change with the batch size.
-- Both extremes come from ONE Lanczos run with full reorthogonalization. The reference runs
-  ARPACK twice (lambda_max, then the 0.51*lambda_max-shifted operator for lambda_min); Krylov
-  spaces are shift invariant, so the second run rebuilds a space the first one already had.
+- Both extremes come from ONE Lanczos run with full reorthogonalization (lanczos.py). The
+  reference runs ARPACK twice (lambda_max, then the 0.51*lambda_max-shifted operator for
+  lambda_min); Krylov spaces are shift invariant, so the second run rebuilds a space the first had.
 """
-from typing import Callable, NamedTuple
-
 import torch
 from torch.func import functional_call, grad, jvp
 
@@ -109,62 +107,3 @@ def mean_loss_hvp(model, names, loss_fn, batches, method='double_backward'):
     pays seconds of one-off set-up on its first call (docs/bench_hessian.md).
     """
     return MeanLossHVP(model, names, loss_fn, batches, method)
-
-
-class EigResult(NamedTuple):
-    lam_min: float
-    lam_max: float
-    iters: int  # Lanczos steps taken
-    res_min: float  # residual norm ||H y - lam y|| of the lambda_min Ritz pair
-    res_max: float
-    converged: bool
-    hvps: int  # operator applications (one per step)
-
-
-def _ritz_extremes(alphas, betas, beta_next):
-    """Extreme Ritz values of the tridiagonal T and their residuals |beta_next * s_last|."""
-    off = torch.tensor(betas, dtype=torch.float64)
-    tridiag = torch.diag(torch.tensor(alphas, dtype=torch.float64)) + torch.diag(off, 1) + torch.diag(off, -1)
-    theta, vecs = torch.linalg.eigh(tridiag)
-    res = beta_next * vecs[-1].abs()
-    return theta[0].item(), theta[-1].item(), res[0].item(), res[-1].item()
-
-
-def _orthogonalize(w, basis):
-    """Remove the basis components of w; twice, since one Gram-Schmidt pass loses orthogonality."""
-    for _ in range(2):
-        for q in basis:
-            w -= torch.dot(q, w) * q
-    return w
-
-
-def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim, *, tol=1e-3, max_iter=100,
-                     seed=0, dtype=torch.float64, device='cpu'):
-    """lambda_min and lambda_max of a symmetric operator from one Lanczos run.
-
-    Stops when both extreme Ritz pairs have residual <= tol * max(|lambda_min|, |lambda_max|)
-    (the spectral-radius estimate; |lambda_max| for a Hessian near a minimum): each Ritz value
-    is then within that distance of an eigenvalue. Stops at max_iter steps (converged=False unless
-    met), or at dim steps, where the Krylov space is everything and the Ritz values are exact.
-    A breakdown (beta ~ 0: an invariant subspace) has zero residuals and so counts as met.
-    A residual bounds the distance to *some* eigenvalue: as with ARPACK, a start vector nearly
-    orthogonal to an extreme eigenvector can stop the run at the next eigenvalue (rare; see
-    docs/bench_hessian.md).
-    The basis is kept in `dtype` on `device` (dim * iters numbers); deterministic given seed.
-    """
-    if dim < 1 or max_iter < 1 or not tol > 0:
-        raise ValueError(f"need dim >= 1, max_iter >= 1, tol > 0; got dim={dim}, max_iter={max_iter}, tol={tol}")
-    q = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=dtype).to(device)
-    basis = [q / q.norm()]
-    alphas, betas = [], []
-    for step in range(1, min(max_iter, dim) + 1):
-        w = matvec(basis[-1]).to(device=device, dtype=dtype)
-        alphas.append(torch.dot(basis[-1], w).item())
-        beta_next = _orthogonalize(w, basis).norm().item()
-        lam_min, lam_max, res_min, res_max = _ritz_extremes(alphas, betas, beta_next)
-        met = max(res_min, res_max) <= tol * max(abs(lam_min), abs(lam_max))
-        if met or step == dim:
-            break
-        betas.append(beta_next)
-        basis.append(w / beta_next)
-    return EigResult(lam_min, lam_max, step, res_min, res_max, met or step == dim, step)

@@ -4,14 +4,18 @@ import sys
 import torch
 
 from ..devices import check_precision_applies, strict_fp32
+from ..errors import LossError
 from ..evaluate import loss_function
-from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, lanczos_extremes, mean_loss_hvp
-from ..render import render_hessian
+from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, mean_loss_hvp
+from ..imports import import_callable
+from ..lanczos import lanczos_extremes
 from ..memory import hessian_batch_size, lanczos_basis_plan
 from ..mpi import ranks_per_gpu
+from ..render import render_hessian
+from ..runner import rank0_first
 from ..surfile import KINDS
 from .args import batch_size, grid_parser, positive_float, positive_int
-from .context import build_context, input_settings, rank0_first
+from .context import build_context, input_settings
 from .run import guarded_main, run_job
 
 
@@ -39,8 +43,11 @@ def hessian_batches(data, samples, batch, seed):
     return [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
 
 
-def mean_loss(name):
-    total = loss_function(name)
+def mean_loss(args):
+    """The batch-mean loss the Hessian is taken of: --loss (a user's) or --loss_name."""
+    if args.loss is not None:
+        return import_callable(args.loss, LossError, "--loss")
+    total = loss_function(args.loss_name)
     return lambda logits, y: total(logits, y) / len(y)
 
 
@@ -53,14 +60,14 @@ def hessian_evaluator(ctx, args, world):
     batch = args.hessian_batch
     if batch == "auto":
         def hvp_of(b):
-            return mean_loss_hvp(ctx.model, names, mean_loss(args.loss_name), b, method=args.hvp)
+            return mean_loss_hvp(ctx.model, names, mean_loss(args), b, method=args.hvp)
         batch = rank0_first(world, lambda: hessian_batch_size(hvp_of, ctx.train.x, ctx.train.y, dim, ctx.device,
                                                               sharing))
         if world.rank == 0:
             print(f"[hessian] HVP batch size {batch} (--hessian_batch auto)", flush=True)
     basis = lanczos_basis_plan(dim, args.max_iter, ctx.device, sharing, world.local_size)
     batches = hessian_batches(ctx.train, args.hessian_samples, batch, args.seed)
-    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args.loss_name), batches, method=args.hvp)
+    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args), batches, method=args.hvp)
 
     def evaluate_point(index):
         ctx.setter.set(*ctx.grid.coords(index))

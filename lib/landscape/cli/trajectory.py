@@ -28,7 +28,7 @@ from ..pca import PROJECTION_METHODS
 from .. import trajectory as tj
 from . import context, surface
 from .args import positive_int
-from .context import rank0_first
+from ..runner import rank0_first
 from .run import guarded_main
 
 
