@@ -46,6 +46,7 @@ def test_surface_equals_brute_force_and_leaves_the_model_as_it_was(trained, tmp_
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_same_values_as_plot_surface_on_the_same_checkpoint_and_directions(trained, tmp_path):
     model, dirs = trained
     torch.save(model.state_dict(), tmp_path / "model.t7")
@@ -128,6 +129,7 @@ def test_bad_losses_and_grids_are_refused_and_nan_is_stored():
     assert np.isnan(res.train_loss).all() and np.isnan(res.train_acc).all() and res.complete
 
 
+@pytest.mark.slow
 def test_random_directions_match_the_drivers_direction_file(tmp_path):
     torch.manual_seed(2)
     model = make_model()

@@ -24,7 +24,7 @@ class Result:
         r = read_results(path)
         done = {name[:-len("_done")]: r[name].astype(bool) for name in r if name.endswith("_done")}
         coords = {"xcoordinates", "ycoordinates", "dir_file", "attrs", "grid"}
-        values = {n: v for n, v in r.items() if n not in coords and not n.endswith("_done")}
+        values = {n: v for n, v in r.items() if n not in coords and not n.endswith(("_done", "_checksum"))}
         return cls(r["xcoordinates"], r.get("ycoordinates"), values, done, r["attrs"])
 
     @property

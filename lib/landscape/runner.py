@@ -12,7 +12,7 @@ import numpy as np
 
 from . import __version__
 from .errors import LandscapeError
-from .job import JobSpec, run_grid
+from .job import run_grid
 from .surfile import FileLock, done_name, open_checked, prepare
 
 

@@ -5,6 +5,7 @@ input_settings (which hashes the inputs) on rank 0 only.
 """
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
