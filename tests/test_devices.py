@@ -1,4 +1,6 @@
 """The device, launcher and precision decisions, driven directly with made-up observations."""
+import platform
+
 import pytest
 import torch
 
@@ -165,3 +167,49 @@ def test_evaluation_does_not_flip_the_global_switches(tf32_allowed, precision):
     with precision_context("fp32", x.device):
         assert read_tf32_flags() == tf32_flags_for(False)
     assert read_tf32_flags() == tf32_allowed
+
+
+# --- binding, with torch.cuda stood in for: the order of the calls is what is tested ----------------
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """Two usable GPUs as pick_device sees them; returns the list of set_device calls."""
+    import landscape.mpi as mpi
+    bound = []
+    monkeypatch.setattr(mpi, "probe_cuda", lambda: CudaState(2, False, "13.0", available=True, count=2))
+    monkeypatch.setattr(mpi, "_check_kernels_run", lambda device: None)
+    monkeypatch.setattr(mpi, "_gpu_identity", lambda device: f"GPU-{device.index}")
+    monkeypatch.setattr(torch.cuda, "set_device", bound.append)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake H200")
+    return bound
+
+
+def test_each_rank_binds_its_gpu_and_says_so(fake_gpus, monkeypatch, capsys):
+    from landscape.mpi import World, pick_device, ranks_per_gpu
+    monkeypatch.setenv("SLURM_LOCALID", "1")
+    monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
+    world = World(None)
+    device = pick_device(world, "auto")
+    assert device == torch.device("cuda", 1) and fake_gpus == [device]
+    out, err = capsys.readouterr()
+    assert out.strip() == f"[rank 0/1] host {platform.node()}, local rank 1, device cuda:1 (Fake H200)"
+    assert "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1" in err and len(err.strip().splitlines()) == 1
+    assert ranks_per_gpu(world, device) == 1
+
+
+def test_the_gpu_is_bound_before_any_data_or_model_factory_runs(fake_gpus, monkeypatch):
+    import landscape.cli.context as context
+    from landscape.cli.surface import parser
+    from landscape.mpi import World
+
+    class Stop(Exception):
+        pass
+
+    def load_data(args, world):
+        assert fake_gpus == [torch.device("cuda", 0)]
+        raise Stop
+    monkeypatch.setattr(context, "load_data", load_data)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    with pytest.raises(Stop):
+        context.build_context(parser().parse_args(["--model", "tiny:make_model", "--dataset", "tiny:make_data"]),
+                              World(None))

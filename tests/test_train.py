@@ -140,7 +140,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible here")
     assert main(TINY[:-4] + ["--device", "cuda", "--epochs", "1", "--save", str(tmp_path)]) == 2
-    assert "error: --device cuda was asked for but unusable" in capsys.readouterr().err
+    assert "error: --device cuda was asked for but no GPU is visible" in capsys.readouterr().err
 
 
 def test_evaluation_inside_training_leaves_the_tf32_switches(tmp_path):

@@ -90,17 +90,15 @@ def choose_device(requested, cuda, local_rank):
     gpus_meant = cuda.gpus_on_node > 0 and not cuda.hidden
     if requested == "auto" and not gpus_meant:
         return "cpu"
+    if requested == "cuda" and not gpus_meant:
+        why = "CUDA_VISIBLE_DEVICES hides every GPU" if cuda.hidden else "no GPU is visible to this rank"
+        raise DeviceError(f"--device cuda was asked for but {why}; pass --device cpu (or auto) to run on the CPU")
     if cuda.torch_cuda is None:
         why = "this torch is a CPU-only build"
-    elif cuda.hidden:
-        why = "CUDA_VISIBLE_DEVICES hides every GPU"
-    elif cuda.gpus_on_node == 0:
-        why = "no GPU is visible to this rank"
     else:
-        why = cuda.problem or f"torch (CUDA {cuda.torch_cuda}) cannot use the {cuda.gpus_on_node} GPU(s) present"
-    asked = "--device cuda was asked for" if requested == "cuda" else f"{cuda.gpus_on_node} GPU(s) are present"
-    raise DeviceError(f"{asked} but unusable: {why}; fix the driver or install a matching torch wheel, "
-                      f"or pass --device cpu to run on the CPU")
+        why = cuda.problem or f"torch (CUDA {cuda.torch_cuda}) cannot use them"
+    raise DeviceError(f"{cuda.gpus_on_node} GPU(s) are present but unusable: {why}; update the driver or install "
+                      f"a torch wheel that matches it, or pass --device cpu to run on the CPU")
 
 
 def sharing_warning(host, device_ids):

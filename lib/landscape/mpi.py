@@ -118,12 +118,14 @@ def pick_device(world, requested="auto", precision="fp32"):
         torch.cuda.set_device(device)
         _check_kernels_run(device)
     name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
-    print(f"[rank {world.rank}/{world.size}] host {platform.node()}, local rank {world.local_rank} of "
-          f"{world.local_size}, device {device}{name}", flush=True)
+    of = f" of {world.local_size}" if world.node else ""  # alone, the launcher's local rank is all we know
+    print(f"[rank {world.rank}/{world.size}] host {platform.node()}, local rank {world.local_rank}{of}, "
+          f"device {device}{name}", flush=True)
     # GPUs by identity, not index: with one GPU bound per task (srun --gpus-per-task) every rank sees "cuda:0"
-    ids = world.node_allgather(_gpu_identity(device))
-    world.device_sharing = ids.count(ids[world.local_rank]) if device.type == "cuda" else 1
-    if device.type == "cuda" and world.local_rank == 0:
+    mine = _gpu_identity(device)
+    ids = world.node_allgather(mine)
+    world.device_sharing = ids.count(mine) if device.type == "cuda" else 1
+    if device.type == "cuda" and (world.node is None or world.local_rank == 0):
         for warning in (sharing_warning(platform.node(), ids),
                         tf32_override_warning(os.environ, precision)):
             if warning:
