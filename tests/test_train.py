@@ -9,7 +9,8 @@ from landscape.checkpoint import load_weights, read_state_dict
 from landscape.devices import read_tf32_flags, set_tf32_flags, tf32_flags_for
 from landscape.models import get_model
 from landscape.mpi import World
-from landscape.train import learning_rate, main
+from landscape.cli.train import main
+from landscape.training import learning_rate
 from landscape.train_rng import CROP_PADDING, augment, cuda_rng_for, data_generator, draw_epoch, restore_rng, rng_state
 
 TINY = ["--model", "resnet20", "--dataset", "synthetic", "--synthetic_size", "64", "32", "--batch_size", "32",
@@ -151,3 +152,27 @@ def test_evaluation_inside_training_leaves_the_tf32_switches(tmp_path):
         assert read_tf32_flags() == tf32_flags_for(True)
     finally:
         set_tf32_flags(saved)
+
+
+def test_trainer_and_grid_drivers_see_the_same_synthetic_set(monkeypatch):
+    """--synthetic_seed picks the data set in both; the trainer's --seed (init, order) does not."""
+    from landscape.cli import context, surface
+    from landscape.cli import train as train_cli
+    from landscape.mpi import World
+    flags = ["--dataset", "synthetic", "--synthetic_size", "20", "10", "--synthetic_seed", "3"]
+    grid_args = surface.parser().parse_args(flags + ["--seed", "5"])
+    grid_train, _ = context.load_data(grid_args, World(None))
+    seen = {}
+
+    class Asked(Exception):
+        pass
+
+    def asked_for_data(*args, **kwargs):  # stop the trainer right after it asked for its data
+        seen.update(kwargs)
+        raise Asked
+    monkeypatch.setattr(train_cli, "load_dataset", asked_for_data)
+    with pytest.raises(Asked):
+        train_cli.run(train_cli.parse_args(flags + ["--seed", "7", "--save", "unused"]), torch.device("cpu"))
+    assert seen["seed"] == 3 and seen["synthetic_size"] == (20, 10)
+    from landscape.data import load_dataset
+    assert torch.equal(grid_train.x, load_dataset("synthetic", synthetic_size=(20, 10), seed=3)[0].x)

@@ -12,7 +12,7 @@ from landscape.checkpoint import save_checkpoint
 from landscape.cli.trajectory import main
 from landscape.errors import DirectionError
 from landscape.pca import project
-from landscape.train import main as train_main
+from landscape.cli.train import main as train_main
 from landscape.trajectory import checkpoint_series, render_path_overlay, with_final
 from tiny import make_model
 

@@ -83,6 +83,8 @@ def add_data_args(p):
                    help="replace this fraction of training labels by random ones (seeded by --seed)")
     g.add_argument("--synthetic_size", type=int, nargs=2, default=(5000, 1000), metavar=("N_TRAIN", "N_TEST"),
                    help="sizes of --dataset synthetic")
+    g.add_argument("--synthetic_seed", type=int, default=0,
+                   help="which synthetic data set (landscape.train takes the same flag, so both see one set)")
     g.add_argument("--batch_size", type=batch_size, default="auto",
                    help="evaluation batch size (auto: timed on CPU, largest that fits on GPU; a resume reuses "
                         "the file's choice)")

@@ -43,7 +43,8 @@ class Context:
 
 def load_data(args, world):
     factory_kwargs = json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError) if ":" in args.dataset else None
-    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=0, factory_kwargs=factory_kwargs,
+    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=args.synthetic_seed,
+                  factory_kwargs=factory_kwargs,
                   num_classes=args.num_classes)
     if args.download:
         rank0_first(world, lambda: load_dataset(args.dataset, args.datapath, download=True, **kwargs) and None)
