@@ -8,8 +8,6 @@ import threading
 import time
 import traceback
 
-import torch
-
 from .errors import LandscapeError
 
 
@@ -61,6 +59,7 @@ def _local_rank(comm):
 
 def pick_device(world, requested="auto"):
     """The GPU of this rank's node-local index, or the CPU where there is none."""
+    import torch  # here, not at the top: the sleep-cost simulation runs 64 ranks without torch
     if requested not in ("auto", "cpu", "cuda"):
         raise ValueError(f"--device={requested!r} is not one of auto, cpu, cuda")
     if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):

@@ -3,11 +3,18 @@
 Every rank asks for work and receives one of:
   Reply('work', points)  evaluate these flat indices (a small chunk: faster ranks simply ask more often)
   Reply('flush')         write what you have and flush the file, collectively with every other rank
+  Reply('round')         like 'flush', and the round of points is over: rank 0 then plans the next one
+  Reply('wait')          nothing to hand out until rank 0 has planned the next round: ask again shortly
   Reply('done')          write what you have, close the file, stop
 Flush epochs start every `flush_points` points or `flush_secs` seconds. Once an epoch ends, every
 rank receives 'flush' before anything else, and no epoch starts after the first 'done', so the
 collective calls of all ranks always match.
+
+Slow points: once a point has taken `slow_secs` (the stop margin: the warning a scheduler gives before it
+kills) or longer, a rank holding finished points commits them before it is handed another, so a kill
+during a long point costs that point only.
 """
+import threading
 import time
 from dataclasses import dataclass
 
@@ -19,7 +26,9 @@ class Reply:
 
 
 class Dispatcher:
-    def __init__(self, todo, nranks, flush_points, flush_secs, max_chunk=8, clock=time.monotonic):
+    def __init__(self, todo, nranks, flush_points, flush_secs, max_chunk=8, clock=time.monotonic,
+                 rounds=False, slow_secs=None):
+        """rounds: when `todo` runs out, end the round with a collective commit and wait for next_round()."""
         self.todo, self.pos, self.nranks = list(todo), 0, nranks
         self.flush_points, self.flush_secs, self.max_chunk = flush_points, flush_secs, max_chunk
         self.clock = clock
@@ -27,6 +36,10 @@ class Dispatcher:
         self.flush_pending = set()
         self.finishing = False
         self.completed = 0  # points that ranks reported finished
+        self.rounds, self.planning, self.round_kind = rounds, False, "flush"
+        self.slow_secs, self.longest_point = slow_secs, 0.0
+        self.handed_at, self.uncommitted = {}, [0] * nranks
+        self.lock = threading.Lock()  # rank 0's server thread hands out; its main thread plans rounds
 
     def chunk_size(self):
         """Guided chunks: big while much is left, single points near the end for balance."""
@@ -38,20 +51,43 @@ class Dispatcher:
                or self.clock() - self.epoch_start >= self.flush_secs)
         return self.handed_in_epoch > 0 and due
 
+    def _start_epoch(self, kind):
+        self.flush_pending, self.round_kind = set(range(self.nranks)), kind
+
+    def _time_points(self, rank, completed):
+        if completed and rank in self.handed_at:
+            self.longest_point = max(self.longest_point, (self.clock() - self.handed_at[rank]) / completed)
+        self.uncommitted[rank] += completed
+
+    def _slow_and_holding(self, rank):
+        return self.slow_secs is not None and self.longest_point >= self.slow_secs and self.uncommitted[rank] > 0
+
     def handle(self, rank, completed=0, stop=False):
         """One request from `rank`, which has finished `completed` points since its last request."""
+        with self.lock:
+            return self._handle(rank, completed, stop)
+
+    def _handle(self, rank, completed, stop):
         self.completed += completed
+        self._time_points(rank, completed)
         if stop:
             self.finishing = True
-        if not self.flush_pending and not self.finishing and self._epoch_over():
-            self.flush_pending = set(range(self.nranks))
+        if not self.flush_pending and not self.finishing and (self._epoch_over() or self._slow_and_holding(rank)):
+            self._start_epoch("flush")
         if rank in self.flush_pending:
             self.flush_pending.discard(rank)
+            self.uncommitted[rank] = 0
             if not self.flush_pending:
                 self.epoch_start, self.handed_in_epoch = self.clock(), 0
-            return Reply("flush")
+            return Reply(self.round_kind)
         if self.flush_pending:
             raise RuntimeError(f"rank {rank} asked for work during a flush it already joined")
+        if not self.finishing and self.pos >= len(self.todo) and self.rounds:
+            if self.planning:
+                return Reply("wait")
+            self.planning = True
+            self._start_epoch("round")
+            return self._handle(rank, 0, False)
         if self.finishing or self.pos >= len(self.todo):
             self.finishing = True
             return Reply("done")
@@ -59,4 +95,11 @@ class Dispatcher:
         points = tuple(self.todo[self.pos:self.pos + n])
         self.pos += n
         self.handed_in_epoch += n
+        self.handed_at[rank] = self.clock()
         return Reply("work", points)
+
+    def next_round(self, points):
+        """Rank 0, after the round's commit: the next round's points (none: the refinement is over)."""
+        with self.lock:
+            self.todo, self.pos, self.planning = list(points), 0, False
+            self.rounds = self.rounds and len(self.todo) > 0

@@ -9,8 +9,9 @@ import numpy as np
 from ..errors import LandscapeError
 from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, JobSpec, install_stop_signals, run_grid
 from ..mpi import abort_on_uncaught, init_world
-from ..surfile import FileLock, done_name, open_checked, prepare
+from ..surfile import FileLock, done_name, drop_interp, open_checked, prepare
 from .context import provenance, rank0_first
+from .refining import finish_refinement
 
 
 def is_complete(path, kind):
@@ -18,25 +19,32 @@ def is_complete(path, kind):
         return bool(np.all(f[done_name(kind)][()]))
 
 
-def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None):
-    """settings_of() hashes the inputs; only rank 0 calls it, under the lock."""
+def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None, planner=None,
+            max_chunk=8):
+    """settings_of() hashes the inputs; only rank 0 calls it, under the lock.
+    planner: a refine.Refinement for --refine (its settings are not compared on resume)."""
     path = ctx.surf_file
     with contextlib.ExitStack() as held:
         def lock_and_prepare():  # rank 0 holds the lock until the job ends
             held.enter_context(FileLock(path))
-            return prepare(path, ctx.grid, kind, quantities, settings_of(), provenance(world, ctx), ctx.dir_file,
+            todo = prepare(path, ctx.grid, kind, quantities, settings_of(), provenance(world, ctx), ctx.dir_file,
                            args.overwrite)
+            drop_interp(path, quantities)  # the points this run adds would make an interpolation stale
+            return todo
         todo = rank0_first(world, lock_and_prepare)
         if world.rank == 0:
             print(f"[{kind}] {path}: {ctx.grid.size - len(todo)}/{ctx.grid.size} points already done, "
                   f"{world.size} rank(s), device {ctx.device}", flush=True)
         spec = JobSpec(path, kind, tuple(quantities), ctx.grid.shape, args.flush_points, args.flush_secs,
-                       args.progress_secs, args.serial_io)
-        run_grid(world, spec, todo, evaluate_point, stop, ctx.grid.size)
-        complete = rank0_first(world, lambda: is_complete(path, kind))
+                       args.progress_secs, args.serial_io, max_chunk, args.stop_margin)
+        run_grid(world, spec, todo, evaluate_point, stop, ctx.grid.size, planner)
+        if planner is None:
+            complete = rank0_first(world, lambda: is_complete(path, kind))
+        else:
+            complete = rank0_first(world, lambda: finish_refinement(path, kind, quantities, planner))
     if not complete:
         if world.rank == 0:
-            print(f"[{kind}] stopped with the grid unfinished; rerun the same command to resume "
+            print(f"[{kind}] stopped with the {'refinement' if planner else 'grid'} unfinished; rerun the same command to resume "
                   f"(exit {EXIT_STOPPED})", flush=True)
         return EXIT_STOPPED
     if world.rank == 0:
