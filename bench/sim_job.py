@@ -68,6 +68,7 @@ def parse(argv):
     p.add_argument("--flush_points", type=int, default=256)
     p.add_argument("--flush_secs", type=float, default=60.0)
     p.add_argument("--max_chunk", type=int, default=8)
+    p.add_argument("--request_secs", type=float, default=0.5, help="0: fixed chunks of --max_chunk (the old rule)")
     p.add_argument("--serial_io", action="store_true")
     p.add_argument("--stats", help="JSON file for rank 0's measurements")
     return p.parse_args(argv)
@@ -89,7 +90,7 @@ def main(argv=None):
             drop_interp(args.surf_file, QUANTITIES)
         world.barrier()
         spec = job.JobSpec(args.surf_file, "surface", QUANTITIES, grid.shape, args.flush_points, args.flush_secs,
-                           1e9, args.serial_io, args.max_chunk)
+                           1e9, args.serial_io, args.max_chunk, request_secs=args.request_secs or None)
 
         def evaluate_point(index):
             time.sleep(args.sleep)

@@ -110,3 +110,16 @@ def test_fast_points_do_not_commit_every_time():
     for _ in range(5):
         clock.t += 1
         assert d.handle(0, completed=1).kind == "work"
+
+
+def test_fast_points_get_bigger_chunks_so_rank_0_answers_fewer_requests():
+    clock = FakeClock()
+    d = Dispatcher(range(10**5), nranks=2, flush_points=10**9, flush_secs=1e9, max_chunk=8, clock=clock,
+                   request_secs=0.5)
+    assert len(d.handle(0).points) == 8  # nothing timed yet
+    clock.t += 8 * 0.01  # 10 ms points
+    assert len(d.handle(0, completed=8).points) == 50  # 0.5 s of work
+    fixed = Dispatcher(range(10**5), nranks=2, flush_points=10**9, flush_secs=1e9, max_chunk=8, clock=clock)
+    fixed.handle(0)
+    clock.t += 0.08
+    assert len(fixed.handle(0, completed=8).points) == 8

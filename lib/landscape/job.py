@@ -35,6 +35,7 @@ class JobSpec:
     serial_io: bool = False
     max_chunk: int = 8          # most points per hand-out (1 for slow points such as Hessians)
     stop_margin: float = None   # seconds between a stop signal and the kill; see schedule.py's slow points
+    request_secs: float = 0.5   # fast points: chunks grow to about this much work (not when max_chunk is 1)
 
 
 _STOP = threading.Event()  # one per process, so a driver that calls another keeps an early signal
@@ -85,7 +86,8 @@ def run_grid(world, spec, todo, evaluate_point, stop, total, planner=None):
         if planner is not None:
             todo = _plan(f, spec, planner)
         dispatcher = Dispatcher(todo, world.size, spec.flush_points, spec.flush_secs, spec.max_chunk,
-                                rounds=planner is not None and len(todo) > 0, slow_secs=spec.stop_margin)
+                                rounds=planner is not None and len(todo) > 0, slow_secs=spec.stop_margin,
+                                request_secs=spec.request_secs if spec.max_chunk > 1 else None)
         done_before = total - len(todo)
         if planner is not None:
             done_before = int(read_done_and_values(f, spec.kind, planner.quantity)[0].sum())

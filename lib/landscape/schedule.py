@@ -27,8 +27,10 @@ class Reply:
 
 class Dispatcher:
     def __init__(self, todo, nranks, flush_points, flush_secs, max_chunk=8, clock=time.monotonic,
-                 rounds=False, slow_secs=None):
-        """rounds: when `todo` runs out, end the round with a collective commit and wait for next_round()."""
+                 rounds=False, slow_secs=None, request_secs=None):
+        """rounds: when `todo` runs out, end the round with a collective commit and wait for next_round().
+        request_secs: once points are timed, chunks grow past max_chunk to hold about this much work, so
+        rank 0 answers fewer requests when points are fast (bench/bench_coordinator.py measures the gain)."""
         self.todo, self.pos, self.nranks = list(todo), 0, nranks
         self.flush_points, self.flush_secs, self.max_chunk = flush_points, flush_secs, max_chunk
         self.clock = clock
@@ -38,13 +40,17 @@ class Dispatcher:
         self.completed = 0  # points that ranks reported finished
         self.rounds, self.planning, self.round_kind = rounds, False, "flush"
         self.slow_secs, self.longest_point = slow_secs, 0.0
+        self.request_secs, self.timed_secs, self.timed_points = request_secs, 0.0, 0
         self.handed_at, self.uncommitted = {}, [0] * nranks
         self.lock = threading.Lock()  # rank 0's server thread hands out; its main thread plans rounds
 
     def chunk_size(self):
         """Guided chunks: big while much is left, single points near the end for balance."""
         left = len(self.todo) - self.pos
-        return max(1, min(self.max_chunk, left // (4 * self.nranks)))
+        chunk = self.max_chunk
+        if self.request_secs and self.timed_points:
+            chunk = max(chunk, int(self.request_secs * self.timed_points / max(self.timed_secs, 1e-9)))
+        return max(1, min(chunk, left // (4 * self.nranks)))
 
     def _epoch_over(self):
         due = (self.handed_in_epoch >= self.flush_points
@@ -56,7 +62,9 @@ class Dispatcher:
 
     def _time_points(self, rank, completed):
         if completed and rank in self.handed_at:
-            self.longest_point = max(self.longest_point, (self.clock() - self.handed_at[rank]) / completed)
+            took = self.clock() - self.handed_at[rank]
+            self.longest_point = max(self.longest_point, took / completed)
+            self.timed_secs, self.timed_points = self.timed_secs + took, self.timed_points + completed
         self.uncommitted[rank] += completed
 
     def _slow_and_holding(self, rank):
