@@ -77,15 +77,19 @@ def fit(rows):
     return a, b
 
 
-def project(a, b, c, ranks, t, points=2601, chunk=8, flush_points=256, flush_secs=60.0):
-    """Efficiency = work / (work + overheads) for one rank of a `points` grid at t seconds per point."""
+def project(a, b, c, ranks, t, points, flush_points=256, flush_secs=60.0):
+    """Projected efficiency of one rank: work / (work + commit stalls + the last point), or rank 0's limit.
+
+    Commit epochs come every max(flush interval, 50 commits, 20 points) (the spacing rule); each stalls all ranks
+    for the commit, C = a + b*ranks, plus half the slowest rank's current chunk (ranks out of phase).
+    Chunks hold max(0.5 s, 4 * 5 ms * ranks) / t points (at least 1), at most left/(4 ranks); rank 0 answers one request per c seconds.
+    """
     work = points * t / ranks
-    epochs = max(points / flush_points, work / flush_secs) + 1
-    sync = epochs * (a + b * ranks + 0.5 * min(chunk, max(1, points // (4 * ranks))) * t)
-    tail = t  # the last points: the other ranks wait for them
-    served = points / chunk * c  # rank 0 answers requests one at a time
-    wall = max(work + sync + tail, served)
-    return work / wall
+    chunk = max(1, min(int(max(0.5, 4 * 0.005 * ranks) / t), points // (4 * ranks)))
+    commit = a + b * ranks
+    interval = max(min(flush_points * t / ranks, flush_secs), 50 * commit, 20 * t)
+    stalls = (work / interval + 1) * (commit + 0.5 * chunk * t)
+    return work / max(work + stalls + t, points / chunk * c)
 
 
 def main():
@@ -94,20 +98,35 @@ def main():
     p.add_argument("--sleep", type=float, default=0.05)
     p.add_argument("--points_per_rank", type=int, default=60)
     p.add_argument("--flush_points", type=int, default=256)
+    p.add_argument("--compare_only", action="store_true", help="only the old/new chunk and commit rules")
     args = p.parse_args()
     load0 = os.getloadavg()
     print(f"# bench_coordinator, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {load0[0]:.1f}")
     rows, serial, zero = [], [], []
     with tempfile.TemporaryDirectory() as workdir:
-        for n in args.ranks:
+        for n in args.ranks if not args.compare_only else []:
             shape = square(n * args.points_per_rank)
             common = ["--shape", *shape, "--flush_points", str(args.flush_points)]
             rows.append(summarize(sim(n, workdir, f"par{n}", *common, "--sleep", str(args.sleep))))
             serial.append(summarize(sim(n, workdir, f"ser{n}", *common, "--sleep", str(args.sleep), "--serial_io")))
             zero.append(summarize(sim(n, workdir, f"zero{n}", *common, "--sleep", "0")))
             print(json.dumps(dict(parallel=rows[-1], serial=serial[-1], zero_cost=zero[-1])), flush=True)
+        n, fast = max(args.ranks), args.sleep / 10
+        shape = square(n * args.points_per_rank * 4)
+        rules = (("old: chunks of 8, a commit every 256 points", ["--request_secs", "0", "--fixed_epochs"]),
+                 ("chunks of 8, spaced commits", ["--request_secs", "0"]),
+                 ("new: chunks of ~0.5 s, spaced commits", []))
+        chunks = {label: summarize(sim(n, workdir, f"rule{i}", "--shape", *shape, "--sleep", str(fast), *flags))
+                  for i, (label, flags) in enumerate(rules)}
+        print(json.dumps(chunks), flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    print(f"\n{n} ranks, {fast} s/point, {next(iter(chunks.values()))['points']} points:")
+    print("| rule | efficiency | requests | commits | wall (s) |\n|---|---|---|---|---|")
+    for label, c in chunks.items():
+        print(f"| {label} | {100 * c['efficiency']:.1f} % | {c['requests']} | {c['commits']} | {c['wall']:.1f} |")
+    if args.compare_only:
+        return
     print(f"\n| ranks | points | efficiency at {args.sleep} s/point | points/s handed out | time waiting for work |"
           " commit, parallel HDF5 (s) | commit, serial (s) | rank 0 requests/s at 0 s/point | peak RSS/rank (MiB) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -118,10 +137,11 @@ def main():
     a, b = fit(rows)
     c = min(z["wall"] / z["requests"] for z in zero)
     print(f"\nfit: commit epoch = {a:.4f} + {b:.5f} * ranks s; rank 0 serves a request in <= {c * 1e3:.2f} ms")
-    print("\n| ranks | 0.1 s/point | 1 s/point | 60 s/point |  (51x51 grid, chunks of 8, commits every 256 points/60 s)")
-    print("|---|---|---|---|")
-    for n in (64, 256, 1024):
-        print(f"| {n} | " + " | ".join(f"{100 * project(a, b, c, n, t):.1f} %" for t in (0.1, 1.0, 60.0)) + " |")
+    print("\n| grid | ranks | 0.1 s/point | 1 s/point | 60 s/point |\n|---|---|---|---|---|")
+    for side in (51, 1001):
+        for n in (64, 256, 1024):
+            cells = " | ".join(f"{100 * project(a, b, c, n, t, side * side):.1f} %" for t in (0.1, 1.0, 60.0))
+            print(f"| {side}x{side} | {n} | {cells} |")
     print("\n1001x1001 file sizes (bytes):", json.dumps(file_sizes()))
 
 

@@ -90,11 +90,11 @@ def main():
     p.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "refine"))
     args = p.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    split = 400 // args.images
     print(f"# bench_refine {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}; {args.ranks} ranks, {400 // split} synthetic images per point, {args.n}x{args.n} in [-1, 1]^2")
     print("| model | tolerance | points computed | max error (log10 loss) | p99 error | contour bands differ | "
           "wall time (uniform / refine) |\n|---|---|---|---|---|---|---|")
-    split = 400 // args.images
     for label in args.models:
         model, ckpt = train(label, args.workdir)
         upath, uwall = surface(model, ckpt, args.workdir, args.n, f"{label}_uniform", args.ranks, split)

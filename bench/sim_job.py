@@ -69,6 +69,7 @@ def parse(argv):
     p.add_argument("--flush_secs", type=float, default=60.0)
     p.add_argument("--max_chunk", type=int, default=8)
     p.add_argument("--request_secs", type=float, default=0.5, help="0: fixed chunks of --max_chunk (the old rule)")
+    p.add_argument("--fixed_epochs", action="store_true", help="commit every --flush_points without spacing")
     p.add_argument("--serial_io", action="store_true")
     p.add_argument("--stats", help="JSON file for rank 0's measurements")
     return p.parse_args(argv)
@@ -90,7 +91,8 @@ def main(argv=None):
             drop_interp(args.surf_file, QUANTITIES)
         world.barrier()
         spec = job.JobSpec(args.surf_file, "surface", QUANTITIES, grid.shape, args.flush_points, args.flush_secs,
-                           1e9, args.serial_io, args.max_chunk, request_secs=args.request_secs or None)
+                           1e9, args.serial_io, args.max_chunk, request_secs=args.request_secs or None,
+                           spacing=not args.fixed_epochs)
 
         def evaluate_point(index):
             time.sleep(args.sleep)
@@ -99,8 +101,9 @@ def main(argv=None):
         job.run_grid(world, spec, todo, evaluate_point, stop, grid.size, planner)
         wall = time.monotonic() - t0
         complete = finish(world, args, planner)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_rank = world.gather(dict(wait=timers.wait, commit=timers.commit, requests=timers.requests,
-                                 commits=timers.commits, maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+                                 commits=timers.commits, maxrss_mb=rss_mb))
     if world.rank == 0 and args.stats:
         with open(args.stats, "w") as f:
             json.dump(dict(ranks=world.size, wall=wall, shape=list(grid.shape), sleep=args.sleep,

@@ -119,7 +119,33 @@ def test_fast_points_get_bigger_chunks_so_rank_0_answers_fewer_requests():
     assert len(d.handle(0).points) == 8  # nothing timed yet
     clock.t += 8 * 0.01  # 10 ms points
     assert len(d.handle(0, completed=8).points) == 50  # 0.5 s of work
+    clock.t += 50 * 2.0  # now 2 s points: one at a time, so a commit waits for at most one
+    assert len(d.handle(0, completed=50).points) == 1
     fixed = Dispatcher(range(10**5), nranks=2, flush_points=10**9, flush_secs=1e9, max_chunk=8, clock=clock)
     fixed.handle(0)
     clock.t += 0.08
     assert len(fixed.handle(0, completed=8).points) == 8
+
+
+def flush_times(d, clock, step, n):
+    """Times at which a one-rank dispatcher starts a commit, for n requests of 4 points `step` s apart."""
+    times = []
+    for _ in range(n):
+        clock.t += step
+        if d.handle(0, completed=4).kind == "flush":
+            times.append(clock.t)
+    return times
+
+
+def test_spacing_keeps_commits_rare_when_they_are_slow():
+    clock = FakeClock()
+    d = Dispatcher(range(10**5), nranks=1, flush_points=4, flush_secs=1e9, max_chunk=4, clock=clock, spacing=True)
+    d.handle(0)
+    first = flush_times(d, clock, 0.4, 10)  # 0.1 s points: no sooner than 20 points apart, not every 4
+    assert first and first[0] >= 2.0
+    d.commit_took(1.0)  # a 1 s commit: the next not before 50 s
+    later = flush_times(d, clock, 0.4, 300)
+    assert later and later[0] - first[0] >= 50 and len(later) <= 3
+    fixed = Dispatcher(range(10**5), nranks=1, flush_points=4, flush_secs=1e9, max_chunk=4, clock=clock)
+    fixed.handle(0)
+    assert len(flush_times(fixed, clock, 0.4, 10)) == 5  # without spacing: every other request

@@ -35,7 +35,8 @@ class JobSpec:
     serial_io: bool = False
     max_chunk: int = 8          # most points per hand-out (1 for slow points such as Hessians)
     stop_margin: float = None   # seconds between a stop signal and the kill; see schedule.py's slow points
-    request_secs: float = 0.5   # fast points: chunks grow to about this much work (not when max_chunk is 1)
+    request_secs: float = 0.5   # chunks hold about this much work once points are timed (not when max_chunk is 1)
+    spacing: bool = True        # commits no closer than 50 commit times / 20 point times (schedule.py)
 
 
 _STOP = threading.Event()  # one per process, so a driver that calls another keeps an early signal
@@ -87,7 +88,7 @@ def run_grid(world, spec, todo, evaluate_point, stop, total, planner=None):
             todo = _plan(f, spec, planner)
         dispatcher = Dispatcher(todo, world.size, spec.flush_points, spec.flush_secs, spec.max_chunk,
                                 rounds=planner is not None and len(todo) > 0, slow_secs=spec.stop_margin,
-                                request_secs=spec.request_secs if spec.max_chunk > 1 else None)
+                                request_secs=spec.request_secs if spec.max_chunk > 1 else None, spacing=spec.spacing)
         done_before = total - len(todo)
         if planner is not None:
             done_before = int(read_done_and_values(f, spec.kind, planner.quantity)[0].sum())
@@ -110,8 +111,11 @@ def run_grid(world, spec, todo, evaluate_point, stop, total, planner=None):
                 evaluating += time.monotonic() - t0
                 completed += 1
             continue
+        t0 = time.monotonic()
         _commit(world, f, spec, results, parallel)
         results = []
+        if dispatcher is not None:
+            dispatcher.commit_took(time.monotonic() - t0)
         if reply.kind == "round" and dispatcher is not None:
             dispatcher.next_round(_plan(f, spec, planner))
         if reply.kind == "done":

@@ -10,6 +10,10 @@ Flush epochs start every `flush_points` points or `flush_secs` seconds. Once an 
 rank receives 'flush' before anything else, and no epoch starts after the first 'done', so the
 collective calls of all ranks always match.
 
+Spacing: a commit is collective, so each one stalls every rank for its own duration plus the rest of the
+slowest rank's current chunk. With `spacing`, an epoch is due no sooner than 50 commit durations and 20
+mean point times after the last one (each stall then costs at most a few percent), whatever the thresholds.
+
 Slow points: once a point has taken `slow_secs` (the stop margin: the warning a scheduler gives before it
 kills) or longer, a rank holding finished points commits them before it is handed another, so a kill
 during a long point costs that point only.
@@ -17,6 +21,11 @@ during a long point costs that point only.
 import threading
 import time
 from dataclasses import dataclass
+
+
+COMMITS_APART = 50  # commit durations between epochs at least: commits cost <= 2 % of the time
+SERVE_SECS = 0.005  # rank 0's time per request, measured upper bound (bench_coordinator.py, 64 ranks on 2 cores)
+POINTS_APART = 20   # mean point times between epochs at least: waiting for stragglers <= ~2.5 %
 
 
 @dataclass(frozen=True)
@@ -27,10 +36,11 @@ class Reply:
 
 class Dispatcher:
     def __init__(self, todo, nranks, flush_points, flush_secs, max_chunk=8, clock=time.monotonic,
-                 rounds=False, slow_secs=None, request_secs=None):
+                 rounds=False, slow_secs=None, request_secs=None, spacing=False):
         """rounds: when `todo` runs out, end the round with a collective commit and wait for next_round().
-        request_secs: once points are timed, chunks grow past max_chunk to hold about this much work, so
-        rank 0 answers fewer requests when points are fast (bench/bench_coordinator.py measures the gain)."""
+        request_secs: once points are timed, a chunk holds about this much work instead of max_chunk points:
+        rank 0 answers fewer requests when points are fast, and a commit waits for less of a slow rank's
+        chunk when they are slow (bench/bench_coordinator.py measures the gain)."""
         self.todo, self.pos, self.nranks = list(todo), 0, nranks
         self.flush_points, self.flush_secs, self.max_chunk = flush_points, flush_secs, max_chunk
         self.clock = clock
@@ -41,6 +51,7 @@ class Dispatcher:
         self.rounds, self.planning, self.round_kind = rounds, False, "flush"
         self.slow_secs, self.longest_point = slow_secs, 0.0
         self.request_secs, self.timed_secs, self.timed_points = request_secs, 0.0, 0
+        self.spacing, self.last_commit = spacing, 0.0
         self.handed_at, self.uncommitted = {}, [0] * nranks
         self.lock = threading.Lock()  # rank 0's server thread hands out; its main thread plans rounds
 
@@ -48,14 +59,25 @@ class Dispatcher:
         """Guided chunks: big while much is left, single points near the end for balance."""
         left = len(self.todo) - self.pos
         chunk = self.max_chunk
-        if self.request_secs and self.timed_points:
-            chunk = max(chunk, int(self.request_secs * self.timed_points / max(self.timed_secs, 1e-9)))
+        if self.request_secs and self.timed_points:  # about request_secs of work: fewer requests, short stalls
+            secs = max(self.request_secs, 4 * SERVE_SECS * self.nranks)  # rank 0 busy <= 1/4 of the time
+            chunk = max(1, int(secs / max(self._mean_point(), 1e-9)))
         return max(1, min(chunk, left // (4 * self.nranks)))
 
+    def _mean_point(self):
+        return self.timed_secs / self.timed_points if self.timed_points else 0.0
+
     def _epoch_over(self):
-        due = (self.handed_in_epoch >= self.flush_points
-               or self.clock() - self.epoch_start >= self.flush_secs)
+        elapsed = self.clock() - self.epoch_start
+        due = self.handed_in_epoch >= self.flush_points or elapsed >= self.flush_secs
+        if self.spacing:
+            due = due and elapsed >= max(COMMITS_APART * self.last_commit, POINTS_APART * self._mean_point())
         return self.handed_in_epoch > 0 and due
+
+    def commit_took(self, seconds):
+        """Rank 0 reports how long its last collective commit took (for the spacing of epochs)."""
+        with self.lock:
+            self.last_commit = seconds
 
     def _start_epoch(self, kind):
         self.flush_pending, self.round_kind = set(range(self.nranks)), kind

@@ -44,7 +44,8 @@ def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, sto
             complete = rank0_first(world, lambda: finish_refinement(path, kind, quantities, planner))
     if not complete:
         if world.rank == 0:
-            print(f"[{kind}] stopped with the {'refinement' if planner else 'grid'} unfinished; rerun the same command to resume "
+            what = "refinement" if planner else "grid"
+            print(f"[{kind}] stopped with the {what} unfinished; rerun the same command to resume "
                   f"(exit {EXIT_STOPPED})", flush=True)
         return EXIT_STOPPED
     if world.rank == 0:
