@@ -77,18 +77,18 @@ def fit(rows):
     return a, b
 
 
-def project(a, b, c, ranks, t, points, flush_points=256, flush_secs=60.0):
+def project(a, b, c, ranks, t, points, flush_points=256, flush_secs=60.0, spread=0.1):
     """Projected efficiency of one rank: work / (work + commit stalls + the last point), or rank 0's limit.
 
-    Commit epochs come every max(flush interval, 50 commits, 20 points) (the spacing rule); each stalls all ranks
-    for the commit, C = a + b*ranks, plus half the slowest rank's current chunk (ranks out of phase).
+    Commit epochs come every max(flush interval, 50 commits) (the spacing rule); each stalls all ranks for the
+    commit, C = a + b*ranks, plus the straggler wait: `spread` (assumed 10 %) of a chunk's time.
     Chunks hold max(0.5 s, 4 * 5 ms * ranks) / t points (at least 1), at most left/(4 ranks); rank 0 answers one request per c seconds.
     """
     work = points * t / ranks
     chunk = max(1, min(int(max(0.5, 4 * 0.005 * ranks) / t), points // (4 * ranks)))
     commit = a + b * ranks
-    interval = max(min(flush_points * t / ranks, flush_secs), 50 * commit, 20 * t)
-    stalls = (work / interval + 1) * (commit + 0.5 * chunk * t)
+    interval = max(min(flush_points * t / ranks, flush_secs), 50 * commit, chunk * t)
+    stalls = (work / interval + 1) * (commit + spread * chunk * t)
     return work / max(work + stalls + t, points / chunk * c)
 
 
