@@ -82,7 +82,8 @@ def project(a, b, c, ranks, t, points, flush_points=256, flush_secs=60.0, spread
 
     Commit epochs come every max(flush interval, 50 commits) (the spacing rule); each stalls all ranks for the
     commit, C = a + b*ranks, plus the straggler wait: `spread` (assumed 10 %) of a chunk's time.
-    Chunks hold max(0.5 s, 4 * 5 ms * ranks) / t points (at least 1), at most left/(4 ranks); rank 0 answers one request per c seconds.
+    Chunks hold max(0.5 s, 4 * 5 ms * ranks) / t points (at least 1), at most left/(4 ranks);
+    rank 0 answers one request per c seconds.
     """
     work = points * t / ranks
     chunk = max(1, min(int(max(0.5, 4 * 0.005 * ranks) / t), points // (4 * ranks)))

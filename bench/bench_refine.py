@@ -43,7 +43,8 @@ def train(spec, work):
     ckpt = os.path.join(work, model, f"model_{epoch or 6}.t7")
     if not os.path.exists(ckpt):
         sh([sys.executable, "-m", "landscape.train", "--model", model, *DATA, "--epochs", "6", "--lr_milestones", "4",
-            "--save", os.path.join(work, model), "--save_epoch", "6", "--noaug"], os.path.join(work, model + ".train.log"))
+            "--save", os.path.join(work, model), "--save_epoch", "6", "--noaug"],
+           os.path.join(work, model + ".train.log"))
     return model, ckpt
 
 
@@ -92,7 +93,8 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     split = 400 // args.images
     print(f"# bench_refine {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}; {args.ranks} ranks, {400 // split} synthetic images per point, {args.n}x{args.n} in [-1, 1]^2")
+          f"load average {os.getloadavg()[0]:.1f}; {args.ranks} ranks, {400 // split} synthetic images per point, "
+          f"{args.n}x{args.n} in [-1, 1]^2")
     print("| model | tolerance | points computed | max error (log10 loss) | p99 error | contour bands differ | "
           "wall time (uniform / refine) |\n|---|---|---|---|---|---|---|")
     for label in args.models:
