@@ -57,8 +57,13 @@ def base_stride(shape, intervals=8):
 
 
 def _as_2d(a):
+    """1D grids are handled as one row: shape (1, len(x))."""
     a = np.asarray(a)
     return a.reshape(1, -1) if a.ndim == 1 else a
+
+
+def _shape_2d(shape):
+    return (1, shape[0]) if len(shape) == 1 else tuple(shape)
 
 
 def _interp_axis(v, coarse, fine, axis):
@@ -181,7 +186,7 @@ class Refinement:
         return base_stride(self.shape, self.base_intervals)
 
     def base_points(self):
-        ny, nx = _as_2d(np.zeros(self.shape)).shape
+        ny, nx = _shape_2d(self.shape)
         ly, lx = lattice(ny, self.base), lattice(nx, self.base)
         return (ly[:, None] * nx + lx[None, :]).reshape(-1)
 

@@ -12,7 +12,7 @@ def add_refine_args(p, quantities):
                         "TOL (in log10 for losses); a rerun with a smaller TOL refines further")
     g.add_argument("--refine_on", default=quantities[0], choices=quantities,
                    help="quantity whose error decides (default %(default)s; losses in log10, others linearly)")
-    g.add_argument("--refine_budget", type=positive_int, default=None,
+    g.add_argument("--refine_budget", type=positive_int, default=None, metavar="N",
                    help="stop once the file holds N computed points")
 
 
