@@ -16,7 +16,7 @@ from .mpi import WorkChannel
 from .progress import Progress
 from .schedule import Dispatcher
 from .pending import drop_pending, save_pending
-from .surfile import open_for_writing, write_points
+from .surfile import open_for_writing, read_done_and_values, write_points
 
 EXIT_OK = 0
 EXIT_CRASH = 1        # an uncaught exception on some rank (the job is aborted)
@@ -35,6 +35,10 @@ class JobSpec:
     flush_secs: float = 60.0
     progress_secs: float = 10.0
     serial_io: bool = False
+    max_chunk: int = 8          # most points per hand-out (1 for slow points such as Hessians)
+    stop_margin: float = None   # seconds between a stop signal and the kill; see schedule.py's slow points
+    request_secs: float = 0.5   # chunks hold about this much work once points are timed (not when max_chunk is 1)
+    spacing: bool = True        # commits no closer than 50 commit times / 20 point times (schedule.py)
 
 
 _ON_STOP = []  # called from the signal handler (signals are per process): run_grid saves its uncommitted points
@@ -93,21 +97,40 @@ def _commit(world, f, spec, results, parallel):
         os.fsync(f.id.get_vfd_handle())
 
 
-def run_grid(world, spec, todo, evaluate_point, stop, total):
-    """Evaluate every flat index in `todo` (rank 0's list; others pass anything) across all ranks."""
-    dispatcher = progress = None
-    if world.rank == 0:
-        dispatcher = Dispatcher(todo, world.size, spec.flush_points, spec.flush_secs)
-        progress = Progress(spec.kind, total, total - len(todo), every=spec.progress_secs)
-    started, evaluating = time.monotonic(), 0.0
-    channel = WorkChannel(world, dispatcher, on_reply=lambda d: progress.update(d.completed))
+def _plan(f, spec, planner):
+    """Rank 0: the next round of points, decided from every value committed so far."""
+    return planner.next_points(*read_done_and_values(f, spec.kind, planner.quantity))
+
+
+def run_grid(world, spec, todo, evaluate_point, stop, total, planner=None):
+    """Evaluate every flat index in `todo` (rank 0's list; others pass anything) across all ranks.
+
+    With a planner (refine.Refinement), rank 0 ignores `todo` and works in rounds: it asks the planner for
+    points, hands them out, commits when they are done, and asks again until the planner has none.
+    """
     parallel = uses_parallel_io(world, spec)
     f = open_for_writing(spec.path, world.comm if parallel else None) if parallel or world.rank == 0 else None
+    dispatcher = progress = None
+    if world.rank == 0:
+        if planner is not None:
+            todo = _plan(f, spec, planner)
+        dispatcher = Dispatcher(todo, world.size, spec.flush_points, spec.flush_secs, spec.max_chunk,
+                                rounds=planner is not None and len(todo) > 0, slow_secs=spec.stop_margin,
+                                request_secs=spec.request_secs if spec.max_chunk > 1 else None, spacing=spec.spacing)
+        done_before = total - len(todo)
+        if planner is not None:
+            done_before = int(read_done_and_values(f, spec.kind, planner.quantity)[0].sum())
+        progress = Progress(spec.kind, total, done_before, every=spec.progress_secs)
+    started, evaluating = time.monotonic(), 0.0
+    channel = WorkChannel(world, dispatcher, on_reply=lambda d: progress.update(d.completed))
     pending, completed = Uncommitted(spec, world.rank), 0
     _ON_STOP.append(pending.save)
     while True:
         reply = channel.request(completed, stop.is_set())
         completed = 0
+        if reply.kind == "wait":
+            time.sleep(0.02)
+            continue
         if reply.kind == "work":
             for index in reply.points:
                 if stop.is_set():
@@ -120,8 +143,13 @@ def run_grid(world, spec, todo, evaluate_point, stop, total):
                 evaluating += time.monotonic() - t0
                 completed += 1
             continue
+        t0 = time.monotonic()
         _commit(world, f, spec, pending.results, parallel)
         pending.committed()
+        if dispatcher is not None:
+            dispatcher.commit_took(time.monotonic() - t0)
+        if reply.kind == "round" and dispatcher is not None:
+            dispatcher.next_round(_plan(f, spec, planner))
         if reply.kind == "done":
             break
     _ON_STOP.remove(pending.save)

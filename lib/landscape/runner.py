@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .errors import LandscapeError
 from .job import run_grid
-from .surfile import FileLock, done_name, open_checked, prepare
+from .surfile import FileLock, done_name, drop_interp, open_checked, prepare
 
 
 def rank0_first(world, fn):
@@ -54,18 +54,22 @@ def is_complete(path, kind):
         return bool(np.all(f[done_name(kind)][()]))
 
 
-def run_job(world, spec, grid, evaluate_point, settings_of, provenance, dir_file, stop, overwrite=False):
+def run_job(world, spec, grid, evaluate_point, settings_of, provenance, dir_file, stop, overwrite=False, planner=None,
+            finish=None):
     """Lock spec.path, prepare it (settings_of() runs on rank 0 only, under the lock), evaluate every
-    unfinished point across the ranks; returns whether the grid is complete."""
+    unfinished point across the ranks (or the points a refine.Refinement `planner` asks for); returns
+    whether the job is complete: the grid is, or `finish()` (rank 0, e.g. the refinement's end) says so."""
     with contextlib.ExitStack() as held:
         def lock_and_prepare():  # rank 0 holds the lock until the job ends
             held.enter_context(FileLock(spec.path))
-            return prepare(spec.path, grid, spec.kind, spec.quantities, settings_of(), provenance, dir_file,
+            todo = prepare(spec.path, grid, spec.kind, spec.quantities, settings_of(), provenance, dir_file,
                            overwrite)
+            drop_interp(spec.path, spec.quantities)  # the points this run adds would make an interpolation stale
+            return todo
         todo = rank0_first(world, lock_and_prepare)
         if world.rank == 0:
             print(f"[{spec.kind}] {spec.path}: {grid.size - len(todo)}/{grid.size} points already done, "
                   f"{world.size} rank(s), device {provenance.get('device')}", flush=True)
         if len(todo):  # a finished file is not opened for writing at all
-            run_grid(world, spec, todo, evaluate_point, stop, grid.size)
-        return rank0_first(world, lambda: is_complete(spec.path, spec.kind))
+            run_grid(world, spec, todo, evaluate_point, stop, grid.size, planner)
+        return rank0_first(world, finish or (lambda: is_complete(spec.path, spec.kind)))

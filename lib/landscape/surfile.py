@@ -309,3 +309,33 @@ def open_for_writing(path, comm=None):
     if comm is None:
         return h5open(path, "r+")
     return h5open(path, "r+", driver="mpio", comm=comm)
+
+
+def read_done_and_values(f, kind, name):
+    """From an open results file: the done mask (bool) and one quantity's values, for refinement decisions."""
+    return f[done_name(kind)][()].astype(bool), f[name][()]
+
+
+def interp_name(name):
+    return f"{name}_interp"
+
+
+def drop_interp(path, quantities):
+    """Remove full-grid interpolations that the coming run would make stale (the file is not even opened
+    for writing when there are none, so a finished file keeps its bytes)."""
+    with h5open(path, "r") as f:
+        stale = [interp_name(name) for name in quantities if interp_name(name) in f]
+    if stale:
+        with h5open(path, "r+") as f:
+            for name in stale:
+                del f[name]
+
+
+def write_interp(path, kind, arrays, refinement):
+    """'<name>_interp': the full grid, computed values kept and the rest interpolated; settings in '<kind>_refine'."""
+    with h5open(path, "r+") as f:
+        for name, full in arrays.items():
+            if interp_name(name) in f:
+                del f[interp_name(name)]
+            f.create_dataset(interp_name(name), data=full, track_times=False)
+        f.attrs[f"{kind}_refine"] = json.dumps(_jsonable(refinement), sort_keys=True)

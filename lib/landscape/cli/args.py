@@ -126,6 +126,9 @@ def add_grid_args(p):
     g.add_argument("--flush_secs", type=non_negative_finite, default=60.0, help="... and at least every T seconds")
     g.add_argument("--progress_secs", type=non_negative_finite, default=10.0, help="seconds between progress lines")
     g.add_argument("--serial_io", action="store_true", help="rank 0 writes everything even if h5py has MPI")
+    g.add_argument("--stop_margin", type=positive_float, default=300.0,
+                   help="seconds between a stop signal and the kill (sbatch --signal=USR1@300): once a point takes "
+                        "longer, each rank commits its finished points before starting another")
 
 
 def add_run_args(p):

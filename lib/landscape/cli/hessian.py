@@ -85,7 +85,7 @@ def run(args, world, stop):
         return dict(input_settings(args, ctx), tol=args.tol, max_iter=args.max_iter, seed=args.seed,
                     hessian_samples=args.hessian_samples, hessian_params=args.hessian_params)
     return run_job(args, world, ctx, "hessian", KINDS["hessian"], hessian_evaluator(ctx, args, world), settings, stop,
-                   render_hessian)
+                   render_hessian, max_chunk=1)  # slow points: one at a time, so ranks end a grid together
 
 
 def main(argv=None):

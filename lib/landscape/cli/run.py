@@ -11,6 +11,7 @@ from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED, JobSp
 from ..mpi import abort_on_uncaught, check_launch, init_world
 from ..surfile import open_checked
 from .context import provenance
+from .refining import finish_refinement
 
 OTHER_RANKS_WAIT = 5.0  # seconds a rank > 0 waits before printing its own error (see guarded_main)
 
@@ -23,15 +24,19 @@ def unplottable_values(path, quantities):
     return None
 
 
-def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None):
-    """settings_of() hashes the inputs; only rank 0 calls it, under the lock."""
+def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None, planner=None,
+            max_chunk=8):
+    """settings_of() hashes the inputs; only rank 0 calls it, under the lock.
+    planner: a refine.Refinement for --refine (its settings are not compared on resume)."""
     spec = JobSpec(ctx.surf_file, kind, tuple(quantities), ctx.grid.shape, args.flush_points, args.flush_secs,
-                   args.progress_secs, args.serial_io)
+                   args.progress_secs, args.serial_io, max_chunk, args.stop_margin)
+    finish = None if planner is None else (lambda: finish_refinement(ctx.surf_file, kind, quantities, planner))
     complete = runner.run_job(world, spec, ctx.grid, evaluate_point, settings_of, provenance(world, ctx),
-                              ctx.dir_file, stop, args.overwrite)
+                              ctx.dir_file, stop, args.overwrite, planner, finish)
     if not complete:
         if world.rank == 0:
-            print(f"[{kind}] stopped with the grid unfinished; rerun the same command to resume "
+            what = "refinement" if planner else "grid"
+            print(f"[{kind}] stopped with the {what} unfinished; rerun the same command to resume "
                   f"(exit {EXIT_STOPPED})", flush=True)
         return EXIT_STOPPED
     if world.rank == 0:

@@ -13,6 +13,7 @@ from ..surfile import KINDS, TEST_QUANTITIES, stored_settings
 from ..trajectory import render_path_overlay
 from .args import grid_parser, levels_of
 from .context import build_context, data_digest, input_settings
+from .refining import add_refine_args, make_planner
 from .run import guarded_main, run_job
 
 
@@ -20,6 +21,7 @@ def parser():
     p = grid_parser(__doc__)
     p.add_argument("--test", action="store_true", help="also evaluate the test set (test_loss, test_acc)")
     p.add_argument("--proj_file", help="with --plot: draw this projected optimizer path over the contours")
+    add_refine_args(p, KINDS["surface"] + TEST_QUANTITIES)
     return p
 
 
@@ -79,11 +81,13 @@ def run(args, world, stop):
         raise DirectionError(f"--proj_file {args.proj_file}: the path is drawn over a 2D grid's contours; "
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
 
+    planner = make_planner(args, ctx.grid, quantities)
+
     def settings():
         return dict(input_settings(args, ctx), test=args.test, eval_batch=ctx.eval_batch,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
     evaluate_point = surface_evaluator(ctx, args, world, loss_sum, accuracy)
-    return run_job(args, world, ctx, "surface", quantities, evaluate_point, settings, stop, render)
+    return run_job(args, world, ctx, "surface", quantities, evaluate_point, settings, stop, render, planner)
 
 
 def main(argv=None):
