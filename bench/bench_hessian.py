@@ -1,7 +1,7 @@
 """Hessian extremes at trained minima and off them: landscape's Lanczos vs the reference's two
 ARPACK runs vs PyHessian's eigenvalues(), against a tight solve.
 
-  PYTHONPATH=lib .venv/bin/python bench/bench_hessian.py      (about 20 minutes on 2 busy cores)
+  PYTHONPATH=lib .venv/bin/python bench/bench_hessian.py      (about 30 minutes on 2 busy cores)
 
 Models: resnet20 (landscape.models) trained by `landscape.train` to ~1e-3 loss on 128 synthetic
 images (trained here into bench/out/ unless there), and the bench's SmallCNN trained here by
@@ -130,9 +130,18 @@ def residual_rule(op, tol, seed, max_iter=100):
     return theta[0].item(), theta[-1].item(), f"{state.steps} it"
 
 
+def import_pyhessian():
+    """PyHessian is a comparison for this bench only, not a project dependency: installed here if absent."""
+    try:
+        return importlib.import_module("pyhessian.hessian")  # the module (the package's name is the class)
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pyhessian"], check=True)
+        return importlib.import_module("pyhessian.hessian")
+
+
 def pyhessian_top(model, names, x, y, seed):
     """PyHessian's eigenvalues() (power iteration, its defaults) over the same parameters and data."""
-    ph = importlib.import_module("pyhessian.hessian")  # the module (the package's name is the class)
+    ph = import_pyhessian()
     counted = {"hvps": 0}
     original = ph.hessian_vector_product
 
