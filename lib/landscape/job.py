@@ -15,11 +15,13 @@ import h5py
 from .mpi import WorkChannel
 from .progress import Progress
 from .schedule import Dispatcher
+from .pending import drop_pending, save_pending
 from .surfile import open_for_writing, write_points
 
 EXIT_OK = 0
 EXIT_CRASH = 1        # an uncaught exception on some rank (the job is aborted)
 EXIT_BAD_INPUT = 2    # bad flags or files; nothing was written
+EXIT_PLOT_FAILED = 3  # the grid is complete but --plot could not draw it (reason printed); the results are kept
 EXIT_STOPPED = 75     # stopped by SIGTERM/SIGUSR1 with the grid unfinished: rerun the same command to resume
 
 
@@ -35,16 +37,42 @@ class JobSpec:
     serial_io: bool = False
 
 
-_STOP = threading.Event()  # one per process, so a driver that calls another keeps an early signal
+_ON_STOP = []  # called from the signal handler (signals are per process): run_grid saves its uncommitted points
 
 
 def install_stop_signals():
-    """SIGTERM (Slurm's time limit, scancel) and SIGUSR1 (sbatch --signal) ask for a clean stop."""
+    """SIGTERM (Slurm's time limit, scancel, mpirun) and SIGUSR1 (sbatch --signal) ask for a clean stop.
+
+    On receipt each rank first saves its finished but uncommitted points to its own side file
+    (surfile.save_pending, milliseconds), because a launcher may kill it before the next commit:
+    mpirun sends SIGKILL one second after forwarding SIGTERM. The next run merges those points."""
+    stop = threading.Event()
+
     def handler(signum, frame):
-        _STOP.set()
+        stop.set()
+        for hook in list(_ON_STOP):
+            hook()
     for sig in (signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, handler)
-    return _STOP
+    return stop
+
+
+class Uncommitted:
+    """A rank's finished points since its last commit; saved to its side file when a stop arrives."""
+
+    def __init__(self, spec, rank):
+        self.spec, self.rank, self.results, self.saved = spec, rank, [], False
+
+    def save(self):
+        if self.results:
+            save_pending(self.spec.path, self.rank, self.spec.quantities, list(self.results))
+            self.saved = True
+
+    def committed(self):
+        self.results = []
+        if self.saved:  # those points are in the results file now
+            drop_pending(self.spec.path, self.rank)
+            self.saved = False
 
 
 def uses_parallel_io(world, spec):
@@ -75,7 +103,8 @@ def run_grid(world, spec, todo, evaluate_point, stop, total):
     channel = WorkChannel(world, dispatcher, on_reply=lambda d: progress.update(d.completed))
     parallel = uses_parallel_io(world, spec)
     f = open_for_writing(spec.path, world.comm if parallel else None) if parallel or world.rank == 0 else None
-    results, completed = [], 0
+    pending, completed = Uncommitted(spec, world.rank), 0
+    _ON_STOP.append(pending.save)
     while True:
         reply = channel.request(completed, stop.is_set())
         completed = 0
@@ -84,14 +113,18 @@ def run_grid(world, spec, todo, evaluate_point, stop, total):
                 if stop.is_set():
                     break  # the rest of the chunk stays unfinished in the done mask
                 t0 = time.monotonic()
-                results.append((index, evaluate_point(index)))
+                point = (index, evaluate_point(index))
+                pending.results.append(point)
+                if stop.is_set():  # the stop came during this point: its side file must hold it too
+                    pending.save()
                 evaluating += time.monotonic() - t0
                 completed += 1
             continue
-        _commit(world, f, spec, results, parallel)
-        results = []
+        _commit(world, f, spec, pending.results, parallel)
+        pending.committed()
         if reply.kind == "done":
             break
+    _ON_STOP.remove(pending.save)
     channel.close()
     if f is not None:
         f.close()
