@@ -85,6 +85,7 @@ class EigResult(NamedTuple):
     res_max: float
     converged: bool
     hvps: int  # operator applications (one per step)
+    krylov: object = None
 
 
 def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim, *, tol=1e-3, max_iter=100,
@@ -113,4 +114,4 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim, *, tol
             break
     step = state.steps
     exact = step == dim or state.beta_next == 0.0
-    return EigResult(lam_min, lam_max, step, res_min, res_max, met or exact, step)
+    return EigResult(lam_min, lam_max, step, res_min, res_max, met or exact, step, krylov=state)

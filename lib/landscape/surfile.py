@@ -27,6 +27,20 @@ TEST_QUANTITIES = ("test_loss", "test_acc")
 SHARED_SETTINGS = ("model", "model_kwargs", "checkpoint_sha256", "directions_sha256", "dir_type")
 
 
+PER_LAYER = ("layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err")
+
+
+def hessian_layout(shapes, layers=()):
+    """prepare()'s trailing/dataset_attrs for the Hessian quantities {name: trailing shape}.
+
+    Spectral densities are (grid..., k) with k = probes * steps; per-layer values are (grid..., L)
+    with the layer names, in order along the last axis, in the dataset's 'layers' attribute.
+    """
+    trailing = {name: tuple(shape) for name, shape in shapes.items() if shape}
+    attrs = {name: dict(layers=list(layers)) for name in PER_LAYER if name in shapes}
+    return dict(trailing=trailing, dataset_attrs=attrs)
+
+
 def done_name(kind):
     return f"{kind}_done"
 
@@ -109,16 +123,26 @@ def _create(path, grid, dir_file):
         f.attrs["layout"] = grid.layout
 
 
-def _add_kind(f, grid, kind, quantities, settings, provenance):
+def _add_kind(f, grid, kind, quantities, settings, provenance, trailing=None, dataset_attrs=None):
+    """trailing: {name: shape} for values that are arrays at each point (shape grid.shape + that);
+    dataset_attrs: {name: {attribute: value}}, e.g. the layer names along a per-layer axis."""
+    trailing, dataset_attrs = trailing or {}, dataset_attrs or {}
     for name in quantities:
-        f.create_dataset(name, data=np.full(grid.shape, np.nan), track_times=False)
+        shape = tuple(grid.shape) + tuple(trailing.get(name, ()))
+        f.create_dataset(name, data=np.full(shape, np.nan), track_times=False)
+        for key, value in dataset_attrs.get(name, {}).items():
+            f[name].attrs[key] = value
     f.create_dataset(done_name(kind), data=np.zeros(grid.shape, dtype=np.uint8), track_times=False)
     f.attrs[f"{kind}_settings"] = json.dumps(settings, sort_keys=True)
     f.attrs[f"{kind}_provenance"] = json.dumps(provenance, sort_keys=True)
 
 
-def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwrite=False):
+def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwrite=False, trailing=None,
+            dataset_attrs=None):
     """Create or check the results file for one job kind; return the flat indices still to do.
+
+    trailing and dataset_attrs shape and label array-valued quantities (see _add_kind); what they
+    make is fixed by `settings`, which a resume must match.
 
     Refusals (other grid, other settings, damaged file) raise before anything is written.
     """
@@ -143,7 +167,7 @@ def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwr
                                    f"done mask (a reference-code file?); write to a new --surf_file")
     with h5py.File(path, "r+") as f:
         if stored is None:
-            _add_kind(f, grid, kind, quantities, settings, provenance)
+            _add_kind(f, grid, kind, quantities, settings, provenance, trailing, dataset_attrs)
             done = np.zeros(grid.shape, dtype=bool)
         runs = json.loads(f.attrs.get(f"{kind}_runs", "[]")) + [provenance.get("started")]
         f.attrs[f"{kind}_runs"] = json.dumps(runs)
@@ -152,7 +176,8 @@ def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwr
 
 
 def write_points(f, kind, quantities, shape, results):
-    """results: [(flat_index, values)] with values in the order of `quantities`; mask written last."""
+    """results: [(flat_index, values)] with values in the order of `quantities`; mask written last.
+    A value may be an array: it fills the dataset's trailing axes at that point."""
     for index, values in results:
         pos = np.unravel_index(index, shape)
         for name, value in zip(quantities, values):

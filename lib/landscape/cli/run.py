@@ -18,14 +18,15 @@ def is_complete(path, kind):
         return bool(np.all(f[done_name(kind)][()]))
 
 
-def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None):
-    """settings_of() hashes the inputs; only rank 0 calls it, under the lock."""
+def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None, layout=None):
+    """settings_of() hashes the inputs; only rank 0 calls it, under the lock.
+    layout: keyword arguments of surfile.prepare for array-valued quantities (trailing, dataset_attrs)."""
     path = ctx.surf_file
     with contextlib.ExitStack() as held:
         def lock_and_prepare():  # rank 0 holds the lock until the job ends
             held.enter_context(FileLock(path))
             return prepare(path, ctx.grid, kind, quantities, settings_of(), provenance(world, ctx), ctx.dir_file,
-                           args.overwrite)
+                           args.overwrite, **(layout or {}))
         todo = rank0_first(world, lock_and_prepare)
         if world.rank == 0:
             print(f"[{kind}] {path}: {ctx.grid.size - len(todo)}/{ctx.grid.size} points already done, "
