@@ -189,6 +189,7 @@ def read_results(path):
     """Everything needed for plots: coordinates, every value dataset, masks and attributes."""
     with open_checked(path, "r") as f:
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
+        out["dataset_attrs"] = {name: dict(f[name].attrs) for name in out if len(f[name].attrs)}
         out["attrs"] = dict(f.attrs)
     x = out["xcoordinates"]
     out["grid"] = Grid(x, out.get("ycoordinates"))
