@@ -314,3 +314,19 @@ def test_layer_groups_imply_the_default_trace():
     model = mlp()
     plan = curvature_plan(Flags(hessian_groups="layer"))(model, [n for n, _ in model.named_parameters()])
     assert plan.trace_samples == TRACE_SAMPLES and [b[0] for b in plan.layers] == ["0", "2", "4"]
+
+
+def test_curvature_figures_for_1d_and_2d_grids():
+    from landscape.plotting_curvature import (plot_densities, plot_layer_curvature, plot_negative_mass,
+                                              plot_trace_map, top_layers)
+    x, y = np.linspace(-1, 1, 4), np.linspace(0, 1, 3)
+    maps = np.arange(12.0).reshape(3, 4)
+    per_layer = np.stack([maps, 3 * maps, np.full((3, 4), np.nan), 2 * maps], axis=-1)
+    assert top_layers(per_layer) == [1, 3, 0, 2]
+    fig = plot_layer_curvature(x, y, ["a", "b", "c", "d"], per_layer, count=3)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()] == ["b", "d", "a"]
+    assert plot_densities([("p", np.array([-1.0, 0.0, 4.0]), np.array([0.1, 0.6, 0.3]))]).axes[0].get_yscale() == "log"
+    for fig in (plot_trace_map(x, y, maps, maps / 10, contour=maps), plot_trace_map(x, None, maps[0], maps[0] / 10),
+                plot_negative_mass(x, y, maps / 12, maps / 24), plot_negative_mass(x, None, maps[0] / 12, maps[0] / 24),
+                plot_layer_curvature(x, None, ["a", "b", "c", "d"], per_layer[0])):
+        assert fig.axes
