@@ -130,7 +130,7 @@ def report(args, loss, dim, t, mine, pyh, hvp_wall):
     tr, lam_min, lam_max = t
     lines = [f"# bench_curvature: ResNet-20 at a trained minimum ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              "", f"`PYTHONPATH=lib .venv/bin/python bench/bench_curvature.py --images {args.images} --seeds {args.seeds}`;"
-             f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__}.", "",
+             f" {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__}.", "",
              f"Train loss {loss:.2e} on {args.images} synthetic images; n = {dim} parameters (all); "
              f"one HVP {hvp_wall:.2f} s wall. Truth: trace {tr.trace:.5g} ± {tr.err:.2g} (1σ), "
              f"λmax {lam_max:.5g}, λmin {lam_min:.4g}; trace/n {tr.trace / dim:.4g}.", "",
@@ -171,7 +171,7 @@ def main():
     p.add_argument("--truth_steps", type=int, default=100, help="Lanczos steps of the reference run")
     p.add_argument("--truth_probes", type=int, default=150, help="trace probes of the reference run")
     args = p.parse_args()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # os.cpu_count() counts the host, not this job
     module = pyhessian_module()
     model, x, y, loss = trained_resnet20(args.images)
     names = hessian_param_names(model, "all")
