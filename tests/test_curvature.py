@@ -324,7 +324,7 @@ def test_curvature_figures_for_1d_and_2d_grids():
     per_layer = np.stack([maps, 3 * maps, np.full((3, 4), np.nan), 2 * maps], axis=-1)
     assert top_layers(per_layer) == [1, 3, 0, 2]
     fig = plot_layer_curvature(x, y, ["a", "b", "c", "d"], per_layer, count=3)
-    assert [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()] == ["b", "d", "a"]
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()] == ["layer b", "layer d", "layer a"]
     assert plot_densities([("p", np.array([-1.0, 0.0, 4.0]), np.array([0.1, 0.6, 0.3]))]).axes[0].get_yscale() == "log"
     for fig in (plot_trace_map(x, y, maps, maps / 10, contour=maps), plot_trace_map(x, None, maps[0], maps[0] / 10),
                 plot_negative_mass(x, y, maps / 12, maps / 24), plot_negative_mass(x, None, maps[0] / 12, maps[0] / 24),

@@ -126,7 +126,7 @@ def plot_layer_curvature(x, y, layers, layer_max_eig, count=MAX_PANELS, title=No
     for ax, i in zip(axes, chosen):
         _, _, grid = as_grid(x, y, values[..., i], layers[i])
         draw_heatmap(ax, x, y, masked(grid), *value_range(masked(grid), name=layers[i]), label="λmax")
-        ax.set_title(layers[i], fontsize=9)
+        ax.set_title(f"layer {layers[i]}", fontsize=9)
     for ax in axes[len(chosen):]:
         ax.set_visible(False)
     if title is not None:
