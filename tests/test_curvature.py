@@ -15,7 +15,7 @@ from landscape.curvature import CurvaturePlan, curvature_shapes, layer_blocks, p
 from landscape.density import continue_lanczos, density_curve, negative_mass, slq
 from landscape.grid import make_grid
 from landscape.hessian import mean_loss_hvp
-from landscape.lanczos import lanczos_extremes, lanczos_steps, start_vector
+from landscape.lanczos import lanczos_extremes, start_vector
 from landscape.surfile import hessian_layout, open_for_writing, prepare, read_results, write_points
 from landscape.trace import deflated_hutchinson, hutchpp
 
