@@ -330,3 +330,15 @@ def test_curvature_figures_for_1d_and_2d_grids():
                 plot_negative_mass(x, y, maps / 12, maps / 24), plot_negative_mass(x, None, maps[0] / 12, maps[0] / 24),
                 plot_layer_curvature(x, None, ["a", "b", "c", "d"], per_layer[0])):
         assert fig.axes
+
+
+def test_recorded_products_are_found_by_vector_and_missing_ones_are_made():
+    from landscape.curvature import Recorded
+    h = known_spectrum(np.linspace(-1, 2, 8))
+    op = Recorded(counting(lambda v: h @ v))
+    a, b = torch.randn(8, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+    op(a)
+    got = op.products_for([b, a])
+    assert op.extra == 1 and op.matvec.calls == 2
+    torch.testing.assert_close(got[0], h @ b)
+    torch.testing.assert_close(got[1], h @ a)

@@ -43,17 +43,32 @@ TRACE_SEED_OFFSET = 1_000_003  # the trace's probes never coincide with the Lanc
 
 
 class Recorded:
-    """The operator, refusing non-finite products and keeping a copy of each one (float64)."""
+    """The operator, refusing non-finite products and keeping a copy of each one (float64) with
+    the vector it was applied to, so a Lanczos basis vector finds its product (products_for)."""
 
     def __init__(self, matvec, keep=True):
-        self.matvec, self.keep, self.products = matvec, keep, []
+        self.matvec, self.keep, self.products, self.inputs = matvec, keep, [], []
+        self.extra = 0  # products that products_for had to make
 
     def __call__(self, v):
         out = self.matvec(v)
         if not bool(torch.isfinite(out).all()):
             raise NonFiniteProduct("a Hessian-vector product is not finite")
         if self.keep:
+            self.inputs.append(v)
             self.products.append(out.detach().to(torch.float64).clone())
+        return out
+
+    def products_for(self, vectors):
+        """The recorded product of each vector (the Lanczos run passes its basis tensors themselves);
+        one not applied yet is applied now and counted in `extra`."""
+        out = []
+        for v in vectors:
+            found = next((p for inp, p in zip(self.inputs, self.products) if inp is v), None)
+            if found is None:
+                self.extra += 1
+                found = self(v)
+            out.append(found)
         return out
 
 
@@ -62,20 +77,24 @@ def _extremes(matvec, dim, plan, device):
 
 
 def _density(values, op, dim, plan, state, device):
-    extra = continue_lanczos(op, state, op.products[state.steps - 1], plan.density_steps)
+    extra = continue_lanczos(op, state, op.products_for(state.basis[state.steps - 1:state.steps])[0],
+                             plan.density_steps)
     nodes, weights, spent = slq(Recorded(op.matvec, keep=False), dim, plan.density_probes, plan.density_steps,
                                 seed=plan.seed, first=state, device=device)
     values["esd_nodes"], values["esd_weights"] = nodes, weights
     values["neg_mass"], values["neg_share"] = negative_mass(nodes, weights, plan.tol * np.abs(nodes).max())
-    values["hvps_density"] = extra + spent
+    values["hvps_density"] = extra + spent + op.extra
 
 
 def _trace(values, op, dim, plan, state, device):
-    k = state.steps
-    est = deflated_hutchinson(Recorded(op.matvec, keep=False), dim, plan.trace_samples, basis=state.basis[:k],
-                              products=op.products[:k], groups=[(a, b) for _, a, b, _ in plan.layers],
+    basis = state.basis[:state.steps]
+    before = op.extra
+    products = op.products_for(basis)
+    est = deflated_hutchinson(Recorded(op.matvec, keep=False), dim, plan.trace_samples, basis=basis,
+                              products=products, groups=[(a, b) for _, a, b, _ in plan.layers],
                               seed=plan.seed + TRACE_SEED_OFFSET, device=device)
-    values["trace"], values["trace_err"], values["hvps_trace"] = est.trace, est.err, est.hvps
+    values["trace"], values["trace_err"] = est.trace, est.err
+    values["hvps_trace"] = est.hvps + op.extra - before
     if plan.layers:
         values["layer_trace"], values["layer_trace_err"] = np.array(est.group_trace), np.array(est.group_err)
 
