@@ -27,6 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from landscape.curvature import CurvaturePlan, Recorded, point_curvature  # noqa: E402
 from landscape.data_synthetic import synthetic_cifar  # noqa: E402
+from landscape.density import gauss_quadrature  # noqa: E402
 from landscape.hessian import hessian_param_names, mean_loss_hvp  # noqa: E402
 from landscape.lanczos import lanczos_steps, start_vector  # noqa: E402
 from landscape.models import get_model  # noqa: E402
@@ -84,9 +85,9 @@ def truth(op, dim, steps, probes):
     for state in lanczos_steps(rec, start_vector(dim, 12345), steps):
         pass
     k = state.steps
-    theta = torch.linalg.eigvalsh(state.tridiagonal()[:k, :k])
+    theta, _ = gauss_quadrature(state.alphas[:k], state.betas[:k - 1])  # an exhausted run has k betas
     est = deflated_hutchinson(op, dim, probes, basis=state.basis[:k], products=rec.products[:k], seed=777)
-    return est, theta[0].item(), theta[-1].item()
+    return est, float(theta[0]), float(theta[-1])
 
 
 def ours(op, dim, seeds):
