@@ -15,6 +15,7 @@ PyHessian is installed into this venv by pip when missing (a benchmark-only tool
 Prints a markdown table and writes it to docs/bench_curvature.md.
 """
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -41,8 +42,7 @@ def pyhessian_module():
         import pyhessian  # noqa: F401
     except ImportError:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pyhessian"], check=True)
-    import pyhessian.hessian as module
-    return module
+    return importlib.import_module("pyhessian.hessian")  # the module; pyhessian.hessian the attribute is the class
 
 
 def trained_resnet20(images, seed=0):
@@ -99,6 +99,13 @@ def ours(op, dim, seeds):
     return rows
 
 
+def _old_torch_eig(matrix, eigenvectors=False):
+    """torch.eig as PyHessian 0.1's density() calls it (removed from torch): T is symmetric, so eigh,
+    with eigenvalues as (n, 2) rows of (real, imaginary)."""
+    w, v = torch.linalg.eigh(matrix)
+    return torch.stack([w, torch.zeros_like(w)], 1), v
+
+
 def theirs(module, model, x, y, seeds):
     counter = {"n": 0}
     original = module.hessian_vector_product
@@ -107,6 +114,7 @@ def theirs(module, model, x, y, seeds):
         counter["n"] += 1
         return original(*a, **k)
     module.hessian_vector_product = counted
+    torch.eig = _old_torch_eig
     rows = []
     for seed in seeds:
         torch.manual_seed(seed)
