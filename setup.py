@@ -14,7 +14,7 @@ setup(
             "landscape-surface=landscape.cli.surface:main",
             "landscape-hessian=landscape.cli.hessian:main",
             "landscape-trajectory=landscape.cli.trajectory:main",
-            "landscape-train=landscape.train:main",
+            "landscape-train=landscape.cli.train:main",
             "landscape-plot=landscape.render:main",
         ]
     },

@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "lib")]
 
 from landscape.data_cifar import file_md5  # noqa: E402
+from landscape.devices import strict_fp32  # noqa: E402
 from landscape.evaluate import PRECISIONS  # noqa: E402
 from reference_loop import cifar10_dataset, reference_path  # noqa: E402
 from surface_report import check_lines, cpu_doc, kept_findings, plot, shell, summarize, table  # noqa: E402
@@ -136,11 +137,11 @@ def run_gpu(args):
         label = "reference (workers=2)"
         point, how = reference_path(model, dirs, cifar10_dataset(tmp, file_md5), 2, os.path.join(tmp, "dirs.h5"),
                                     device.type == "cuda")
-        # The reference runs with PyTorch's defaults (cuDNN may use TF32); the check below turns TF32 off.
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+        # The reference runs with PyTorch's defaults (cuDNN may use TF32; each precision context above put
+        # the defaults back); the check below turns TF32 off.
         (times[label], cpu[label]), batches[label] = time_alone(point, args.ref_points), 128
-        torch.backends.cudnn.allow_tf32 = False
-        strict["reference"] = point(*grid_points(1)[0])
+        with strict_fp32():
+            strict["reference"] = point(*grid_points(1)[0])
         n_check = min(n_images, 10000)
         errors = precision_errors(model, dirs, subset(data, n_check), device)
     rows, _ = summarize(f"{name}, {n_images} images", times, cpu, batches, gflop)

@@ -244,8 +244,11 @@ def test_tensor_data_checks_lengths_and_types():
         TensorData(torch.zeros(3, 1, 2, 2), torch.tensor([0, 1]), num_classes=2)
     with pytest.raises(DataError, match="float32"):
         TensorData(torch.zeros(2, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1]), num_classes=2)
-    with pytest.raises(DataError, match="int64"):
-        TensorData(torch.zeros(2, 1, 2, 2), torch.tensor([0.0, 1.0]), num_classes=2)
+    with pytest.raises(DataError, match="int64 or float32"):
+        TensorData(torch.zeros(2, 1, 2, 2), torch.tensor([0.0, 1.0], dtype=torch.float64), num_classes=2)
+    tokens = TensorData(torch.zeros(2, 5, dtype=torch.int64), torch.ones(2, 5, dtype=torch.int64), num_classes=2)
+    assert tokens.y.shape == (2, 5)
+    assert TensorData(torch.zeros(2, 3), torch.zeros(2, 1)).num_classes is None  # regression targets
 
 
 FACTORY_MODULE = '''

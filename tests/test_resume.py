@@ -1,8 +1,10 @@
 """Stop, kill and resume: the result equals an uninterrupted run; refusals leave the file's bytes alone."""
 import fcntl
+import glob
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -138,14 +140,14 @@ def finished_copy(uninterrupted, tmp_path):
 
 
 @pytest.mark.parametrize("flags,named", [
-    (["--loss_name", "mse"], "loss_name"),
-    (["--precision", "bf16"], "precision"),
-    (["--seed", "1"], "checkpoint_sha256"),
+    (["--loss_name", "mse"], "refusing to resume"),
+    (["--precision", "bf16"], "refusing to resume"),
+    (["--seed", "1"], "--seed 1 (the file has 0)"),  # the direction file was made with seed 0
 ])
 def test_resume_with_other_settings_is_refused(finished_copy, flags, named):
     before = sha(finished_copy / "surf.h5")
     r = run(python_cmd("plot_surface.py", *args_for(finished_copy), *flags))
-    assert r.returncode == 2 and "refusing to resume" in r.stderr and named in r.stderr, r.stderr
+    assert r.returncode == 2 and named in r.stderr and flags[0][2:] in r.stderr, r.stderr
     assert sha(finished_copy / "surf.h5") == before
 
 
@@ -192,3 +194,59 @@ def test_explicit_direction_flag_that_contradicts_the_direction_file_is_refused(
     r = run(python_cmd("plot_surface.py", *args_for(finished_copy), "--xnorm", "layer"))
     assert r.returncode == 2 and "--xnorm layer (the file has filter)" in r.stderr, r.stderr
     assert (sha(finished_copy / "dirs.h5"), sha(finished_copy / "surf.h5")) == before
+
+
+def test_sigusr1_to_mpirun_is_the_clean_stop(uninterrupted, tmp_path):
+    """mpirun forwards SIGUSR1 to every rank (SIGTERM it does not: it kills them, see the next test)."""
+    full_tmp, full = uninterrupted
+    copy_dirs(full_tmp, tmp_path)
+    proc = start(mpirun_cmd(2, "plot_surface.py", *args_for(tmp_path)))
+    wait_for_progress(tmp_path / "surf.h5", minimum=3)
+    proc.send_signal(signal.SIGUSR1)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_STOPPED, err + out
+    assert "rerun the same command to resume" in out
+    _, _, done = read(tmp_path / "surf.h5")
+    assert 0 < done.sum() < done.size
+    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(tmp_path)))
+    assert r.returncode == 0, r.stderr + r.stdout
+    same_as(full, tmp_path / "surf.h5")
+
+
+def read_lines_until(proc, pattern, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if re.search(pattern, line):
+            return line
+    raise AssertionError(f"no line matching {pattern!r}")
+
+
+def test_sigterm_to_mpirun_keeps_points_finished_since_the_last_commit(tmp_path):
+    """mpirun answers SIGTERM by forwarding it, then SIGKILL one second later (odls_base_sigkill_timeout),
+    and exits 1 whatever the ranks return. Each point here takes 1.5 s and nothing is committed before the
+    signal, so only the side files that each rank writes on receipt can keep the finished points."""
+    one_d = ["--model", "tiny:make_slow_model", "--dataset", "tiny:make_data", "--x=-1:1:5", "--batch_size", "64",
+             "--dir_file", str(tmp_path / "dirs.h5")]
+    r = run(python_cmd("plot_surface.py", *one_d, "--model_kwargs", '{"delay": 0}', "--surf_file", str(tmp_path / "ref.h5")))
+    assert r.returncode == 0, r.stderr
+    slow = [*one_d, "--model_kwargs", '{"delay": 1.5}', "--surf_file", str(tmp_path / "surf.h5"),
+            "--flush_points", "100", "--flush_secs", "600", "--progress_secs", "0"]
+    proc = start(mpirun_cmd(2, "plot_surface.py", *slow))
+    read_lines_until(proc, r"\[surface\] [2-5]/5 points")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0  # mpirun's own code; the supported clean stop is SIGUSR1 (above)
+    assert glob.glob(str(tmp_path / "surf.h5.pending-*")), "no rank saved its finished points"
+    _, _, done = read(tmp_path / "surf.h5")
+    assert done.sum() == 0  # nothing was committed: the points live in the side files only
+    r = run(mpirun_cmd(2, "plot_surface.py", *slow))
+    assert r.returncode == 0, r.stderr + r.stdout
+    saved = re.search(r"(\d+) point\(s\) saved by the ranks at the last stop were added", r.stdout)
+    assert saved and int(saved.group(1)) >= 2, r.stdout
+    assert re.search(rf"{saved.group(1)}/5 points already done", r.stdout), r.stdout
+    assert not glob.glob(str(tmp_path / "surf.h5.pending-*"))
+    with h5py.File(tmp_path / "ref.h5", "r") as ref, h5py.File(tmp_path / "surf.h5", "r") as f:
+        assert f["surface_done"][()].all()
+        np.testing.assert_allclose(f["train_loss"][()], ref["train_loss"][()], rtol=1e-6)
+        np.testing.assert_array_equal(f["train_acc"][()], ref["train_acc"][()])

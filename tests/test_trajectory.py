@@ -1,5 +1,4 @@
 """plot_trajectory.py: checkpoint series, PCA direction file, projection, surface chain under mpirun, bad input."""
-import argparse
 import os
 import shutil
 
@@ -13,7 +12,7 @@ from landscape.checkpoint import save_checkpoint
 from landscape.cli.trajectory import main
 from landscape.errors import DirectionError
 from landscape.pca import project
-from landscape.train import main as train_main
+from landscape.cli.train import main as train_main
 from landscape.trajectory import checkpoint_series, render_path_overlay, with_final
 from tiny import make_model
 
@@ -204,8 +203,7 @@ def test_whole_chain_with_the_surface_under_mpirun(trained):
         assert os.path.getsize(folder / out) > 0
 
     # what plot_surface.py --proj_file calls: the overlay from the two files alone ...
-    opts = argparse.Namespace(vmin=None, vmax=None, vlevel=None, log=False)
-    assert render_path_overlay(str(folder / surfaces[0]), str(folder / "directions.h5_proj_cos.h5"), opts) == [
+    assert render_path_overlay(str(folder / surfaces[0]), str(folder / "directions.h5_proj_cos.h5")) == [
         str(folder / f"{stem}_train_loss_2dcontour_proj.{fmt}") for fmt in ("png", "pdf")]
     # ... which refuses a projection along other directions than the surface's
     other = folder / "other_proj.h5"
@@ -213,4 +211,4 @@ def test_whole_chain_with_the_surface_under_mpirun(trained):
     with h5py.File(other, "r+") as f:
         f.attrs["directions_sha256"] = "0" * 64
     with pytest.raises(DirectionError, match="other directions"):
-        render_path_overlay(str(folder / surfaces[0]), str(other), opts)
+        render_path_overlay(str(folder / surfaces[0]), str(other))

@@ -22,6 +22,7 @@ DATA_PARALLEL_PREFIX = "module."
 BN_STEP_COUNTER = "num_batches_tracked"
 SHOWN_PER_KIND = 5  # how many offending keys of each kind an error message lists
 WEIGHTS_ONLY_REFUSAL = "Weights only load failed"  # how torch's message starts when weights_only refuses
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every HDF5 file (with no user block)
 
 
 def _listing(items):
@@ -58,7 +59,8 @@ def _load_file(path, trusted):
             raise CheckpointError(
                 f"checkpoint {path} holds Python objects other than tensors and plain containers "
                 f"({reason}); they were not unpickled because that can run arbitrary code. "
-                "If you trust the file, load it with trusted=True, or re-save just its state_dict."
+                "Re-save just its state_dict, e.g. torch.save(checkpoint['state_dict'], 'weights.pt'), "
+                "where you trust the file."
             ) from err
     except Exception as err:  # torch raises many types (KeyError, EOFError, RuntimeError) on bad files
         raise _unreadable(path, err) from err
@@ -99,8 +101,14 @@ def _as_state_dict(obj, origin):
 def read_state_dict(path, trusted=False):
     """The state_dict stored at `path` (bare or under 'state_dict'), with tensors on the CPU."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a directory; give the checkpoint file")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
+    with open(path, "rb") as handle:
+        if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            raise CheckpointError(f"checkpoint {path} is an HDF5 file (a direction or results file?), not a PyTorch "
+                                  "checkpoint; give the .pt/.t7 file saved by torch.save")
     return _as_state_dict(_load_file(path, trusted), path)
 
 

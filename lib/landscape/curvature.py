@@ -72,8 +72,9 @@ class Recorded:
         return out
 
 
-def _extremes(matvec, dim, plan, device):
-    return lanczos_extremes(matvec, dim, tol=plan.tol, max_iter=plan.max_iter, seed=plan.seed, device=device)
+def _extremes(matvec, dim, plan, device, dtype=torch.float64):
+    return lanczos_extremes(matvec, dim, tol=plan.tol, max_iter=plan.max_iter, seed=plan.seed, device=device,
+                            dtype=dtype)
 
 
 def _density(values, op, dim, plan, state, device):
@@ -106,21 +107,22 @@ def _layers(values, layer_ops, plan, device):
     values["hvps_layers"] = sum(r.hvps for r in runs)
 
 
-def point_curvature(hvp, dim, plan, layer_ops=(), device="cpu"):
+def point_curvature(hvp, dim, plan, layer_ops=(), device="cpu", dtype=torch.float64):
     """{quantity: value} at the operator's current point; see curvature_shapes for the names.
 
     A non-finite product (a NaN or infinite loss) gives NaN for every quantity: a result, not an error.
     """
     try:
-        return _point_curvature(hvp, dim, plan, layer_ops, device)
+        return _point_curvature(hvp, dim, plan, layer_ops, device, dtype)
     except NonFiniteProduct:
         return {name: np.full(shape, np.nan) if shape else math.nan
                 for name, shape in curvature_shapes(plan, dim).items()}
 
 
-def _point_curvature(hvp, dim, plan, layer_ops, device):
+def _point_curvature(hvp, dim, plan, layer_ops, device, dtype):
+    """dtype and device hold the extremes' Lanczos basis (the driver's memory plan); the rest is float64."""
     op = Recorded(hvp, keep=bool(plan.density_probes or plan.trace_samples))
-    r = _extremes(op, dim, plan, device)
+    r = _extremes(op, dim, plan, device, dtype)
     values = dict(max_eig=r.lam_max, min_eig=r.lam_min, eig_iters=r.iters, eig_res_max=r.res_max,
                   eig_res_min=r.res_min)
     state = r.krylov

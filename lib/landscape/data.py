@@ -8,8 +8,9 @@ load_dataset is the entry point. Its spec is one of
 
 Rule for x from files and factories: uint8 x is taken as (N, H, W, 3) images and normalized
 like CIFAR-10 (raw=True: only scaled to [0, 1]); floating x is taken as already prepared
-inputs, e.g. normalized (N, C, H, W), and used as it is (raw=True is refused, it would not
-apply). Other dtypes are refused.
+inputs, e.g. normalized (N, C, H, W), and other integer x as tokens, both used as they are
+(raw=True is refused, it would not apply). Targets may have any shape: integer ones (class
+indices, tokens) give num_classes = largest + 1, floating ones (regression) none.
 """
 from dataclasses import dataclass
 
@@ -40,23 +41,28 @@ SYNTHETIC_CLASSES = 10
 
 @dataclass(eq=False)
 class TensorData:
-    """A whole data set: x float32 (N, C, H, W) (any (N, ...) from a factory), y int64 (N,)."""
+    """A whole data set: x (N, ...) float32 (images (N, C, H, W), features) or int64 (tokens); y (N, ...)
+    int64 (class indices, tokens) or float32 (regression targets). num_classes: the class count of
+    integer targets (labels are checked against it), None where it has no meaning."""
 
     x: torch.Tensor
     y: torch.Tensor
-    num_classes: int
+    num_classes: int = None
 
     def __post_init__(self):
-        if not isinstance(self.x, torch.Tensor) or self.x.dtype != torch.float32 or self.x.ndim < 2:
-            raise DataError(f"inputs must be a float32 tensor (N, C, H, W), got {_describe(self.x)}")
-        if not isinstance(self.y, torch.Tensor) or self.y.dtype != torch.int64 or self.y.ndim != 1:
-            raise DataError(f"labels must be an int64 tensor (N,), got {_describe(self.y)}")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+        if not isinstance(self.x, torch.Tensor) or self.x.dtype not in (torch.float32, torch.int64) or self.x.ndim < 1:
+            raise DataError(f"inputs must be a float32 or int64 tensor (N, ...), got {_describe(self.x)}")
+        if not isinstance(self.y, torch.Tensor) or self.y.dtype not in (torch.int64, torch.float32) or self.y.ndim < 1:
+            raise DataError(f"targets must be an int64 or float32 tensor (N, ...), got {_describe(self.y)}")
+        if self.num_classes is not None and (isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int)
+                                             or self.num_classes < 1):
             raise DataError(f"num_classes must be a positive integer, got {self.num_classes!r}")
         if len(self.x) != len(self.y):
             raise DataError(f"{len(self.x)} inputs but {len(self.y)} labels")
         if len(self.y) == 0:
             raise DataError("the data set has no samples")
+        if self.num_classes is None or self.y.is_floating_point():
+            return
         bad = self.y[(self.y < 0) | (self.y >= self.num_classes)]
         if bad.numel():
             raise DataError(f"label {bad[0].item()} is outside [0, {self.num_classes}) "
@@ -85,6 +91,14 @@ def _labels_tensor(labels):
     return labels.to(torch.int64)
 
 
+def _targets_tensor(targets):
+    """Integer targets (class indices, tokens) as int64; floating ones (regression) as float32."""
+    targets = torch.as_tensor(targets)
+    if targets.is_floating_point():
+        return targets.to(torch.float32)
+    return _labels_tensor(targets)
+
+
 def images_to_tensor(images, labels, mean, std, num_classes, raw=False):
     """uint8 (N, H, W, C) images -> TensorData with x = (pixels / 255 - mean) / std in (N, C, H, W).
 
@@ -109,12 +123,25 @@ def arrays_to_tensor_data(x, y, num_classes, raw=False):
     x = torch.as_tensor(x)
     if x.dtype == torch.uint8:
         return images_to_tensor(x, y, *NORMALIZATION["file"], num_classes, raw)
-    if not x.is_floating_point():
-        raise DataError(f"inputs are {_describe(x)}; give uint8 (N, H, W, 3) images "
-                        f"or floating (N, C, H, W) inputs that are already normalized")
+    if x.is_complex() or x.dtype == torch.bool:
+        raise DataError(f"inputs are {_describe(x)}; give uint8 (N, H, W, 3) images, floating inputs that "
+                        f"are already normalized, or integer tokens")
     if raw:
-        raise DataError("raw data applies to uint8 images only; floating inputs are used as they are")
-    return TensorData(x.to(torch.float32), _labels_tensor(y), num_classes)
+        raise DataError("raw data applies to uint8 images only; other inputs are used as they are")
+    x = x.to(torch.float32 if x.is_floating_point() else torch.int64)
+    if x.is_floating_point():
+        check_finite(x)
+    return TensorData(x, _targets_tensor(y), num_classes)
+
+
+def check_finite(x):
+    """NaN or inf inputs (also from float64 values too large for float32) would make every point NaN: refuse them."""
+    bad = ~torch.isfinite(x)
+    count = int(bad.sum())
+    if count:
+        first = np.unravel_index(int(torch.nonzero(bad.reshape(-1))[0]), tuple(x.shape))
+        raise DataError(f"the inputs hold {count} non-finite value(s) (NaN or inf after conversion to float32); "
+                        f"the first is sample {first[0]}, element {tuple(int(i) for i in first[1:])}")
 
 
 def load_dataset(spec, datapath=None, *, raw=False, download=False, synthetic_size=DEFAULT_SYNTHETIC_SIZE,
@@ -168,12 +195,12 @@ def _load_synthetic(synthetic_size, num_classes, seed, raw):
 def _from_pairs(source, pairs, num_classes, raw):
     """Convert (x, y) pairs that share one label space; num_classes defaults to their largest label + 1."""
     try:
-        labels = [_labels_tensor(y) for _, y in pairs]
-        if num_classes is None:
-            if any(y.numel() == 0 for y in labels):
-                raise DataError("the data set has no samples")
-            num_classes = 1 + max(int(y.max()) for y in labels)
-        return [arrays_to_tensor_data(x, y, num_classes, raw) for (x, _), y in zip(pairs, labels)]
+        targets = [_targets_tensor(y) for _, y in pairs]
+        if any(y.numel() == 0 for y in targets):
+            raise DataError("the data set has no samples")
+        if num_classes is None and not any(y.is_floating_point() for y in targets):
+            num_classes = 1 + max(int(y.max()) for y in targets)
+        return [arrays_to_tensor_data(x, y, num_classes, raw) for (x, _), y in zip(pairs, targets)]
     except DataError as e:
         raise DataError(f"{source}: {e}") from e
 

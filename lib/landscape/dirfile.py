@@ -25,6 +25,10 @@ class Directions:
     def is_2d(self):
         return self.y is not None
 
+    def save(self, path):
+        """Write the reference layout (groups xdirection/ydirection of '0'..'n-1') to `path`, atomically."""
+        write_directions(path, self)
+
 
 def atomic_write(path, write):
     """Call write(tmp) on a temporary name in `path`'s folder (created if needed), then rename it to

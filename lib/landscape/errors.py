@@ -25,5 +25,9 @@ class DataError(LandscapeError):
     pass
 
 
+class LossError(LandscapeError):
+    """A user's loss function that is not callable or does not return one number per batch."""
+
+
 class SurfaceFileError(LandscapeError):
     """A results file that is corrupt, locked, or was made with other settings."""

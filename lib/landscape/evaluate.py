@@ -1,9 +1,14 @@
 """Mean loss and accuracy of a model over tensors held on its device: pure, one host sync per call."""
 import contextlib
+import math
 import time
 
 import torch
 import torch.nn.functional as F
+
+from .errors import LossError
+from .devices import tf32_mode
+from .memory import CudaMeter, power_of_two_at_least, probe_batch
 
 LOSS_NAMES = ("crossentropy", "mse")
 PRECISIONS = ("fp32", "tf32", "bf16")
@@ -28,35 +33,95 @@ def loss_function(name):
     return losses[name]
 
 
+def mean_loss_total(loss):
+    """The batch's summed loss from a user's loss(outputs, targets) -> batch mean."""
+    if loss is None:
+        return crossentropy_sum
+    if not callable(loss):
+        raise LossError(f"loss must be a function loss(outputs, targets) -> mean loss, got a {type(loss).__name__}")
+
+    def total(outputs, targets):
+        value = loss(outputs, targets)
+        if not torch.is_tensor(value) or value.numel() != 1:
+            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            raise LossError(f"loss {_name_of(loss)} must return the batch's mean loss as one number (a scalar "
+                            f"tensor), got {shape}")
+        return value.reshape(()).double() * len(outputs)
+    return total
+
+
+def _name_of(fn):
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+@contextlib.contextmanager
 def precision_context(precision, device):
-    """Autocast/TF32 settings for a validated --precision; 'fp32' is strict fp32 (TF32 off)."""
+    """Autocast/TF32 settings for a validated --precision, inside the block only: 'fp32' is strict fp32
+    (TF32 off), and the TF32 switches the caller had come back after, so a trainer's or the user's
+    own settings are never flipped for good."""
     if precision not in PRECISIONS:
         raise ValueError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(tf32_mode(precision == "tf32"))
+        if precision == "bf16":
+            stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+        yield
+
+
+def tensor_batches(x, y, batch_size):
+    """Consecutive (inputs, targets) slices of two device-resident tensors."""
+    return [(x[start:start + batch_size], y[start:start + batch_size]) for start in range(0, len(x), batch_size)]
+
+
+def gives_accuracy(outputs, targets):
+    """Accuracy applies to (N, classes) scores against N integer class indices, and to nothing else."""
+    return (outputs.ndim == 2 and targets.ndim == 1 and len(targets) == len(outputs)
+            and not targets.is_floating_point() and not targets.is_complex() and targets.dtype != torch.bool)
 
 
 @torch.inference_mode()
-def evaluate(model, x, y, loss_sum, batch_size, precision="fp32"):
-    """(mean loss, accuracy in percent) over all of x, y; batches weighted by their size.
+def evaluate_batches(model, batches, loss_total, precision="fp32", accuracy=True, device=None):
+    """(mean loss, accuracy in percent or None) over an iterable of (inputs, targets) batches.
+    A point whose loss is not finite gets NaN accuracy: its argmax would be a number without meaning.
 
-    Sums stay on the device and are read back once, so the GPU never waits on the host mid-pass.
+    loss_total(outputs, targets) is the batch's summed loss, so batches are weighted by their size.
+    Batches not on `device` are moved there. Sums stay on the device and are read back once, so
+    the GPU never waits on the host mid-pass.
     """
-    loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    correct = torch.zeros((), device=x.device, dtype=torch.int64)
-    with precision_context(precision, x.device):
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            logits = model(xb)
-            loss += loss_sum(logits, yb)
-            correct += (logits.argmax(dim=1) == yb).sum()
-    total_loss, total_correct = torch.stack([loss, correct.double()]).tolist()
-    n = len(x)
-    return total_loss / n, 100.0 * total_correct / n
+    loss = correct = None
+    count = 0
+    with precision_context(precision, device or torch.device("cpu")):
+        for inputs, targets in batches:
+            if device is not None:
+                inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            outputs = model(inputs)
+            batch = loss_total(outputs, targets).double()
+            loss = batch if loss is None else loss + batch
+            if accuracy:
+                hits = (outputs.argmax(dim=1) == targets).sum()
+                correct = hits if correct is None else correct + hits
+            count += len(inputs)
+    if count == 0:
+        raise ValueError("the data hold no samples")
+    sums = torch.stack([loss, correct.double()] if accuracy else [loss]).tolist()
+    mean = sums[0] / count
+    if not accuracy:
+        return mean, None
+    return mean, 100.0 * sums[1] / count if math.isfinite(mean) else float("nan")  # no accuracy of a NaN model
+
+
+def evaluate(model, x, y, loss_sum, batch_size, precision="fp32", accuracy=True):
+    """(mean loss, accuracy in percent, or None without accuracy) over all of x, y held on one device."""
+    return evaluate_batches(model, tensor_batches(x, y, batch_size), loss_sum, precision, accuracy, x.device)
+
+
+@torch.inference_mode()
+def probe_loss(model, x, y, loss_sum):
+    """Run the loss once on two samples, before any work, so a bad loss fails early; returns whether
+    accuracy applies to the model's outputs and these targets."""
+    outputs = model(x[:2])
+    loss_sum(outputs, y[:2])
+    return gives_accuracy(outputs, y[:2])
 
 
 def device_layout(x):
@@ -77,25 +142,21 @@ def _seconds_per_image(model, x, batch, precision):
     return (time.perf_counter() - t0) / len(probe)
 
 
-def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3):
+def auto_batch_size(model, x, precision="fp32", gpu_max=8192, rounds=3, ranks_sharing=1, meter=None):
     """CPU: the fastest of CPU_BATCHES (it depends on model and caches), timed on up to 512 images in
     `rounds` interleaved rounds keeping each size's best, since one round is easily skewed by warm-up
-    or other load (docs/bench_surface.md). GPU: the largest power of two up to gpu_max that fits."""
-    if x.device.type != "cuda":
+    or other load (docs/bench_surface.md). GPU: the largest power of two up to gpu_max that runs,
+    halved further until it leaves a safety margin for the `ranks_sharing` ranks on the same GPU
+    (`meter` measures memory; a test may pass its own to drive the GPU path on the CPU)."""
+    if x.device.type != "cuda" and meter is None:
         sizes = [b for b in CPU_BATCHES if b <= len(x)] or [len(x)]
         best = {b: float("inf") for b in sizes}
         for _ in range(rounds):
             for b in sizes:
                 best[b] = min(best[b], _seconds_per_image(model, x, b, precision))
         return min(sizes, key=best.get)
-    size = min(gpu_max, 1 << (max(len(x), 1) - 1).bit_length())
-    while size > 1:
-        try:
-            with torch.inference_mode(), precision_context(precision, x.device):
-                model(x[:size])
-            torch.cuda.synchronize(x.device)
-            return size
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            size //= 2
-    return 1
+
+    def forward(size):
+        with torch.inference_mode(), precision_context(precision, x.device):
+            model(x[:size])
+    return probe_batch(meter or CudaMeter(x.device), forward, power_of_two_at_least(len(x), gpu_max), ranks_sharing)

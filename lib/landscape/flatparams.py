@@ -15,7 +15,8 @@ def _owner(model, name):
 
 
 def bind_flat(model, names):
-    """Re-bind the named tensors of `model` as views of one new flat buffer; return the buffer."""
+    """Re-bind the named tensors of `model` as views of one new flat buffer; return the buffer.
+    The tensors they replace are left untouched (unbind_flat puts them back)."""
     tensors = [_resolve(model, n) for n in names]
     flat = torch.cat([t.detach().reshape(-1) for t in tensors]).clone()
     offset = 0
@@ -30,6 +31,16 @@ def bind_flat(model, names):
     return flat
 
 
+def unbind_flat(model, names, originals):
+    """Put the tensors that bind_flat replaced back in place, values and storage as they were."""
+    for name, original in zip(names, originals):
+        module, attr = _owner(model, name)
+        if isinstance(getattr(module, attr), torch.nn.Parameter):
+            getattr(module, attr).data = original
+        else:
+            module._buffers[attr] = original
+
+
 def _resolve(model, name):
     module, attr = _owner(model, name)
     return getattr(module, attr)
@@ -41,6 +52,8 @@ class PointSetter:
     def __init__(self, model, entry_names, entries, xdir, ydir=None):
         keep = [i for i, t in enumerate(entries) if is_movable(t)]
         names = [entry_names[i] for i in keep]
+        self.model, self.names = model, names
+        self.originals = [_resolve(model, n).data for n in names]
         self.flat = bind_flat(model, names)
         device, dtype = self.flat.device, self.flat.dtype
         self.theta0 = self.flat.clone()
@@ -52,6 +65,11 @@ class PointSetter:
         torch.add(self.theta0, self.dx, alpha=a, out=self.flat)
         if self.dy is not None:
             self.flat.add_(self.dy, alpha=b)
+
+
+    def restore(self):
+        """Give the model back its own tensors, holding exactly theta0 (the flat buffer is dropped)."""
+        unbind_flat(self.model, self.names, self.originals)
 
 
 def _flat_of(tensors, device, dtype):

@@ -2,14 +2,17 @@
 
 Without mpi4py (or under a plain `python`), World is a single process and nothing here needs MPI.
 """
+import glob
 import os
+import platform
 import sys
 import threading
 import time
 import traceback
+import warnings
 
-import torch
-
+from .devices import (CudaState, DeviceError, choose_device, launch_problem, local_rank_from_env, sharing_warning,
+                      tf32_override_warning)
 from .errors import LandscapeError
 
 
@@ -21,13 +24,20 @@ class World:
         self.comm = comm
         self.rank = comm.Get_rank() if comm else 0
         self.size = comm.Get_size() if comm else 1
-        self.local_rank = _local_rank(comm)
+        self.node = _node_comm(comm)  # the ranks on this host
+        self.local_rank = self.node.Get_rank() if self.node else local_rank_from_env(os.environ)
+        self.local_size = self.node.Get_size() if self.node else 1
+        self.device_sharing = 1  # ranks of this node on this rank's device, set by pick_device
 
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0) if self.size > 1 else obj
 
     def gather(self, obj):
         return self.comm.gather(obj, root=0) if self.size > 1 else [obj]
+
+    def node_allgather(self, obj):
+        """obj of every rank on this host, in local-rank order."""
+        return self.node.allgather(obj) if self.node else [obj]
 
     def barrier(self):
         """Wait for all ranks while sleeping, so idle ranks do not steal cores from busy ones."""
@@ -45,29 +55,96 @@ def init_world():
     return World(MPI.COMM_WORLD)
 
 
-def _local_rank(comm):
-    """Rank among the processes of this node: from MPI's shared-memory split, else the launcher's env."""
-    if comm is not None and comm.Get_size() > 1:
-        from mpi4py import MPI
-        node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-        rank = node.Get_rank()
-        node.Free()
-        return rank
-    for var in ("OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"):
-        if var in os.environ:
-            return int(os.environ[var])
-    return 0
+def _node_comm(comm):
+    """MPI's shared-memory split of the world: the ranks on this host (None when alone)."""
+    if comm is None or comm.Get_size() == 1:
+        return None
+    from mpi4py import MPI
+    return comm.Split_type(MPI.COMM_TYPE_SHARED)
 
 
-def pick_device(world, requested="auto"):
-    """The GPU of this rank's node-local index, or the CPU where there is none."""
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device={requested!r} is not one of auto, cpu, cuda")
-    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise LandscapeError("--device cuda (or --cuda) was asked for but no GPU is visible to this rank")
-    return torch.device("cuda", world.local_rank % torch.cuda.device_count())
+def check_launch(world):
+    """Before any work: the launcher and MPI must agree on the number of tasks (else every task runs
+    alone and they race on the files), and several ranks need MPI thread support (rank 0's server)."""
+    have_mpi4py = world.comm is not None
+    problem = launch_problem(os.environ, world.size, have_mpi4py)
+    if problem:
+        raise DeviceError(problem)
+    if world.size > 1:
+        _require_threads()
+
+
+def probe_cuda():
+    """What this process sees of CUDA, with any initialisation warning (e.g. a driver too old)."""
+    import torch  # here, not at the top: the MPI layer itself runs without torch
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = visible is not None and visible.strip() in ("", "-1", "none", "NoDevFiles")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+        count = torch.cuda.device_count() if available else 0
+    problem = "; ".join(str(w.message).strip().splitlines()[0] for w in caught if "CUDA" in str(w.message))
+    return CudaState(gpus_on_node=len(glob.glob("/dev/nvidia[0-9]*")), hidden=hidden, torch_cuda=torch.version.cuda,
+                     available=available, count=count, problem=problem)
+
+
+def _check_kernels_run(device):
+    """A GPU whose card the wheel has no kernels for fails only at its first kernel: run one now."""
+    import torch
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ok = torch.ones(8, device=device).mul_(2).sum().item() == 16.0
+        except RuntimeError as error:
+            raise DeviceError(f"{device} ({torch.cuda.get_device_name(device)}) cannot run this torch's kernels: "
+                              f"{str(error).splitlines()[0]}; install a torch wheel built for this card, or pass "
+                              f"--device cpu") from None
+    if not ok:
+        raise DeviceError(f"{device} computed 8 * 2 wrongly: the GPU or its driver is faulty")
+    for w in caught:
+        print(f"warning: {device}: {str(w.message).strip().splitlines()[0]}", file=sys.stderr, flush=True)
+
+
+def pick_device(world, requested="auto", precision="fp32"):
+    """This rank's device: its node-local GPU, or the CPU where there is no GPU to use.
+
+    The GPU is made current (torch.cuda.set_device) here, before any model or data factory runs, so
+    factories that call .cuda() land on it too. Every rank prints its host, local rank and device once.
+    """
+    import torch
+    cuda = probe_cuda() if requested != "cpu" else CudaState(0, False)
+    device = torch.device(choose_device(requested, cuda, world.local_rank))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        _check_kernels_run(device)
+    name = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    of = f" of {world.local_size}" if world.node else ""  # alone, the launcher's local rank is all we know
+    print(f"[rank {world.rank}/{world.size}] host {platform.node()}, local rank {world.local_rank}{of}, "
+          f"device {device}{name}", flush=True)
+    # GPUs by identity, not index: with one GPU bound per task (srun --gpus-per-task) every rank sees "cuda:0"
+    mine = _gpu_identity(device)
+    ids = world.node_allgather(mine)
+    world.device_sharing = ids.count(mine) if device.type == "cuda" else 1
+    if device.type == "cuda" and (world.node is None or world.local_rank == 0):
+        for warning in (sharing_warning(platform.node(), ids),
+                        tf32_override_warning(os.environ, precision)):
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
+    return device
+
+
+def _gpu_identity(device):
+    """The physical GPU behind `device` (its UUID, else its PCI address); None on the CPU."""
+    if device.type != "cuda":
+        return None
+    import torch
+    props = torch.cuda.get_device_properties(device)
+    return str(getattr(props, "uuid", "")) or f"{props.pci_domain_id}:{props.pci_bus_id}:{props.pci_device_id}"
+
+
+def ranks_per_gpu(world, device):
+    """How many ranks of this node share `device` (1 on the CPU): its batch probe leaves them room."""
+    return world.device_sharing if device.type == "cuda" else 1
 
 
 def cpu_threads_per_rank():

@@ -231,14 +231,13 @@ def _as_text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def render_path_overlay(surf_file, proj_file, opts):
+def render_path_overlay(surf_file, proj_file, surf_name="train_loss", vmin=None, vmax=None, vlevel=None, log=False):
     """Contours of a 2D surface with the projected path over them (the paper's Fig. 9 style).
 
-    opts: vmin, vmax, vlevel, log, and optionally surf_name (default train_loss). Written next to
+    vmin, vmax, vlevel, log: the contour levels, as for the surface plots. Written next to
     the surface as <surf_file minus .h5>_<surf_name>_2dcontour_proj.png/.pdf; returns the paths.
     Refuses a projection made along other directions than the surface.
     """
-    surf_name = getattr(opts, "surf_name", "train_loss")
     xs, ys, proj_attrs = read_projection(proj_file)
     results = read_results(surf_file)
     grid = results["grid"]
@@ -254,7 +253,7 @@ def render_path_overlay(surf_file, proj_file, opts):
             f"(direction file {surf_dir_file}); project onto that direction file or compute the surface on it")
     ratios = path_ratios(proj_attrs, surf_dir_file)
     fig = plot_contour_with_path(grid.x, grid.y, finished(results, surf_name, "surface"), xs, ys, *ratios,
-                                 vmin=opts.vmin, vmax=opts.vmax, vlevel=opts.vlevel, log=opts.log)
+                                 vmin=vmin, vmax=vmax, vlevel=vlevel, log=log)
     return save_figure(fig, stem_of(surf_file, f"{surf_name}_2dcontour_proj"))
 
 

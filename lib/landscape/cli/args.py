@@ -1,6 +1,7 @@
 """Flags shared by the grid drivers. Names follow the reference code so its users' commands carry over."""
 import argparse
 import json
+import math
 
 from ..directions import DIR_TYPES, IGNORES, NORMS
 from ..evaluate import LOSS_NAMES, PRECISIONS
@@ -25,6 +26,22 @@ def positive_float(text):
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def non_negative_finite(text):
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {text}")
+    return value
+
+
+class Remembered(argparse.Action):
+    """Stores a flag's value and notes in `given` that it was typed, so an existing direction file can
+    be checked against exactly the flags the user gave (a default never contradicts a file)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
 
 
 def json_flag(text, flag, error):
@@ -66,8 +83,13 @@ def add_data_args(p):
                    help="replace this fraction of training labels by random ones (seeded by --seed)")
     g.add_argument("--synthetic_size", type=int, nargs=2, default=(5000, 1000), metavar=("N_TRAIN", "N_TEST"),
                    help="sizes of --dataset synthetic")
+    g.add_argument("--synthetic_seed", type=int, default=0,
+                   help="which synthetic data set (landscape.train takes the same flag, so both see one set)")
     g.add_argument("--batch_size", type=batch_size, default="auto",
-                   help="evaluation batch size (auto: timed on CPU, largest that fits on GPU)")
+                   help="evaluation batch size (auto: timed on CPU, largest that fits on GPU; a resume reuses "
+                        "the file's choice)")
+    g.add_argument("--num_classes", type=positive_int, default=None,
+                   help="number of classes, for data that cannot say (files, factories: default largest label + 1)")
 
 
 DIRECTION_DEFAULTS = dict(xnorm="filter", ynorm="filter", xignore="biasbn", yignore="biasbn")
@@ -87,8 +109,11 @@ def add_direction_args(p):
     g.add_argument("--ynorm", choices=NORMS, help="default filter")
     g.add_argument("--xignore", choices=IGNORES, help="default biasbn")
     g.add_argument("--yignore", choices=IGNORES, help="default biasbn")
-    g.add_argument("--same_dir", action="store_true", help="use the x direction for y too")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random directions (stored in the file)")
+    g.add_argument("--same_dir", action=Remembered, nargs=0, const=True, default=False,
+                   help="use the x direction for y too")
+    g.add_argument("--seed", action=Remembered, type=int, default=0,
+                   help="seed of the random directions (stored in the file)")
+    p.set_defaults(given=frozenset())
 
 
 def add_grid_args(p):
@@ -98,14 +123,19 @@ def add_grid_args(p):
     g.add_argument("--surf_file", help="results file (default: next to the direction file)")
     g.add_argument("--overwrite", action="store_true", help="delete an existing results file and start over")
     g.add_argument("--flush_points", type=positive_int, default=256, help="commit results at least every N points")
-    g.add_argument("--flush_secs", type=float, default=60.0, help="... and at least every T seconds")
-    g.add_argument("--progress_secs", type=float, default=10.0, help="seconds between progress lines")
+    g.add_argument("--flush_secs", type=non_negative_finite, default=60.0, help="... and at least every T seconds")
+    g.add_argument("--progress_secs", type=non_negative_finite, default=10.0, help="seconds between progress lines")
     g.add_argument("--serial_io", action="store_true", help="rank 0 writes everything even if h5py has MPI")
+    g.add_argument("--stop_margin", type=positive_float, default=300.0,
+                   help="seconds between a stop signal and the kill (sbatch --signal=USR1@300): once a point takes "
+                        "longer, each rank commits its finished points before starting another")
 
 
 def add_run_args(p):
     g = p.add_argument_group("run")
     g.add_argument("--loss_name", default="crossentropy", choices=LOSS_NAMES)
+    g.add_argument("--loss", default=None, metavar="MODULE:FUNCTION",
+                   help="your loss(outputs, targets) -> the batch's mean loss (replaces --loss_name)")
     g.add_argument("--precision", default="fp32", choices=PRECISIONS)
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     g.add_argument("--cuda", action="store_true", help="same as --device cuda (the reference's flag)")
@@ -120,6 +150,11 @@ def add_plot_args(p):
     g.add_argument("--vmax", type=float, default=None)
     g.add_argument("--vlevel", type=float, default=None)
     g.add_argument("--log", action="store_true", help="log-scale loss plots")
+
+
+def levels_of(args):
+    """The plot-level flags as the keyword arguments of the plotting functions."""
+    return dict(vmin=args.vmin, vmax=args.vmax, vlevel=args.vlevel, log=args.log)
 
 
 def grid_parser(description):

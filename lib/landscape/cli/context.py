@@ -5,9 +5,7 @@ input_settings (which hashes the inputs) on rank 0 only.
 """
 import hashlib
 import os
-import platform
 import sys
-import time
 from dataclasses import dataclass
 
 import torch
@@ -17,12 +15,14 @@ from ..checkpoint import file_sha256, load_weights
 from ..data import load_dataset, randomize_labels, select_split
 from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
 from ..directions import named_entries, normalize_direction, random_direction, target_direction
-from ..errors import DataError, DirectionError, LandscapeError, ModelError
+from ..errors import DataError, DirectionError, GridSpecError, LandscapeError, ModelError
 from ..evaluate import device_layout
 from ..flatparams import PointSetter
-from ..grid import make_grid
+from ..grid import make_grid, parse_axis
+from ..integrity import memory_refusal
 from ..models import build_model
 from ..mpi import cpu_threads_per_rank, pick_device
+from ..runner import provenance_record, rank0_first
 from .args import DIRECTION_DEFAULTS, direction_flag, json_flag
 
 
@@ -41,25 +41,11 @@ class Context:
     eval_batch: int = None  # set by the surface driver once chosen; recorded in the provenance
 
 
-def rank0_first(world, fn):
-    """Run `fn` on rank 0 only; every rank gets its result, or the same LandscapeError.
-    The others wait asleep in a barrier (not spinning in bcast), as rank 0 may work for minutes."""
-    result, error = None, None
-    if world.rank == 0:
-        try:
-            result = fn()
-        except LandscapeError as e:
-            error = e
-    world.barrier()
-    result, error = world.bcast((result, error))
-    if error is not None:
-        raise error
-    return result
-
-
 def load_data(args, world):
     factory_kwargs = json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError) if ":" in args.dataset else None
-    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=0, factory_kwargs=factory_kwargs)
+    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=args.synthetic_seed,
+                  factory_kwargs=factory_kwargs,
+                  num_classes=args.num_classes)
     if args.download:
         rank0_first(world, lambda: load_dataset(args.dataset, args.datapath, download=True, **kwargs) and None)
     train, test = load_dataset(args.dataset, args.datapath, **kwargs)
@@ -78,6 +64,16 @@ def load_model(args, num_classes, model_file):
     return model.eval()
 
 
+def check_output_classes(model, data, model_name):
+    """The model must give one logit per class of the labels: cross-entropy would fail mid-grid otherwise."""
+    with torch.inference_mode():
+        logits = model(data.x[:1])
+    if logits.dim() != 2 or logits.shape[1] < data.num_classes:
+        raise ModelError(f"model {model_name} outputs shape {tuple(logits.shape)} for one sample, but the labels "
+                         f"have {data.num_classes} classes: it needs (1, {data.num_classes}) or more; give the "
+                         f"model the right number of outputs, or --num_classes if the data cannot say")
+
+
 def default_dir_file(args):
     stem = args.model_file or f"{args.model.replace(':', '_')}_init_seed{args.seed}"
     parts = [stem, args.dir_type]
@@ -94,9 +90,15 @@ def default_dir_file(args):
     return "_".join(parts) + ".h5"
 
 
+def spelled_axis(spec, name):
+    """One spelling per axis ('-1.0:1.0:5' and '-1:1:5' are the same grid, so the same default file)."""
+    lo, hi, num = parse_axis(spec, name)
+    return f"{lo:g},{hi:g},{num}"
+
+
 def default_surf_file(args, dir_file):
-    grid = f"x={args.x}" + (f"_y={args.y}" if args.y is not None else "")
-    return os.path.splitext(dir_file)[0] + "_surf_" + grid.replace(":", ",") + ".h5"
+    grid = f"x={spelled_axis(args.x, 'x')}" + (f"_y={spelled_axis(args.y, 'y')}" if args.y is not None else "")
+    return os.path.splitext(dir_file)[0] + "_surf_" + grid + ".h5"
 
 
 def make_directions(args, model, num_classes, two_d):
@@ -119,31 +121,84 @@ def make_directions(args, model, num_classes, two_d):
     return Directions(x, y, attrs)
 
 
+def given_direction_flags(args):
+    """The direction-making flags the user typed, and --dir_type (always set): {name: value}."""
+    given = {key: getattr(args, key) for key in (*DIRECTION_DEFAULTS, "dir_type", "model_file2", "model_file3")}
+    given = {k: v for k, v in given.items() if v is not None}
+    typed = getattr(args, "given", frozenset())
+    given.update({k: getattr(args, k) for k in ("seed", "same_dir") if k in typed})
+    return given
+
+
+def _same_target(stored, given):
+    """A stored --model_file2/3 path against a given one: the same file, however it is spelled."""
+    if stored in (None, "None"):
+        return False
+    if os.path.exists(stored) and os.path.exists(given):
+        return os.path.samefile(stored, given)
+    return os.path.realpath(stored) == os.path.realpath(given)
+
+
 def check_direction_flags(args, dirs, dir_file):
-    """Direction flags given explicitly, and --dir_type (always set), must match an existing direction file."""
-    given = {key: getattr(args, key) for key in (*DIRECTION_DEFAULTS, "dir_type")}
-    differ = [f"--{k} {v} (the file has {dirs.attrs[k]})" for k, v in given.items()
-              if v is not None and k in dirs.attrs and dirs.attrs[k] != v]
+    """Every direction flag given must match an existing direction file: none is silently dropped.
+
+    Returns notes for flags the file does not record (a reference-code file), which cannot be checked."""
+    differ, unchecked = [], []
+    for k, v in given_direction_flags(args).items():
+        if k not in dirs.attrs:
+            unchecked.append(f"--{k}")
+        elif k.startswith("model_file"):
+            if not _same_target(dirs.attrs[k], v):
+                has = "a random direction" if dirs.attrs[k] in (None, "None") else dirs.attrs[k]
+                differ.append(f"--{k} {v} (the file has {has})")
+        elif dirs.attrs[k] != v:
+            differ.append(f"--{k} {v} (the file has {dirs.attrs[k]})")
     if differ:
         raise DirectionError(f"{dir_file} exists and was made with other settings: {', '.join(differ)}; "
                              f"drop those flags to reuse it, or give a new --dir_file")
+    return [f"note: {dir_file} does not record {', '.join(unchecked)} (a reference-code file?), so those flags "
+            f"cannot be checked against it; its directions are used as they are"] if unchecked else []
+
+
+def unplottable_grid(grid):
+    """Why --plot would fail on this grid whatever its values, or None."""
+    if grid.is_2d and min(grid.shape) < 2:
+        return (f"--plot draws contours, which need at least 2 points along x and y; this grid is "
+                f"{len(grid.x)} x {len(grid.y)}: widen --x/--y, use a 1D grid (no --y), or drop --plot")
+    return None
+
+
+def check_grid_size(args):
+    """A grid too large to hold is refused before anything is computed or written."""
+    points = parse_axis(args.x, "x")[2] * (parse_axis(args.y, "y")[2] if args.y not in (None, "") else 1)
+    refusal = memory_refusal(points)
+    if refusal:
+        raise GridSpecError(f"--x/--y: {refusal}; use fewer points")
 
 
 def build_context(args, world):
-    device = pick_device(world, "cuda" if args.cuda else args.device)
+    device = pick_device(world, "cuda" if args.cuda else args.device, args.precision)  # binds the GPU first
     torch.set_num_threads(args.threads or cpu_threads_per_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    check_grid_size(args)
     grid = make_grid(args.x, args.y)
+    if args.plot and unplottable_grid(grid):
+        raise GridSpecError(unplottable_grid(grid))
+    for flag in ("model_file", "model_file2", "model_file3", "dir_file", "surf_file"):
+        refuse_directory(getattr(args, flag), flag)
     train, test = load_data(args, world)
     model = load_model(args, train.num_classes, args.model_file)
+    check_output_classes(model, train, args.model)
     dir_file = args.dir_file or default_dir_file(args)
     def ensure_directions():  # only rank 0 looks, so every rank takes part in the same broadcast
         if not os.path.exists(dir_file):
-            write_directions(dir_file, make_directions(args, model, train.num_classes, grid.is_2d))
+            write_new_directions(dir_file, make_directions(args, model, train.num_classes, grid.is_2d))
     rank0_first(world, ensure_directions)
     dirs = read_directions(dir_file)
-    check_direction_flags(args, dirs, dir_file)
+    for note in check_direction_flags(args, dirs, dir_file):
+        if world.rank == 0:
+            print(note, file=sys.stderr, flush=True)
     names, entries = zip(*named_entries(model, args.dir_type))
     check_fits(dirs, names, [t.shape for t in entries], dir_file)
     if grid.is_2d and not dirs.is_2d:
@@ -155,6 +210,19 @@ def build_context(args, world):
     surf_file = args.surf_file or default_surf_file(args, dir_file)
     return Context(device, grid, model, list(names), dirs, setter, on_device(train, device),
                    on_device(test, device), dir_file, surf_file)
+
+
+def refuse_directory(path, flag):
+    if path and os.path.isdir(path):
+        raise LandscapeError(f"--{flag} {path} is a directory; give a file")
+
+
+def write_new_directions(dir_file, dirs):
+    try:
+        write_directions(dir_file, dirs)
+    except OSError as e:
+        raise DirectionError(f"cannot write the direction file {dir_file} ({e.strerror or e}); choose a writable "
+                             f"--dir_file") from None
 
 
 def on_device(data, device):
@@ -177,24 +245,12 @@ def input_settings(args, ctx):
         model=args.model, model_kwargs=json_flag(args.model_kwargs, "--model_kwargs", ModelError),
         checkpoint_sha256=file_sha256(args.model_file) if args.model_file else f"init(seed={args.seed})",
         directions_sha256=directions_digest(ctx.dirs), dir_type=args.dir_type,
-        x=args.x, y=args.y, dataset=args.dataset,
+        x=args.x, y=args.y, dataset=args.dataset, num_classes=ctx.train.num_classes,
         dataset_kwargs=json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError),
         train_data_sha256=data_digest(ctx.train),
         raw_data=args.raw_data, data_split=args.data_split, split_idx=args.split_idx,
-        random_labels=args.random_labels, loss_name=args.loss_name, precision=args.precision)
+        random_labels=args.random_labels, loss_name=args.loss_name, loss=args.loss, precision=args.precision)
 
 
 def provenance(world, ctx):
-    import h5py
-    import numpy
-    versions = dict(landscape=__version__, torch=torch.__version__, numpy=numpy.__version__,
-                    h5py=h5py.__version__, python=platform.python_version())
-    try:
-        import mpi4py
-        versions["mpi4py"] = mpi4py.__version__
-    except ImportError:
-        pass
-    return dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), host=platform.node(), ranks=world.size,
-                device=str(ctx.device), eval_batch=ctx.eval_batch, argv=sys.argv, versions=versions,
-                dir_file=ctx.dir_file,
-                parallel_hdf5=bool(h5py.get_config().mpi))
+    return provenance_record(world, ctx.device, ctx.eval_batch, ctx.dir_file)

@@ -3,11 +3,17 @@ import sys
 
 import torch
 
-from ..curvature import point_curvature
+from ..devices import check_precision_applies, strict_fp32
+from ..errors import LossError
 from ..evaluate import loss_function
 from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, mean_loss_hvp
+from ..imports import import_callable
+from ..curvature import point_curvature
+from ..memory import hessian_batch_size, lanczos_basis_plan
+from ..mpi import ranks_per_gpu
 from ..render import render_hessian
-from .args import grid_parser, positive_float, positive_int
+from ..runner import rank0_first
+from .args import batch_size, grid_parser, positive_float, positive_int
 from .curvature_args import add_curvature_args, curvature_layout, curvature_plan, curvature_settings, layer_operators
 from .context import build_context, input_settings
 from .run import guarded_main, run_job
@@ -22,7 +28,8 @@ def parser():
                    help="use a fixed random subset of N training samples (default: all)")
     g.add_argument("--hessian_params", default="reference", choices=PARAM_SUBSETS,
                    help="reference: parameters with more than one dimension; all: every parameter")
-    g.add_argument("--hessian_batch", type=positive_int, default=256, help="batch size of each HVP pass")
+    g.add_argument("--hessian_batch", type=batch_size, default="auto",
+                   help="batch size of each HVP pass (auto: 256 on CPU; on GPU the largest that fits, probed)")
     g.add_argument("--hvp", default="double_backward", choices=HVP_METHODS,
                    help="how HVPs are taken: double backward (measured faster) or torch.func forward-over-reverse")
     add_curvature_args(g)
@@ -37,38 +44,58 @@ def hessian_batches(data, samples, batch, seed):
     return [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
 
 
-def mean_loss(name):
-    total = loss_function(name)
+def mean_loss(args):
+    """The batch-mean loss the Hessian is taken of: --loss (a user's) or --loss_name."""
+    if args.loss is not None:
+        return import_callable(args.loss, LossError, "--loss")
+    total = loss_function(args.loss_name)
     return lambda logits, y: total(logits, y) / len(y)
 
 
-def hessian_evaluator(ctx, args, plan, names, hvp_of):
-    """evaluate_point(index) -> the plan's quantities at that grid point, in `names` order."""
-    hvp = hvp_of(hessian_param_names(ctx.model, args.hessian_params))
-    layer_ops = layer_operators(plan, hvp_of)
+def hessian_evaluator(ctx, args, world, plan, quantities):
+    """evaluate_point(index) -> the plan's quantities at that grid point, in `quantities` order."""
+    names = hessian_param_names(ctx.model, args.hessian_params)
+    params = dict(ctx.model.named_parameters())
+    dim = sum(params[n].numel() for n in names)
+    # issue 15 hooks: a probed HVP batch (rank 0 probes, all ranks use it) and the Lanczos basis placement
+    sharing = ranks_per_gpu(world, ctx.device)
+    batch = args.hessian_batch
+    if batch == "auto":
+        def hvp_of(b):
+            return mean_loss_hvp(ctx.model, names, mean_loss(args), b, method=args.hvp)
+        batch = rank0_first(world, lambda: hessian_batch_size(hvp_of, ctx.train.x, ctx.train.y, dim, ctx.device,
+                                                              sharing))
+        if world.rank == 0:
+            print(f"[hessian] HVP batch size {batch} (--hessian_batch auto)", flush=True)
+    basis = lanczos_basis_plan(dim, args.max_iter, ctx.device, sharing, world.local_size)
+    batches = hessian_batches(ctx.train, args.hessian_samples, batch, args.seed)
+    hvp = mean_loss_hvp(ctx.model, names, mean_loss(args), batches, method=args.hvp)
+    layer_ops = layer_operators(plan, lambda subset: mean_loss_hvp(ctx.model, subset, mean_loss(args), batches,
+                                                                   method=args.hvp))
 
     def evaluate_point(index):
         ctx.setter.set(*ctx.grid.coords(index))
-        values = point_curvature(hvp, hvp.dim, plan, layer_ops, device=ctx.device)
-        return tuple(values[name] for name in names)
+        with strict_fp32():  # TF32 noise (~1e-3) would swamp lambda_min at a minimum
+            values = point_curvature(hvp, dim, plan, layer_ops, device=basis.device, dtype=basis.dtype)
+        return tuple(values[name] for name in quantities)
     return evaluate_point
 
 
 def run(args, world, stop):
+    check_precision_applies(args.precision, args.device, strict_only=True, driver="plot_hessian_eig.py")
     plan_of = curvature_plan(args)  # checks the curvature flags before any data is loaded
     ctx = build_context(args, world)
-    batches = hessian_batches(ctx.train, args.hessian_samples, args.hessian_batch, args.seed)
-    def hvp_of(names):
-        return mean_loss_hvp(ctx.model, names, mean_loss(args.loss_name), batches, method=args.hvp)
     names = hessian_param_names(ctx.model, args.hessian_params)
     plan = plan_of(ctx.model, names)
-    quantities, layout = curvature_layout(plan, hvp_of(names).dim)
+    params = dict(ctx.model.named_parameters())
+    quantities, layout = curvature_layout(plan, sum(params[n].numel() for n in names))
     def settings():  # the seed picks the sample subset and the Lanczos start vector
         return dict(input_settings(args, ctx), tol=args.tol, max_iter=args.max_iter, seed=args.seed,
                     hessian_samples=args.hessian_samples, hessian_params=args.hessian_params,
                     **curvature_settings(plan))
-    return run_job(args, world, ctx, "hessian", quantities, hessian_evaluator(ctx, args, plan, quantities, hvp_of),
-                   settings, stop, render_hessian, layout=layout)
+    evaluate_point = hessian_evaluator(ctx, args, world, plan, quantities)
+    return run_job(args, world, ctx, "hessian", quantities, evaluate_point, settings, stop, render_hessian,
+                   max_chunk=1, layout=layout)  # slow points: one at a time, so ranks end a grid together
 
 
 def main(argv=None):

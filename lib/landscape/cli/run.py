@@ -1,63 +1,85 @@
 """The part of a grid driver after setup: lock, prepare/resume the file, run, report, plot."""
-import contextlib
 import os
 import sys
 import time
 
 import numpy as np
 
+from .. import runner
 from ..errors import LandscapeError
-from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, JobSpec, install_stop_signals, run_grid
-from ..mpi import abort_on_uncaught, init_world
-from ..surfile import FileLock, done_name, open_checked, prepare
-from .context import provenance, rank0_first
+from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED, JobSpec, install_stop_signals
+from ..mpi import abort_on_uncaught, check_launch, init_world
+from ..surfile import open_checked
+from .context import provenance
+from .refining import finish_refinement
+
+OTHER_RANKS_WAIT = 5.0  # seconds a rank > 0 waits before printing its own error (see guarded_main)
 
 
-def is_complete(path, kind):
+def unplottable_values(path, quantities):
+    """Why the plots of a finished file cannot be drawn (every value NaN), or None."""
     with open_checked(path) as f:
-        return bool(np.all(f[done_name(kind)][()]))
+        if np.isnan(f[quantities[0]][()]).all():
+            return f"every {quantities[0]} value is NaN, there is nothing to draw"
+    return None
 
 
-def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None, layout=None):
+def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None, planner=None,
+            max_chunk=8, layout=None):
     """settings_of() hashes the inputs; only rank 0 calls it, under the lock.
+    planner: a refine.Refinement for --refine (its settings are not compared on resume).
     layout: keyword arguments of surfile.prepare for array-valued quantities (trailing, dataset_attrs)."""
-    path = ctx.surf_file
-    with contextlib.ExitStack() as held:
-        def lock_and_prepare():  # rank 0 holds the lock until the job ends
-            held.enter_context(FileLock(path))
-            return prepare(path, ctx.grid, kind, quantities, settings_of(), provenance(world, ctx), ctx.dir_file,
-                           args.overwrite, **(layout or {}))
-        todo = rank0_first(world, lock_and_prepare)
-        if world.rank == 0:
-            print(f"[{kind}] {path}: {ctx.grid.size - len(todo)}/{ctx.grid.size} points already done, "
-                  f"{world.size} rank(s), device {ctx.device}", flush=True)
-        spec = JobSpec(path, kind, tuple(quantities), ctx.grid.shape, args.flush_points, args.flush_secs,
-                       args.progress_secs, args.serial_io)
-        run_grid(world, spec, todo, evaluate_point, stop, ctx.grid.size)
-        complete = rank0_first(world, lambda: is_complete(path, kind))
+    spec = JobSpec(ctx.surf_file, kind, tuple(quantities), ctx.grid.shape, args.flush_points, args.flush_secs,
+                   args.progress_secs, args.serial_io, max_chunk, args.stop_margin)
+    finish = None if planner is None else (lambda: finish_refinement(ctx.surf_file, kind, quantities, planner))
+    complete = runner.run_job(world, spec, ctx.grid, evaluate_point, settings_of, provenance(world, ctx),
+                              ctx.dir_file, stop, args.overwrite, planner, finish, layout)
     if not complete:
         if world.rank == 0:
-            print(f"[{kind}] stopped with the grid unfinished; rerun the same command to resume "
+            what = "refinement" if planner else "grid"
+            print(f"[{kind}] stopped with the {what} unfinished; rerun the same command to resume "
                   f"(exit {EXIT_STOPPED})", flush=True)
         return EXIT_STOPPED
     if world.rank == 0:
-        print(f"[{kind}] complete: {path}", flush=True)
+        print(f"[{kind}] complete: {ctx.surf_file}", flush=True)
         if args.plot and render is not None:
-            for out in render(path, args):
-                print(f"[{kind}] plot: {out}", flush=True)
+            return plot(ctx.surf_file, args, kind, quantities, render)
     return EXIT_OK
 
 
+def plot(path, args, kind, quantities, render):
+    """Draw the plots of a complete file; a failure here keeps its own exit code, as the results exist."""
+    try:
+        reason = unplottable_values(path, quantities)
+        if reason is None:
+            for out in render(path, args):
+                print(f"[{kind}] plot: {out}", flush=True)
+            return EXIT_OK
+    except (LandscapeError, ValueError) as e:
+        reason = str(e)
+    print(f"error: no plots: {reason}; the results in {path} are complete "
+          f"(exit {EXIT_PLOT_FAILED})", file=sys.stderr, flush=True)
+    return EXIT_PLOT_FAILED
+
+
 def guarded_main(run, argv_args):
-    """Shared entry: MPI world, crash handling, signals, and clear one-line errors for bad input."""
+    """Shared entry: MPI world, crash handling, signals, and clear one-line errors for bad input.
+
+    Under MPI an error is printed once: rank 0 prints, and the launcher ends the other ranks when
+    it exits. An error rank 0 broadcast (rank0_first) is never printed by another rank; an error of
+    another rank alone is printed after OTHER_RANKS_WAIT seconds, unless the launcher ended it first.
+    """
     world = init_world()
     abort_on_uncaught(world)
     stop = install_stop_signals()
     try:
+        check_launch(world)  # before any work: a launcher/MPI mismatch would race on the files
         return run(argv_args, world, stop)
     except LandscapeError as e:
         if world.rank != 0:
-            time.sleep(1.0)  # when rank 0 fails too, it ends the job first and its line is the one shown
+            time.sleep(OTHER_RANKS_WAIT)  # rank 0 prints first and the launcher ends this rank
+            if getattr(e, "from_rank0", False):
+                os._exit(EXIT_BAD_INPUT)
         print(f"error: {e}", file=sys.stderr, flush=True)
         if world.size > 1:
             os._exit(EXIT_BAD_INPUT)  # skip MPI_Finalize: a rank alone in its error must not wait for the others

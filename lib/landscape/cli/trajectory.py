@@ -9,8 +9,8 @@ directions.h5 unless --dir_file), the projection <dir_file>_proj_<method>.h5 and
 checkpoints and settings); the projection is recomputed every run. With --surface the loss
 surface along the two directions follows (plot_surface.py on every rank, default range: the path
 padded by --path_margin), then the path drawn over its contours next to the surface file.
-Flags this driver does not know (--synthetic_size, --batch_size, --surf_file, --plot, ...) go to
-the surface driver and need --surface.
+Flags this driver does not know (--synthetic_size, --batch_size, --surf_file, --plot, ...) are the
+surface driver's: they need --surface and are parsed by its parser.
 """
 import argparse
 import json
@@ -27,8 +27,8 @@ from ..models import build_model
 from ..pca import PROJECTION_METHODS
 from .. import trajectory as tj
 from . import context, surface
-from .args import positive_int
-from .context import rank0_first
+from .args import levels_of, positive_int
+from ..runner import rank0_first
 from .run import guarded_main
 
 
@@ -140,28 +140,17 @@ def axis_spec(given, values, args, axis):
     return f"{low:.4g}:{high:.4g}:{args.grid_points}"
 
 
-def surface_argv(args, summary):
-    argv = ["--model", args.model, "--model_kwargs", args.model_kwargs, "--dataset", args.dataset,
-            "--model_file", summary["final"],
-            "--dir_file", summary["dir_file"], "--dir_type", args.dir_type,
-            f"--x={axis_spec(args.x, summary['xs'], args, 'x')}", f"--y={axis_spec(args.y, summary['ys'], args, 'y')}"]
-    for name in ("vmin", "vmax", "vlevel"):
-        if getattr(args, name) is not None:
-            argv.append(f"--{name}={getattr(args, name)}")
-    argv += ["--log"] * args.log + ["--overwrite"] * args.overwrite
-    return argv + args.surface_args
-
-
-def surface_file(argv, dir_file):
-    """The results file the surface driver will use for these flags (its own default rule)."""
-    parsed = surface.parser().parse_args(argv)
-    return parsed.surf_file or context.default_surf_file(parsed, dir_file)
-
-
-def check_surface_flags(args):
-    """Let the surface driver's parser refuse its flags now, before the (long) PCA, not after it."""
-    placeholder = dict(final=args.model_file or "final.t7", dir_file="directions.h5", xs=[0.0, 1.0], ys=[0.0, 1.0])
-    surface.parser().parse_args(surface_argv(args, placeholder))
+def surface_options(args, summary):
+    """The surface driver's options: its own flags given after --surface (already parsed), with this
+    driver's model, final checkpoint, PCA directions, grid and plot levels set on them."""
+    opts = argparse.Namespace(**vars(args.surface_options))
+    opts.model, opts.model_kwargs, opts.dataset = args.model, args.model_kwargs, args.dataset
+    opts.model_file, opts.dir_file, opts.dir_type = summary["final"], summary["dir_file"], args.dir_type
+    opts.x, opts.y = (axis_spec(getattr(args, a), summary[a + "s"], args, a) for a in ("x", "y"))
+    for name, value in levels_of(args).items():
+        setattr(opts, name, value if value not in (None, False) else getattr(opts, name))
+    opts.overwrite = opts.overwrite or args.overwrite
+    return opts
 
 
 def check_grid_flags(args):
@@ -180,12 +169,12 @@ def run(args, world, stop):
     summary = rank0_first(world, lambda: trajectory_stage(args))
     if not args.surface:
         return EXIT_OK
-    argv = surface_argv(args, summary)
-    code = surface.main(argv)
+    opts = surface_options(args, summary)
+    code = surface.run(opts, world, stop)  # the same ranks and stop signal, no second entry point
     if code != EXIT_OK:
         return code
-    surf_file = surface_file(argv, summary["dir_file"])
-    overlay = rank0_first(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], args))
+    surf_file = opts.surf_file or context.default_surf_file(opts, summary["dir_file"])
+    overlay = rank0_first(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)))
     if world.rank == 0:
         for out in overlay:
             print(f"plot: {out}", flush=True)
@@ -197,9 +186,8 @@ def main(argv=None):
     args, rest = p.parse_known_args(argv)
     if rest and not args.surface:
         p.error(f"unrecognized arguments: {' '.join(rest)} (surface flags need --surface)")
-    args.surface_args = rest
-    if args.surface:
-        check_surface_flags(args)
+    # the surface driver's parser refuses its bad flags now, before the (long) PCA, not after it
+    args.surface_options = surface.parser().parse_args(rest)
     return guarded_main(run, args)
 
 

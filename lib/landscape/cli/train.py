@@ -1,0 +1,159 @@
+"""python -m landscape.train: train a model and save the checkpoints that trajectory and surface plots need.
+
+    python -m landscape.train --model resnet20 --dataset cifar10 --datapath data --save trained_nets/r20
+
+Flags keep the reference trainer's names (cifar10/main.py): --lr --lr_decay --batch_size --epochs
+--save --save_epoch --rand_seed --optimizer --weight_decay --momentum --noaug --label_corrupt_prob.
+The files it writes are described in landscape/training.py; log.out gets one line per epoch.
+Rerunning a command resumes from the newest model_{e}.t7 that has its opt_state_{e}.t7.
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+from ..data import DEFAULT_SYNTHETIC_SIZE, load_dataset, randomize_labels
+from ..errors import DataError, LandscapeError
+from ..evaluate import LOSS_NAMES, loss_function
+from ..models import build_model
+from ..mpi import World, pick_device
+from ..progress import format_seconds
+from ..train_rng import data_generator
+from ..training import (black_pixel, checkpoint_epochs, evaluate, learning_rate, make_optimizer, reference_init,
+                        resume, save_state, train_epoch)
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2  # as landscape.job's, without importing h5py for a trainer
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="landscape-train", description=__doc__.split("\n")[0])
+    p.add_argument("--model", "-m", default="vgg9", help="zoo name (resnet56, vgg9, ...) or package.module:factory")
+    p.add_argument("--loss_name", "-l", default="crossentropy", choices=LOSS_NAMES)
+    p.add_argument("--dataset", default="synthetic",
+                   help="cifar10, cifar100, synthetic, or any spec the loader accepts (FILE.pt, module:function)")
+    p.add_argument("--datapath", help="folder that holds (or receives) cifar10/cifar100")
+    p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
+    p.add_argument("--raw_data", action="store_true", help="do not normalize the images")
+    p.add_argument("--synthetic_size", type=int, nargs=2, default=list(DEFAULT_SYNTHETIC_SIZE),
+                   metavar=("N_TRAIN", "N_TEST"))
+    p.add_argument("--noaug", action="store_true", help="no random crop / horizontal flip")
+    p.add_argument("--label_corrupt_prob", type=float, default=0.0, help="fraction of training labels randomized")
+    p.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"))
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True,
+                   help="Nesterov momentum for sgd (the reference always used it)")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight_decay", type=float, default=5e-4)
+    p.add_argument("--lr_decay", type=float, default=0.1, help="factor applied to lr after each milestone epoch")
+    p.add_argument("--lr_milestones", type=int, nargs="*", default=[150, 225, 275])
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=300)
+    p.add_argument("--save", default="trained_nets/run", help="folder for checkpoints")
+    p.add_argument("--save_epoch", type=int, default=10, help="save every this many epochs")
+    p.add_argument("--seed", "--rand_seed", dest="seed", type=int, default=0,
+                   help="initialisation, data order, augmentation and --label_corrupt_prob")
+    p.add_argument("--synthetic_seed", type=int, default=0,
+                   help="which synthetic data set (the grid drivers take the same flag, so both see one set)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    args = p.parse_args(argv)
+    for name in ("epochs", "save_epoch", "batch_size"):
+        least = 0 if name == "epochs" else 1
+        if getattr(args, name) < least:
+            p.error(f"--{name} must be >= {least}, got {getattr(args, name)}")
+    if not 0.0 <= args.label_corrupt_prob <= 1.0:
+        p.error(f"--label_corrupt_prob must be within [0, 1], got {args.label_corrupt_prob}")
+    if args.optimizer == "sgd" and args.nesterov and args.momentum <= 0:
+        p.error("Nesterov SGD needs --momentum > 0; pass --no-nesterov for plain SGD")
+    return args
+
+
+def log(save_dir, line):
+    print(line, flush=True)
+    with open(os.path.join(save_dir, "log.out"), "a") as f:
+        f.write(line + "\n")
+
+
+def run(args, device):
+    torch.manual_seed(args.seed)
+    train, test = load_dataset(args.dataset, args.datapath, raw=args.raw_data, download=args.download,
+                               synthetic_size=tuple(args.synthetic_size), seed=args.synthetic_seed)
+    if args.label_corrupt_prob > 0:
+        train = randomize_labels(train, args.label_corrupt_prob, args.seed)
+    if test is None:
+        print(f"{args.dataset} has no test set: checkpoint 'acc' values are training-set accuracies", flush=True)
+        test = train
+    x, y = train.x.to(device), train.y.to(device)
+    x_test, y_test = test.x.to(device), test.y.to(device)
+    model = build_model(args.model, None, train.num_classes)
+    reference_init(model)
+    model.to(device)
+    optimizer = make_optimizer(model, args.optimizer, args.lr, args.momentum, args.weight_decay, args.nesterov)
+    loss_sum = loss_function(args.loss_name)
+    generator = data_generator(args.seed, device)
+    if not args.noaug and x.ndim != 4:
+        raise DataError(f"augmentation crops and flips images (N, C, H, W), but the inputs are "
+                        f"{tuple(x.shape)}; pass --noaug")
+    pad_fill = None if args.noaug else black_pixel(args.dataset, args.raw_data, x.shape[1])
+    os.makedirs(args.save, exist_ok=True)
+
+    saved = checkpoint_epochs(args.save)
+    if saved:
+        start = saved[-1]
+        for warning in resume(args.save, start, model, optimizer, generator, device, vars(args)):
+            print(f"warning: {warning}", flush=True)
+        print(f"resumed from {os.path.join(args.save, f'model_{start}.t7')} (epoch {start})", flush=True)
+    else:
+        start = 0
+        train_loss, train_acc = evaluate(model, x, y, loss_sum, args.batch_size)
+        test_loss, test_acc = evaluate(model, x_test, y_test, loss_sum, args.batch_size)
+        log(args.save, f"epoch 0/{args.epochs} train_loss {train_loss:.5f} train_acc {train_acc:.2f} "
+                       f"test_loss {test_loss:.5f} test_acc {test_acc:.2f}")
+        save_state(args.save, 0, model, test_acc, optimizer, generator, device, vars(args))
+    if start >= args.epochs:
+        print(f"nothing to do: {args.save} already holds epoch {start} >= --epochs {args.epochs}", flush=True)
+        return
+
+    print(f"training {args.model} on {args.dataset} ({len(x)} images) on {device}, "
+          f"epochs {start + 1}..{args.epochs}", flush=True)
+    t_start = time.monotonic()
+    for epoch in range(start + 1, args.epochs + 1):
+        lr = learning_rate(epoch, args.lr, args.lr_decay, args.lr_milestones)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.monotonic()
+
+        def on_progress(done, loss, acc, epoch=epoch, t0=t0):
+            elapsed = time.monotonic() - t0
+            print(f"  epoch {epoch} [{done}/{len(x)}] loss {loss:.5f} acc {acc:.2f} time {format_seconds(elapsed)} "
+                  f"epoch ETA {format_seconds(elapsed / done * (len(x) - done))}", flush=True)
+
+        train_loss, train_acc = train_epoch(model, x, y, optimizer, loss_sum, args.batch_size, generator,
+                                            pad_fill=pad_fill, on_progress=on_progress)
+        test_loss, test_acc = evaluate(model, x_test, y_test, loss_sum, args.batch_size)
+        now = time.monotonic()
+        eta = (now - t_start) / (epoch - start) * (args.epochs - epoch)
+        log(args.save, f"epoch {epoch}/{args.epochs} lr {lr:.4g} train_loss {train_loss:.5f} "
+                       f"train_acc {train_acc:.2f} test_loss {test_loss:.5f} test_acc {test_acc:.2f} "
+                       f"time {format_seconds(now - t0)} ETA {format_seconds(eta)}")
+        if epoch % args.save_epoch == 0 or epoch == args.epochs:
+            save_state(args.save, epoch, model, test_acc, optimizer, generator, device, vars(args))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        # the GPU of this process's local rank, refused when present but unusable; bound before the model
+        device = pick_device(World(None), args.device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fastest kernels; GPU runs are then not bit-reproducible
+        run(args, device)
+    except LandscapeError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""The Python API (landscape.surface & co.): against a brute-force loop, the driver, and under mpirun."""
+import os
+import re
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import landscape
+from bruteforce import brute_force_surface, reference_direction_file
+from conftest import ROOT, mpirun_cmd, python_cmd, run
+from landscape.errors import DirectionError, GridSpecError, LossError, SurfaceFileError
+from tiny import make_data, make_model
+
+XS, YS = (-1.0, 1.0, 5), (-0.5, 1.0, 3)
+
+
+@pytest.fixture
+def trained(tmp_path):
+    torch.manual_seed(1)
+    model = make_model()
+    reference_direction_file(tmp_path / "dirs.h5", model, seed=0)
+    return model, landscape.load_directions(tmp_path / "dirs.h5")
+
+
+def quiet(**kw):
+    return dict(progress_secs=1e9, **kw)
+
+
+def test_surface_equals_brute_force_and_leaves_the_model_as_it_was(trained, tmp_path):
+    model, dirs = trained
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = list(model.parameters())
+    res = landscape.surface(model, make_data()[0], directions=dirs, x=XS, y=YS, batch_size=7, **quiet())
+    loss, acc = brute_force_surface(before, tmp_path / "dirs.h5", np.linspace(*XS), np.linspace(*YS))
+    assert res.train_loss.shape == (3, 5) and res.complete
+    np.testing.assert_allclose(res.train_loss, loss, rtol=1e-5)
+    np.testing.assert_allclose(res.train_acc, acc, atol=1e-9)
+    assert res.test_loss is None
+    assert model.training and list(model.parameters()) == params  # same objects, same mode
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_same_values_as_plot_surface_on_the_same_checkpoint_and_directions(trained, tmp_path):
+    model, dirs = trained
+    torch.save(model.state_dict(), tmp_path / "model.t7")
+    out = tmp_path / "cli.h5"
+    r = run(python_cmd("plot_surface.py", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file",
+                       str(tmp_path / "model.t7"), "--dir_file", str(tmp_path / "dirs.h5"), "--surf_file", str(out),
+                       "--x=-1:1:5", "--y=-0.5:1:3", "--test", "--batch_size", "16"))
+    assert r.returncode == 0, r.stderr
+    train, test = make_data()
+    res = landscape.surface(model, train, directions=dirs, x=XS, y=YS, test_data=test, batch_size=16,
+                            path=str(tmp_path / "api.h5"), **quiet())
+    cli = landscape.load(str(out))
+    for name in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        np.testing.assert_allclose(getattr(res, name), getattr(cli, name), rtol=1e-6, err_msg=name)
+    with h5py.File(tmp_path / "api.h5", "r") as f:  # the driver's layout
+        assert f["train_loss"].shape == (3, 5) and f["surface_done"][()].all() and "surface_settings" in f.attrs
+
+
+def test_path_resumes_and_refuses_other_settings(trained, tmp_path):
+    model, dirs = trained
+    path = str(tmp_path / "r.h5")
+    first = landscape.surface(model, make_data()[0], directions=dirs, x=XS, path=path, **quiet())
+    stamp = os.stat(path).st_mtime_ns
+    again = landscape.surface(model, make_data()[0], directions=dirs, x=XS, path=path, **quiet())
+    np.testing.assert_array_equal(first.train_loss, again.train_loss)
+    assert again.train_loss.shape == (5,)
+    with pytest.raises(SurfaceFileError, match="loss"):
+        landscape.surface(model, make_data()[0], directions=dirs, x=XS, path=path, loss=F.cross_entropy, **quiet())
+    assert os.path.getsize(path) > 0 and stamp <= os.stat(path).st_mtime_ns
+
+
+class TokenModel(nn.Module):
+    """Integer tokens (B, T) -> next-token scores (B, T, V)."""
+
+    def __init__(self, vocab=7, width=5):
+        super().__init__()
+        self.embed, self.out = nn.Embedding(vocab, width), nn.Linear(width, vocab)
+
+    def forward(self, tokens):
+        return self.out(torch.tanh(self.embed(tokens)))
+
+
+def token_loss(outputs, targets):
+    return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1))
+
+
+def test_token_inputs_custom_loss_and_a_dataloader_equal_a_plain_loop():
+    torch.manual_seed(0)
+    model = TokenModel()
+    tokens = torch.randint(0, 7, (12, 6))
+    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    dirs = landscape.random_directions(model, n=2, seed=3)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets), batch_size=5)
+    res = landscape.surface(model, loader, loss=token_loss, directions=dirs, x=(-1, 1, 3), y=(0, 1, 2), **quiet())
+    assert res.train_acc is None and "train_acc" not in res.values  # (B, T, V) scores: no accuracy
+    for j, b in enumerate(np.linspace(0, 1, 2)):
+        for i, a in enumerate(np.linspace(-1, 1, 3)):
+            moved = TokenModel()
+            moved.load_state_dict(model.state_dict())
+            with torch.no_grad():
+                for p, dx, dy in zip(moved.parameters(), dirs.x, dirs.y):
+                    p.add_(a * dx + b * dy)
+                want = sum(token_loss(moved(inputs[k:k + 5]), targets[k:k + 5]).item() * len(inputs[k:k + 5])
+                           for k in range(0, 12, 5)) / 12
+            assert res.train_loss[j, i] == pytest.approx(want, rel=1e-5)
+
+
+def test_bad_losses_and_grids_are_refused_and_nan_is_stored():
+    torch.manual_seed(0)
+    model, data = make_model(), make_data()[0]
+    with pytest.raises(LossError, match="function"):
+        landscape.surface(model, data, loss="mse", x=XS, **quiet())
+    with pytest.raises(LossError, match="one number"):
+        landscape.surface(model, data, loss=lambda o, t: F.cross_entropy(o, t, reduction="none"), x=XS, **quiet())
+    with pytest.raises(GridSpecError, match="num"):
+        landscape.surface(model, data, x=(-1, 1, 2.5), **quiet())
+    with pytest.raises(DirectionError, match="two directions"):
+        landscape.surface(model, data, directions=landscape.random_directions(model), x=XS, y=YS, **quiet())
+    res = landscape.surface(model, data, loss=lambda o, t: torch.tensor(float("nan")), x=XS, **quiet())
+    assert np.isnan(res.train_loss).all() and np.isnan(res.train_acc).all() and res.complete
+
+
+@pytest.mark.slow
+def test_random_directions_match_the_drivers_direction_file(tmp_path):
+    torch.manual_seed(2)
+    model = make_model()
+    torch.save(model.state_dict(), tmp_path / "m.t7")
+    dir_file = tmp_path / "d.h5"
+    r = run(python_cmd("plot_surface.py", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file",
+                       str(tmp_path / "m.t7"), "--dir_file", str(dir_file), "--x=0:0:1", "--y=0:0:1", "--seed", "4"))
+    assert r.returncode == 0, r.stderr
+    ours, theirs = landscape.random_directions(model, n=2, seed=4), landscape.load_directions(dir_file)
+    for a, b in zip(ours.x + ours.y, theirs.x + theirs.y):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    ours.save(tmp_path / "again.h5")
+    for a, b in zip(ours.x, landscape.load_directions(tmp_path / "again.h5").x):
+        assert torch.equal(a, b)
+
+
+USER_SCRIPT = """
+import sys, torch, numpy as np, landscape
+from tiny import make_data, make_model
+torch.manual_seed(1)
+model = make_model()
+res = landscape.surface(model, make_data()[0], directions=landscape.random_directions(model, n=2, seed=5),
+                        x=(-1, 1, 5), y=(-0.5, 1, 3), progress_secs=1e9)
+np.save(sys.argv[1], res.train_loss)
+"""
+
+
+@pytest.mark.slow
+def test_user_script_under_mpirun_equals_one_process(tmp_path):
+    script = tmp_path / "user.py"
+    script.write_text(USER_SCRIPT)
+    for n in (1, 2):
+        r = run(mpirun_cmd(n, str(script), str(tmp_path / f"n{n}.npy")))
+        assert r.returncode == 0, r.stderr + r.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "n1.npy"), np.load(tmp_path / "n2.npy"))
+    assert np.isfinite(np.load(tmp_path / "n2.npy")).all()
+
+
+def test_readme_example_runs_as_written(tmp_path, monkeypatch):
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    section = readme[readme.index("## Python API"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(textwrap.dedent(code), "README.md", "exec"), {})
+    assert (tmp_path / "my_surface.h5").exists()

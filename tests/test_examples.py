@@ -1,0 +1,37 @@
+"""examples/: the transformer's landscape through the API script and through plot_surface.py agree."""
+import os
+
+import numpy as np
+import pytest
+
+import landscape
+from conftest import ROOT, TESTS, python_cmd, run
+
+pytestmark = pytest.mark.slow  # starts processes
+
+
+def test_transformer_example_api_and_command_line_agree(tmp_path):
+    out = tmp_path / "out"
+    r = run(python_cmd("examples/transformer_landscape.py", str(out)), cwd=ROOT, TRAIN_SECONDS="2", POINTS="3",
+            PYTHONPATH=f"{ROOT}/lib:{ROOT}")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert (out / "transformer_train_loss.png").exists()
+    spec = "examples.transformer"
+    r = run(python_cmd("plot_surface.py", "--model", f"{spec}:make_model", "--dataset", f"{spec}:make_data",
+                       "--loss", f"{spec}:next_token_loss", "--model_file", str(out / "transformer.t7"),
+                       "--dir_file", str(out / "transformer_dirs.h5"), "--surf_file", str(tmp_path / "cli.h5"),
+                       "--x=-1:1:3", "--y=-1:1:3", "--test"), cwd=ROOT, PYTHONPATH=f"{ROOT}/lib:{ROOT}")
+    assert r.returncode == 0, r.stderr + r.stdout
+    api, cli = landscape.load(str(out / "transformer_api.h5")), landscape.load(str(tmp_path / "cli.h5"))
+    assert cli.train_acc is None  # (B, T, vocab) outputs: accuracy does not apply
+    for name in ("train_loss", "test_loss"):
+        np.testing.assert_allclose(getattr(api, name), getattr(cli, name), rtol=1e-5, err_msg=name)
+    assert api.train_loss[1, 1] < api.train_loss.max()  # the trained point is below the corners
+
+
+def test_a_bad_loss_flag_is_one_line_and_exit_2(tmp_path, tiny_args):
+    for spec, words in (("examples.transformer:nope", "has no attribute"), ("nomodule:f", "cannot import")):
+        r = run(python_cmd("plot_surface.py", *tiny_args, "--loss", spec, "--x=0:0:1", "--dir_file",
+                           str(tmp_path / "d.h5")), cwd=ROOT, PYTHONPATH=f"{ROOT}/lib:{ROOT}:{TESTS}")
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not os.listdir(tmp_path)  # neither a direction file nor a results file
