@@ -41,6 +41,12 @@ def eigs(path):
 
 def dense_extremes(state_dict):
     """numpy.linalg.eigvalsh of the exact Hessian of the mean loss over the >1-D parameters."""
+    w = np.linalg.eigvalsh(dense_hessian(state_dict).numpy())
+    return w[0], w[-1]
+
+
+def dense_hessian(state_dict):
+    """The exact Hessian of the mean loss over the >1-D parameters, in model order."""
     model = make_model()
     model.load_state_dict(state_dict)
     model.eval()
@@ -54,9 +60,7 @@ def dense_extremes(state_dict):
     def loss(flat):
         params = {n: t.view(s) for n, t, s in zip(names, flat.split(sizes), shapes)}
         return F.cross_entropy(functional_call(model, params, (x.double(),)), y)
-    h = torch.autograd.functional.hessian(loss, theta)
-    w = np.linalg.eigvalsh(h.numpy())
-    return w[0], w[-1]
+    return torch.autograd.functional.hessian(loss, theta)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,100 @@ def test_hessian_values_of_another_landscape_are_not_added_to_a_surface_file(inp
     r = run([sys.executable, os.path.join(ROOT, "plot_hessian_eig.py"), *args])
     assert r.returncode == 2 and "another landscape" in r.stderr and "directions_sha256" in r.stderr
     assert open(out, "rb").read() == before
+
+
+CURVATURE = {"--tol": "1e-3", "--max_iter": "12", "--hessian_batch": "48", "--x=-0.5:0.5:3": "--x=-0.5:0:2"}
+
+
+def curvature_flags(d, out, *extra):
+    """A 2x2 grid holding (0, 0), short Lanczos runs and one HVP batch: every quantity, cheaply. The
+    trace estimates stay unbiased with any Krylov space; the extremes' accuracy is test_curvature's."""
+    args = flags(d, out, "--trace", "4", "--density", "2/8", "--hessian_groups", "layer", *extra)
+    for flag, value in CURVATURE.items():
+        i = args.index(flag)
+        if flag.startswith("--x="):
+            args[i] = value
+        else:
+            args[i + 1] = value
+    return args
+
+
+def stored(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset) and k != "dir_file"}
+
+
+@pytest.fixture(scope="module")
+def curved(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("curv") / "c.h5"
+    r = run([sys.executable, os.path.join(ROOT, "plot_hessian_eig.py"), *curvature_flags(inputs, out, "--plot")],
+            timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    return out, stored(out), r.stdout
+
+
+def test_curvature_maps_are_stored_rendered_and_match_dense_truth(inputs, curved):
+    path, v, stdout = curved
+    assert v["hessian_done"].all() and v["esd_nodes"].shape == (2, 2, 16) and v["layer_trace"].shape == (2, 2, 3)
+    np.testing.assert_allclose(v["esd_weights"].sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(v["layer_trace"].sum(-1), v["trace"], rtol=1e-9)
+    h = dense_hessian(torch.load(inputs / "m.t7"))
+    centre = (0, 1)  # x = -0.5, 0 and y = 0, 0.5: (0, 0) is row 0, column 1
+    assert abs(v["trace"][centre] - torch.trace(h).item()) < 4 * v["trace_err"][centre]
+    with h5py.File(path, "r") as f:
+        layers = list(f["layer_max_eig"].attrs["layers"])
+    assert layers == ["0", "3", "7"]
+    sizes = [3 * 4 * 9, 4 * 4 * 9, 16 * 10]
+    starts = np.cumsum([0] + sizes)
+    for i, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
+        block = h[a:b, a:b]
+        assert abs(v["layer_trace"][centre][i] - torch.trace(block).item()) < 4 * v["layer_trace_err"][centre][i]
+        assert v["layer_max_eig"][centre][i] <= torch.linalg.eigvalsh(block)[-1].item() * (1 + 1e-6)  # a Ritz value
+    assert (v["hvps_trace"] == 4).all() and (v["hvps_layers"] > 0).all() and (v["hvps_density"] >= 8).all()
+    for name in ("trace", "negative_mass", "density", "layer_max_eig", "eig_maps", "eig_ratio"):
+        assert f"c_{name}.png" in stdout and os.path.getsize(str(path)[:-3] + f"_{name}.png") > 0
+
+
+def test_curvature_two_ranks_equal_one(inputs, curved, tmp_path):
+    out = tmp_path / "c.h5"
+    r = run(mpirun_cmd(2, "plot_hessian_eig.py", *curvature_flags(inputs, out)), timeout=600)
+    assert r.returncode == 0, r.stderr + r.stdout
+    got, want = stored(out), curved[1]
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-9, err_msg=k)  # fp32 HVPs, other threads
+
+
+@pytest.mark.parametrize("change, named", [(["--trace", "5"], "trace_samples"), (["--density", "2/9"], "density"),
+                                           (["--hessian_groups", "none"], "hessian_groups")])
+def test_resume_with_other_curvature_settings_is_refused(inputs, curved, change, named):
+    path = curved[0]
+    args = curvature_flags(inputs, path)
+    flag = args.index(change[0])
+    args[flag:flag + 2] = change
+    before = open(path, "rb").read()
+    r = run([sys.executable, os.path.join(ROOT, "plot_hessian_eig.py"), *args])
+    assert r.returncode == 2 and "refusing to resume" in r.stderr and named in r.stderr, r.stderr
+    assert open(path, "rb").read() == before
+
+
+def test_nan_loss_is_stored_as_nan_and_marked_done(inputs, tmp_path):
+    out = tmp_path / "n.h5"
+    args = flags(inputs, out, "--trace", "3", "--density", "1/4", "--tol", "1e-3", "--max_iter", "30")
+    args[args.index("--x=-0.5:0.5:3")] = "--x=0:1e30:2"
+    args.remove("--y=0:0.5:2")
+    r = run([sys.executable, os.path.join(ROOT, "plot_hessian_eig.py"), *args])
+    assert r.returncode == 0, r.stderr + r.stdout
+    v = stored(out)
+    assert v["hessian_done"].tolist() == [1, 1]
+    for name in ("max_eig", "min_eig", "trace", "trace_err", "esd_nodes", "esd_weights", "neg_mass"):
+        assert np.isfinite(v[name][0]).all() and np.isnan(v[name][1]).all(), name
+
+
+@pytest.mark.parametrize("bad, message", [(["--trace", "0"], "--trace '0'"), (["--density", "3"], "PROBES/STEPS"),
+                                          (["--hessian_groups", "block"], "--hessian_groups 'block' is not one of")])
+def test_bad_curvature_values_are_one_line_errors(inputs, tmp_path, bad, message):
+    out = tmp_path / "b.h5"
+    r = run([sys.executable, os.path.join(ROOT, "plot_hessian_eig.py"), *flags(inputs, out, *bad)])
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert r.stderr.startswith("error: ") and message in r.stderr and not out.exists()

@@ -10,6 +10,7 @@ import numpy as np
 from .plotting import (plot_1d, plot_contour, plot_eig_maps, plot_eig_ratio, plot_heatmap, plot_surface3d,
                        save_figure)
 from .errors import LandscapeError, SurfaceFileError
+from .render_curvature import render_curvature
 from .surfile import KINDS, done_name, read_results
 
 
@@ -70,6 +71,8 @@ def render_hessian(path, opts):
         contour = finished(r, "train_loss", "surface") if done_name("surface") in r else None
         fig = plot_eig_ratio(g.x, g.y, lo, hi, vmax=opts.vmax, contour=contour)
         saved += save_figure(fig, stem_of(path, "eig_ratio"))
+    surface = done_name("surface") in r and g.is_2d
+    saved += render_curvature(r, lambda name: stem_of(path, name), finished(r, "train_loss", "surface") if surface else None)
     return saved
 
 

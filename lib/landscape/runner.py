@@ -55,7 +55,7 @@ def is_complete(path, kind):
 
 
 def run_job(world, spec, grid, evaluate_point, settings_of, provenance, dir_file, stop, overwrite=False, planner=None,
-            finish=None):
+            finish=None, layout=None):
     """Lock spec.path, prepare it (settings_of() runs on rank 0 only, under the lock), evaluate every
     unfinished point across the ranks (or the points a refine.Refinement `planner` asks for); returns
     whether the job is complete: the grid is, or `finish()` (rank 0, e.g. the refinement's end) says so."""
@@ -63,7 +63,7 @@ def run_job(world, spec, grid, evaluate_point, settings_of, provenance, dir_file
         def lock_and_prepare():  # rank 0 holds the lock until the job ends
             held.enter_context(FileLock(spec.path))
             todo = prepare(spec.path, grid, spec.kind, spec.quantities, settings_of(), provenance, dir_file,
-                           overwrite)
+                           overwrite, **(layout or {}))  # layout: array-valued quantities (surfile.prepare)
             drop_interp(spec.path, spec.quantities)  # the points this run adds would make an interpolation stale
             return todo
         todo = rank0_first(world, lock_and_prepare)

@@ -46,6 +46,20 @@ JSON_ATTRIBUTES = ("_settings", "_provenance", "_runs")
 METADATA_CHECKSUMS = ("v108", "latest")
 
 
+PER_LAYER = ("layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err")
+
+
+def hessian_layout(shapes, layers=()):
+    """prepare()'s trailing/dataset_attrs for the Hessian quantities {name: trailing shape}.
+
+    Spectral densities are (grid..., k) with k = probes * steps; per-layer values are (grid..., L)
+    with the layer names, in order along the last axis, in the dataset's 'layers' attribute.
+    """
+    trailing = {name: tuple(shape) for name, shape in shapes.items() if shape}
+    attrs = {name: dict(layers=list(layers)) for name in PER_LAYER if name in shapes}
+    return dict(trailing=trailing, dataset_attrs=attrs)
+
+
 def done_name(kind):
     return f"{kind}_done"
 
@@ -200,9 +214,15 @@ def _create(f, grid, dir_file):
     f.attrs["layout"] = grid.layout
 
 
-def _add_kind(f, grid, kind, quantities, settings, provenance):
+def _add_kind(f, grid, kind, quantities, settings, provenance, trailing=None, dataset_attrs=None):
+    """trailing: {name: shape} for values that are arrays at each point (shape grid.shape + that);
+    dataset_attrs: {name: {attribute: value}}, e.g. the layer names along a per-layer axis."""
+    trailing, dataset_attrs = trailing or {}, dataset_attrs or {}
     for name in quantities:
-        f.create_dataset(name, data=np.full(grid.shape, np.nan), track_times=False)
+        shape = tuple(grid.shape) + tuple(trailing.get(name, ()))
+        f.create_dataset(name, data=np.full(shape, np.nan), track_times=False)
+        for key, value in dataset_attrs.get(name, {}).items():
+            f[name].attrs[key] = value
     f.create_dataset(done_name(kind), data=np.zeros(grid.shape, dtype=np.uint8), track_times=False)
     f.create_dataset(checksum_name(kind), data=np.zeros(grid.shape, dtype=np.uint64), track_times=False)
     f[checksum_name(kind)].attrs["digest"] = DIGEST
@@ -245,8 +265,12 @@ def _replace(path, edit, copy_first):
                                f"{'the file was left as it was' if copy_first else 'no file was made'}") from None
 
 
-def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwrite=False):
+def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwrite=False, trailing=None,
+            dataset_attrs=None):
     """Create or check the results file for one job kind; return the flat indices still to do.
+
+    trailing and dataset_attrs shape and label array-valued quantities (see _add_kind); what they
+    make is fixed by `settings`, which a resume must match.
 
     Refusals (other grid, other settings, damaged file, no room) raise before anything is written,
     and a file with nothing left to do is not written at all.
@@ -258,13 +282,13 @@ def prepare(path, grid, kind, quantities, settings, provenance, dir_file, overwr
         refusal = disk_refusal(path, grid.size, len(quantities) + len(TEST_QUANTITIES))
         if refusal:
             raise SurfaceFileError(f"not enough room: {refusal}")
-        _replace(path, lambda f: (_create(f, grid, dir_file), _add_kind(f, grid, kind, quantities, settings, provenance),
+        _replace(path, lambda f: (_create(f, grid, dir_file), _add_kind(f, grid, kind, quantities, settings, provenance, trailing, dataset_attrs),
                                   _record_run(f, kind, provenance)), copy_first=False)
         drop_pending(path)  # points of a file that is no more
         return order
     done = _inspect(path, grid, kind, quantities, settings)
     if done is None:
-        _replace(path, lambda f: (_add_kind(f, grid, kind, quantities, settings, provenance),
+        _replace(path, lambda f: (_add_kind(f, grid, kind, quantities, settings, provenance, trailing, dataset_attrs),
                                   _record_run(f, kind, provenance)), copy_first=True)
         return order
     pending = [(i, v) for i, v in read_pending(path, quantities) if 0 <= i < grid.size and not done.flat[i]]
@@ -300,6 +324,7 @@ def read_results(path):
     """Everything needed for plots: coordinates, every value dataset, masks and attributes."""
     with open_checked(path, "r") as f:
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
+        out["dataset_attrs"] = {name: dict(f[name].attrs) for name in out if len(f[name].attrs)}
         out["attrs"] = dict(f.attrs)
     x = out["xcoordinates"]
     out["grid"] = Grid(x, out.get("ycoordinates"))

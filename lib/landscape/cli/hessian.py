@@ -8,13 +8,13 @@ from ..errors import LossError
 from ..evaluate import loss_function
 from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, mean_loss_hvp
 from ..imports import import_callable
-from ..lanczos import lanczos_extremes
+from ..curvature import point_curvature
 from ..memory import hessian_batch_size, lanczos_basis_plan
 from ..mpi import ranks_per_gpu
 from ..render import render_hessian
 from ..runner import rank0_first
-from ..surfile import KINDS
 from .args import batch_size, grid_parser, positive_float, positive_int
+from .curvature_args import add_curvature_args, curvature_layout, curvature_plan, curvature_settings, layer_operators
 from .context import build_context, input_settings
 from .run import guarded_main, run_job
 
@@ -32,6 +32,7 @@ def parser():
                    help="batch size of each HVP pass (auto: 256 on CPU; on GPU the largest that fits, probed)")
     g.add_argument("--hvp", default="double_backward", choices=HVP_METHODS,
                    help="how HVPs are taken: double backward (measured faster) or torch.func forward-over-reverse")
+    add_curvature_args(g)
     return p
 
 
@@ -51,7 +52,8 @@ def mean_loss(args):
     return lambda logits, y: total(logits, y) / len(y)
 
 
-def hessian_evaluator(ctx, args, world):
+def hessian_evaluator(ctx, args, world, plan, quantities):
+    """evaluate_point(index) -> the plan's quantities at that grid point, in `quantities` order."""
     names = hessian_param_names(ctx.model, args.hessian_params)
     params = dict(ctx.model.named_parameters())
     dim = sum(params[n].numel() for n in names)
@@ -68,24 +70,32 @@ def hessian_evaluator(ctx, args, world):
     basis = lanczos_basis_plan(dim, args.max_iter, ctx.device, sharing, world.local_size)
     batches = hessian_batches(ctx.train, args.hessian_samples, batch, args.seed)
     hvp = mean_loss_hvp(ctx.model, names, mean_loss(args), batches, method=args.hvp)
+    layer_ops = layer_operators(plan, lambda subset: mean_loss_hvp(ctx.model, subset, mean_loss(args), batches,
+                                                                   method=args.hvp))
 
     def evaluate_point(index):
         ctx.setter.set(*ctx.grid.coords(index))
         with strict_fp32():  # TF32 noise (~1e-3) would swamp lambda_min at a minimum
-            r = lanczos_extremes(hvp, dim, tol=args.tol, max_iter=args.max_iter, seed=args.seed,
-                                 device=basis.device, dtype=basis.dtype)
-        return (r.lam_max, r.lam_min, r.iters, r.res_max, r.res_min)
+            values = point_curvature(hvp, dim, plan, layer_ops, device=basis.device, dtype=basis.dtype)
+        return tuple(values[name] for name in quantities)
     return evaluate_point
 
 
 def run(args, world, stop):
     check_precision_applies(args.precision, args.device, strict_only=True, driver="plot_hessian_eig.py")
+    plan_of = curvature_plan(args)  # checks the curvature flags before any data is loaded
     ctx = build_context(args, world)
+    names = hessian_param_names(ctx.model, args.hessian_params)
+    plan = plan_of(ctx.model, names)
+    params = dict(ctx.model.named_parameters())
+    quantities, layout = curvature_layout(plan, sum(params[n].numel() for n in names))
     def settings():  # the seed picks the sample subset and the Lanczos start vector
         return dict(input_settings(args, ctx), tol=args.tol, max_iter=args.max_iter, seed=args.seed,
-                    hessian_samples=args.hessian_samples, hessian_params=args.hessian_params)
-    return run_job(args, world, ctx, "hessian", KINDS["hessian"], hessian_evaluator(ctx, args, world), settings, stop,
-                   render_hessian, max_chunk=1)  # slow points: one at a time, so ranks end a grid together
+                    hessian_samples=args.hessian_samples, hessian_params=args.hessian_params,
+                    **curvature_settings(plan))
+    evaluate_point = hessian_evaluator(ctx, args, world, plan, quantities)
+    return run_job(args, world, ctx, "hessian", quantities, evaluate_point, settings, stop, render_hessian,
+                   max_chunk=1, layout=layout)  # slow points: one at a time, so ranks end a grid together
 
 
 def main(argv=None):

@@ -26,14 +26,15 @@ def unplottable_values(path, quantities):
 
 
 def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None, planner=None,
-            max_chunk=8):
+            max_chunk=8, layout=None):
     """settings_of() hashes the inputs; only rank 0 calls it, under the lock.
-    planner: a refine.Refinement for --refine (its settings are not compared on resume)."""
+    planner: a refine.Refinement for --refine (its settings are not compared on resume).
+    layout: keyword arguments of surfile.prepare for array-valued quantities (trailing, dataset_attrs)."""
     spec = JobSpec(ctx.surf_file, kind, tuple(quantities), ctx.grid.shape, progress_secs=args.progress_secs,
                    serial_io=args.serial_io, max_chunk=max_chunk, stop_margin=args.stop_margin, **commit_policy(args))
     finish = None if planner is None else (lambda: finish_refinement(ctx.surf_file, kind, quantities, planner))
     complete = runner.run_job(world, spec, ctx.grid, evaluate_point, settings_of, provenance(world, ctx),
-                              ctx.dir_file, stop, args.overwrite, planner, finish)
+                              ctx.dir_file, stop, args.overwrite, planner, finish, layout)
     if not complete:
         if world.rank == 0:
             what = "refinement" if planner else "grid"
