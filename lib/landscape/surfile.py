@@ -54,11 +54,11 @@ class FileLock:
         os.close(self.fd)
 
 
-def open_checked(path, mode="r"):
+def open_checked(path, mode="r", locking=None):
     if not os.path.exists(path):
         raise SurfaceFileError(f"{path}: no such results file")
     try:
-        return h5py.File(path, mode)
+        return h5py.File(path, mode, locking=locking)
     except OSError as e:
         raise SurfaceFileError(
             f"{path} is not a readable HDF5 results file (corrupt, truncated or not HDF5): {e}. "
@@ -160,9 +160,13 @@ def write_points(f, kind, quantities, shape, results):
         f[done_name(kind)][pos] = 1
 
 
-def read_results(path):
-    """Everything needed for plots: coordinates, every value dataset, masks and attributes."""
-    with open_checked(path, "r") as f:
+def read_results(path, locking=None):
+    """Everything needed for plots: coordinates, every value dataset, masks and attributes.
+
+    locking=False reads without HDF5's file lock, so a running job's writers are never blocked
+    (they are guarded by our own <path>.lock instead); the reader may then see a flush half done.
+    """
+    with open_checked(path, "r", locking) as f:
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
         out["attrs"] = dict(f.attrs)
     x = out["xcoordinates"]
