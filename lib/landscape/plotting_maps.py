@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-from landscape.plotting_base import (as_grid, contour_levels, log_bound, log_label, masked, near_log_levels,
+from landscape.plotting_base import (PlotOptionError, as_grid, contour_levels, log_bound, log_label, masked, near_log_levels,
                                      new_figure, set_title, value_range)
 
 MAX_LABELLED_LEVELS = 8  # more inline labels than this crowd each other on a small figure
@@ -21,7 +21,11 @@ def positive_if(values, log):
 
 
 def colour_norm(vmin, vmax, log):
-    return LogNorm(vmin, vmax) if log else Normalize(vmin, vmax)
+    if log:
+        log_bound(vmin, "vmin")
+        log_bound(vmax, "vmax")
+        return LogNorm(vmin, vmax)
+    return Normalize(vmin, vmax)
 
 
 def draw_contour_lines(ax, x, y, values, levels, **kwargs):
@@ -69,6 +73,9 @@ def plot_contour(x, y, z, vmin=None, vmax=None, vlevel=None, log=False, filled=F
     x, y, z = as_grid(x, y, z)
     values = positive_if(z, log)
     levels = map_levels(values, vmin, vmax, vlevel, levels, log)
+    if log and len(levels) and not levels[0] > 0:
+        raise PlotOptionError(f"contour levels from {levels[0]} cannot be drawn on a log scale; give vmin > 0 "
+                              "(in z units, not log10)")
     norm = colour_norm(levels[0], levels[-1], log) if len(levels) > 1 else None
     fig = new_figure()
     ax = fig.add_subplot()

@@ -8,6 +8,7 @@ interpolation factor k refines the grid k-fold along each axis (linear, so a gap
 Unfinished points are NaN in the arrays. In a .vts they are hidden through VTK's vtkGhostType
 (HIDDENPOINT); a .vtp simply has no point and no cell for them.
 """
+import base64
 import os
 
 import numpy as np
@@ -33,7 +34,13 @@ def refine(x, y, maps, factor):
     fine_y = np.linspace(y[0], y[-1], (len(y) - 1) * factor + 1)
     yy, xx = np.meshgrid(fine_y, fine_x, indexing="ij")
     at = np.column_stack([yy.ravel(), xx.ravel()])
-    return fine_x, fine_y, {name: RegularGridInterpolator((y, x), v)(at).reshape(yy.shape) for name, v in maps.items()}
+    return fine_x, fine_y, {name: on_finer_grid(x, y, v, at, factor) for name, v in maps.items()}
+
+
+def on_finer_grid(x, y, values, at, factor):
+    fine = RegularGridInterpolator((y, x), values)(at).reshape((len(y) - 1) * factor + 1, -1)
+    fine[::factor, ::factor] = values  # the grid's own points exactly, also those beside a gap (0 * NaN = NaN)
+    return fine
 
 
 def heights(values, zmax=None, log=False):
@@ -47,11 +54,22 @@ def heights(values, zmax=None, log=False):
     return z
 
 
+NUMPY_TYPES = {"Float64": "<f8", "Int64": "<i8", "UInt8": "u1"}
+
+
 def data_array(name, values, components=1, vtk_type="Float64"):
-    text = " ".join(f"{v:.17g}" for v in np.ravel(values))
+    """An inline binary DataArray: base64 of a UInt64 byte count and the little-endian values.
+    Binary because VTK's ASCII parser cannot read NaN, and it is exact and smaller."""
+    raw = np.ascontiguousarray(np.ravel(values), dtype=NUMPY_TYPES[vtk_type]).tobytes()
+    text = base64.b64encode(np.uint64(len(raw)).astype("<u8").tobytes() + raw).decode("ascii")
     name_attr = f' Name="{name}"' if name else ""
-    return (f'<DataArray type="{vtk_type}"{name_attr} NumberOfComponents="{components}" format="ascii">'
+    return (f'<DataArray type="{vtk_type}"{name_attr} NumberOfComponents="{components}" format="binary">'
             f"{text}</DataArray>\n")
+
+
+def file_start(kind):
+    return (f'<?xml version="1.0"?>\n<VTKFile type="{kind}" version="1.0" byte_order="LittleEndian" '
+            'header_type="UInt64">\n')
 
 
 def vts_text(x, y, z, arrays):
@@ -62,7 +80,7 @@ def vts_text(x, y, z, arrays):
     point_data = "".join(data_array(name, v) for name, v in arrays.items())
     point_data += data_array("vtkGhostType", hidden, vtk_type="UInt8")
     points = np.column_stack([xx.ravel(), yy.ravel(), z.ravel()])
-    return ('<?xml version="1.0"?>\n<VTKFile type="StructuredGrid" version="1.0" byte_order="LittleEndian">\n'
+    return (file_start("StructuredGrid") +
             f'<StructuredGrid WholeExtent="{extent}">\n<Piece Extent="{extent}">\n'
             f"<PointData>\n{point_data}</PointData>\n<Points>\n{data_array(None, points, 3)}</Points>\n"
             "</Piece>\n</StructuredGrid>\n</VTKFile>\n")
@@ -79,7 +97,7 @@ def vtp_text(x, y, z, arrays):
     points = np.column_stack([xx[keep], yy[keep], z[keep]])
     point_data = "".join(data_array(name, v[keep]) for name, v in arrays.items())
     offsets = 4 * np.arange(1, len(quads) + 1)
-    return ('<?xml version="1.0"?>\n<VTKFile type="PolyData" version="1.0" byte_order="LittleEndian">\n'
+    return (file_start("PolyData") +
             f'<PolyData>\n<Piece NumberOfPoints="{len(points)}" NumberOfPolys="{len(quads)}">\n'
             f"<PointData>\n{point_data}</PointData>\n<Points>\n{data_array(None, points, 3)}</Points>\n"
             f'<Polys>\n{data_array("connectivity", quads, vtk_type="Int64")}'
