@@ -1,9 +1,9 @@
-"""Results files with known values, written through surfile as a job would (for render tests)."""
+"""Results files with known values in surfile's layout, as a job leaves them (for render tests)."""
 import h5py
 import numpy as np
 
 from landscape.grid import Grid
-from landscape.surfile import KINDS, prepare, write_points
+from landscape.surfile import KINDS, done_name, prepare
 
 
 def bowl(x, y):
@@ -22,10 +22,10 @@ def write_results(path, x, y=None, values=None, kind="surface", done=None):
     names = KINDS[kind] + tuple(n for n in values if n not in KINDS[kind])
     prepare(path, grid, kind, names, {"test": True}, {}, "none.h5")
     done = np.ones(grid.shape, dtype=bool) if done is None else done
-    full = {n: np.asarray(values.get(n, np.zeros(grid.shape)), dtype=float) for n in names}
-    points = [(i, [full[n].reshape(-1)[i] for n in names]) for i in np.flatnonzero(done.reshape(-1))]
-    with h5py.File(path, "r+") as f:
-        write_points(f, kind, names, grid.shape, points)
+    with h5py.File(path, "r+") as f:  # whole arrays at once: what write_points leaves, point by point
+        for n in names:
+            f[n][...] = np.where(done, np.asarray(values.get(n, np.zeros(grid.shape)), dtype=float), np.nan)
+        f[done_name(kind)][...] = done
     return path
 
 
