@@ -11,6 +11,7 @@ from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
 from landscape import plotting
 from landscape.plotting_base import basin_range, near_log_levels
+from landscape.plotting_maps import grid_quads
 from landscape.errors import LandscapeError
 
 # A non-square grid: 5 points along x, 3 along y, so any transposition shows up.
@@ -295,9 +296,13 @@ def test_basin_range_ignores_far_outliers_but_never_passes_the_data():
 
 def test_surface3d_ends_in_a_rim_at_vmax_instead_of_a_lid():
     z = Z_ALONG_X * 10.0  # columns at heights 0, 10, 20, 30, 40
-    surface = only(plotting.plot_surface3d(X, Y, z, vmax=15.0).axes[0].collections, Poly3DCollection)
-    # Quads between columns (0, 10) and (10, 20) remain, the latter lowered to 15; those wholly above go.
-    np.testing.assert_allclose(sorted(surface.get_array()), [5.0, 5.0, 12.5, 12.5])
+    polygons, heights = grid_quads(X, Y, np.ma.masked_invalid(z), top=15.0)
+    # Quads between columns (0, 10) stay whole; those between (10, 20) are cut at x = 1.5, where the
+    # height crosses 15; those wholly above it are gone.
+    assert len(polygons) == 2 * 2 and max(p[:, 2].max() for p in polygons) == 15.0
+    cut = [p for p in polygons if p[:, 0].max() > 1.0]
+    assert len(cut) == 2 and all(np.isclose(p[:, 0].max(), 1.5) for p in cut)
+    assert sorted(heights)[:2] == [5.0, 5.0]
 
 
 def test_contour_labels_are_thinned_so_they_do_not_pile_up():

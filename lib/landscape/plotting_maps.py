@@ -125,11 +125,23 @@ def plot_heatmap(x, y, z, vmin=None, vmax=None, log=False, cmap="viridis", title
     return fig
 
 
-def grid_quads(x, y, values, top=np.inf):
-    """Corners (n, 4, 3) and mean height of each grid quad whose four corners are all drawable.
+def clip_below(polygon, top):
+    """The part of a 3D polygon with z <= top (Sutherland-Hodgman against one plane); edges that
+    cross the plane are cut where they cross it, so a clipped surface ends in a smooth rim."""
+    kept = []
+    for start, end in zip(polygon, np.roll(polygon, -1, axis=0)):
+        if start[2] <= top:
+            kept.append(start)
+        if (start[2] <= top) != (end[2] <= top):
+            t = (top - start[2]) / (end[2] - start[2])
+            kept.append(start + t * (end - start))
+    return np.array(kept)
 
-    Heights above `top` are lowered to it, and a quad lying wholly above it is dropped, so the
-    surface ends in a rim at `top` instead of a flat lid.
+
+def grid_quads(x, y, values, top=np.inf):
+    """Polygons (each (k, 3)) and mean height of the grid quads whose four corners are all finished.
+
+    Quads reaching above `top` are clipped to the part below it (no flat lid, no sawtooth).
     """
     xx, yy = np.meshgrid(x, y)
     heights = values.filled(np.nan)
@@ -137,11 +149,11 @@ def grid_quads(x, y, values, top=np.inf):
                      (slice(1, None), slice(1, None)), (slice(1, None), slice(None, -1))]
     corners = np.stack([np.stack([xx[s], yy[s], heights[s]], axis=-1) for s in corner_slices], axis=-2)
     # A quad touching an unfinished cell is dropped whole: drawing it would invent the missing value.
-    complete = np.isfinite(corners[..., 2]).all(axis=-1)
-    below_top = (corners[..., 2] < top).any(axis=-1)
-    quads = corners[complete & below_top]
-    quads[..., 2] = np.minimum(quads[..., 2], top)
-    return quads, quads[..., 2].mean(axis=-1)
+    quads = corners[np.isfinite(corners[..., 2]).all(axis=-1)].reshape(-1, 4, 3)
+    below = (quads[..., 2] <= top).all(axis=-1)
+    crossing = (quads[..., 2] <= top).any(axis=-1) & ~below
+    polygons = list(quads[below]) + [clip_below(quad, top) for quad in quads[crossing]]
+    return polygons, np.array([polygon[:, 2].mean() for polygon in polygons])
 
 
 def plot_surface3d(x, y, z, vmin=None, vmax=None, log=False, title=None, label="z"):
