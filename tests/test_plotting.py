@@ -284,6 +284,9 @@ def test_eig_maps_show_min_and_max():
 def test_near_log_levels_are_round_and_dense_near_the_low_end():
     np.testing.assert_allclose(near_log_levels(0.05, 10.0),
                                [0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10])
+    narrow = near_log_levels(2.2, 4.4)  # holds only the round level 3: log-spaced ones instead
+    assert len(narrow) == 6 and narrow[0] > 2.2 and narrow[-1] == 4.4
+    np.testing.assert_allclose(np.diff(np.log(narrow)), np.log(2) / 6, rtol=0.02)
     with pytest.raises(plotting.PlotOptionError):
         near_log_levels(0.0, 1.0)
 
@@ -348,3 +351,5 @@ def test_trajectory_contours_are_near_log_levels_around_the_path_losses():
     assert levels[0] >= 0.8 * 0.2 and levels[-1] <= 2 * along.max() * 1.05
     assert len(levels) >= 6  # several contours near the path, not 20 even steps up to 2800
     assert set(np.round(levels / 10.0 ** np.floor(np.log10(levels)), 6)) <= {1.0, 1.5, 2.0, 3.0, 5.0, 7.0}
+    narrow = contour_set(plotting.plot_contour_with_path(x, y, z, xs[3:], ys[3:])).levels  # one point at 0.2
+    assert len(narrow) >= 6 and narrow[0] >= 0.16 and narrow[-1] <= 0.4 * 1.001

@@ -91,17 +91,22 @@ def log_bound(bound, name):
 NEAR_LOG_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 
 
-def near_log_levels(low, high):
+def near_log_levels(low, high, min_count=6):
     """Round levels 1, 1.5, 2, 3, 5, 7 x 10^k from just above `low` up to `high` (low > 0).
 
     Dense near a minimum and sparse far away, as a loss basin needs; linear steps over a range
-    reaching into the hundreds would put no contour near the minimum.
+    reaching into the hundreds would put no contour near the minimum. A range too narrow for
+    min_count such levels gets min_count log-spaced ones, rounded to 3 digits.
     """
     if not 0 < low < high:
         raise PlotOptionError(f"near-log levels need 0 < low < high, got low={low}, high={high}")
     decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
     ladder = np.array([step * 10.0 ** k for k in decades for step in NEAR_LOG_STEPS])
-    return ladder[(ladder > low) & (ladder <= high * (1 + 1e-9))]
+    levels = ladder[(ladder > low) & (ladder <= high * (1 + 1e-9))]
+    if len(levels) >= min_count:
+        return levels
+    spaced = np.geomspace(low, high, min_count + 1)[1:]
+    return np.unique([float(f"{v:.3g}") for v in spaced])
 
 
 # A loss more than BASIN_SPAN above its minimum (or BASIN_FACTOR times it) lies outside the basin:

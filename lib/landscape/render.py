@@ -109,11 +109,21 @@ def render_curves(results, path, opts):
     top = opts.vmax
     if top is None and opts.loss_max is None and not opts.log:
         top = max(default_top(q) for q in losses)
-    notes = [f"{q.label}: {q.note}" for q in curves.values() if q is not None and q.note]
+    notes = unique_notes([q for q in curves.values() if q is not None])
+    if top is not None and opts.vmax is None:
+        notes.insert(0, "loss axis " + range_note(max(losses, key=lambda q: np.nanmax(q.values)), top, None).strip())
     fig = plot_1d(results["grid"].x, values["train_loss"], values["train_acc"], values["test_loss"],
                   values["test_acc"], log=opts.log, loss_max=opts.loss_max, vmin=opts.vmin, vmax=top,
-                  acc_max=opts.acc_max, title="\n".join(notes) or None)
+                  acc_max=opts.acc_max, title="\n".join(n for n in notes if n != "loss axis ") or None)
     return save_figure(fig, plot_stem(path, "1d_loss_acc", opts))
+
+
+def unique_notes(found):
+    """Each quantity's note once; one line for all when they say the same (one done mask, one line)."""
+    notes = {q.note for q in found if q.note}
+    if len(notes) == 1:
+        return list(notes)
+    return [f"{q.label}: {q.note}" for q in found if q.note]
 
 
 def render_surface(path, opts, page=True):

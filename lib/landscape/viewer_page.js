@@ -95,7 +95,7 @@ function draw2d(q, log, zmax) {
   Plotly.react("surface3d", surfaceTraces, {title: {text: q.label + " (drag to turn)"}, scene: scene,
     margin: {l: 0, r: 0, t: 40, b: 0}, showlegend: false});
   Plotly.react("map2d", mapTraces, {title: {text: q.label}, xaxis: {title: {text: "x"}},
-    yaxis: {title: {text: "y"}, scaleanchor: "x"}, showlegend: false, hovermode: "closest"});
+    yaxis: {title: {text: "y"}}, showlegend: false, hovermode: "closest"});
 }
 
 function draw1d(q, log, zmax) {

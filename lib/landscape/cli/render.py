@@ -27,7 +27,8 @@ def parser():
     p.add_argument("--acc_max", type=float, help="1D: top of the accuracy axis (default 100)")
     p.add_argument("--eig_vmax", type=float, help="top of the |λmin/λmax| colours (default 0.5)")
     p.add_argument("--show", action="store_true", help="open the interactive page in a browser (needs a display)")
-    p.add_argument("--html", metavar="OUT.html", help="write the interactive page there (and no PNGs unless --png)")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="write the interactive page there, and no PNGs unless --png (default: FILE.html, with PNGs)")
     p.add_argument("--proj_file", help="draw this projected optimizer path on the page")
     p.add_argument("--watch", type=float, metavar="SECONDS",
                    help="with --html: rewrite the page every SECONDS until the grid is complete")
@@ -64,7 +65,7 @@ def outputs(args, opts):
     if args.watch is not None:
         watch(args.surf_file, args.html, args.watch, proj_file=opts.proj_file)
         saved.append(args.html)
-    elif args.html or args.show:
+    elif args.html or args.show or not args.vtk:  # a plain re-plot refreshes the page beside the file too
         saved += render_page(args.surf_file, opts, out=args.html or page_path(args.surf_file))
     return saved
 
