@@ -57,10 +57,11 @@ def test_render_writes_every_plot_and_log_writes_log_files_beside_them(partial, 
     for kind in ("2dcontour", "2dcontourf", "2dheat", "3dsurface"):
         assert f"{stem}_train_loss_{kind}.png" in written
     assert f"{stem}_eig_ratio.png" in written and f"{stem}_eig_maps.png" in written
+    assert f"{stem}.html" in written  # the page beside the file, as --plot writes it
     linear = open(f"{stem}_train_loss_2dheat.png", "rb").read()
-    assert render.main([path, "--log", "--vmin", "0.1", "--vmax", "5"]) == 0
+    log = render.RenderOptions(log=True, vmin=0.1, vmax=5.0)
+    assert f"{stem}_train_loss_2dheat_log.png" in render.render_surface(path, log, page=False)
     assert open(f"{stem}_train_loss_2dheat.png", "rb").read() == linear
-    assert (tmp := f"{stem}_train_loss_2dheat_log.png") in capsys.readouterr().out.split() and open(tmp, "rb")
 
 
 def test_1d_render_honours_the_reference_flags(tmp_path, capsys):
