@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-from landscape.plotting_base import (PlotOptionError, as_grid, contour_levels, log_bound, log_label, masked, near_log_levels,
-                                     new_figure, set_title, value_range)
+from landscape.plotting_base import (PlotOptionError, as_grid, contour_levels, log_bound, log_label, masked,
+                                     near_log_levels, new_figure, set_title, value_range)
 
 MAX_LABELLED_LEVELS = 8  # more inline labels than this crowd each other on a small figure
 
