@@ -3,7 +3,9 @@
 Skipped, with the reason, where chromium or playwright is missing (make setup installs both).
 """
 import io
+import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -75,8 +77,7 @@ def opened(browser, page_file):
 
 def show(opened, label):
     opened.page.select_option("#quantity", label=label)
-    opened.page.wait_for_function("([label]) => document.getElementById('map2d').layout.title.text === label",
-                                  arg=[label])
+    wait_until(opened, f"document.getElementById('map2d').layout.title.text === {json.dumps(label)}")
     opened.page.wait_for_timeout(500)
 
 
@@ -124,3 +125,34 @@ def test_unfinished_points_hover_as_not_computed(opened, page_file):
     values = opened.page.evaluate("window.landscapeView.data.quantities[0].values")
     done = read_results(page_file[0])["surface_done"].astype(bool)
     assert all((v is None) == (not d) for row, drow in zip(values, done) for v, d in zip(row, drow))
+
+
+def wait_until(opened, expression, timeout_s=60):
+    """Poll a page expression from here (page-side wait_for_function stalled under heavy load)."""
+    deadline = time.monotonic() + timeout_s
+    while not opened.page.evaluate(expression):
+        assert time.monotonic() < deadline, f"the page never reached: {expression}"
+        opened.page.wait_for_timeout(100)
+
+
+def set_control(opened, element, prop, value):
+    """As a user's click or entry does: set the control, then fire its change event."""
+    opened.page.evaluate("([id, prop, value]) => { const e = document.getElementById(id); e[prop] = value;"
+                         " e.dispatchEvent(new Event('change')); }", [element, prop, value])
+
+
+def test_log_switch_and_z_clip_redraw_from_the_stored_values(opened, page_file):
+    show(opened, "train loss")
+    stored = read_results(page_file[0])["train_loss"]
+    j, i = 0, 0  # a corner, far up the wall, above the default clip at the basin's top
+    set_control(opened, "zmax", "value", "")  # no clip
+    set_control(opened, "log", "checked", True)
+    wait_until(opened, "document.getElementById('map2d').data[0].colorbar.title.text.startsWith('log10')")
+    z = opened.page.evaluate(f"document.getElementById('map2d').data[0].z[{j}][{i}]")
+    assert z == pytest.approx(np.log10(stored[j, i]), rel=1e-5)
+    set_control(opened, "log", "checked", False)
+    set_control(opened, "zmax", "value", "1")
+    wait_until(opened, "document.getElementById('map2d').data[0].z[0][0] === 1")
+    heights = np.array(opened.page.evaluate("document.getElementById('surface3d').data[0].z"), dtype=float)
+    assert np.nanmax(heights) <= 1.0 and np.isnan(heights[0, 0])  # cut in 3D: no lid over the corner
+    assert opened.errors == []
