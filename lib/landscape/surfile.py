@@ -321,7 +321,11 @@ def write_points(f, kind, quantities, shape, results):
 
 
 def read_results(path):
-    """Everything needed for plots: coordinates, every value dataset, masks and attributes."""
+    """Everything needed for plots: coordinates, every value dataset, masks and attributes.
+
+    Read without HDF5's file lock (h5open), so a running job's writers are never blocked (they are
+    guarded by our own <path>.lock instead); a reader may then see a commit half done.
+    """
     with open_checked(path, "r") as f:
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
         out["dataset_attrs"] = {name: dict(f[name].attrs) for name in out if len(f[name].attrs)}
