@@ -217,3 +217,17 @@ def test_small_dim_stops_at_dim_and_is_deterministic():
     assert first[:-1] == again[:-1]  # all but the Krylov state
     assert first.krylov.steps == first.iters
     assert first.lam_min == pytest.approx(-1.0, rel=1e-10) and first.lam_max == pytest.approx(4.5, rel=1e-10)
+
+
+def test_hessian_samples_default_is_a_5000_subset_and_all_is_every_sample():
+    from landscape.cli.hessian import hessian_batches, parser
+    assert parser().parse_args([]).hessian_samples == 5000
+    assert parser().parse_args(["--hessian_samples", "all"]).hessian_samples is None
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--hessian_samples", "0"])
+
+    class Data:
+        x, y = torch.arange(12.0).reshape(12, 1), torch.arange(12)
+    kept = hessian_batches(Data, 5, 2, seed=0)
+    assert sum(len(yb) for _, yb in kept) == 5 and len(set(torch.cat([yb for _, yb in kept]).tolist())) == 5
+    assert sum(len(yb) for _, yb in hessian_batches(Data, None, 5, seed=0)) == 12

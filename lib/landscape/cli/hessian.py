@@ -19,13 +19,22 @@ from .context import build_context, input_settings
 from .run import guarded_main, run_job
 
 
+DEFAULT_HESSIAN_SAMPLES = 5000
+
+
+def sample_count(text):
+    """--hessian_samples: a positive count, or 'all' (None: every training sample)."""
+    return None if text == "all" else positive_int(text)
+
+
 def parser():
     p = grid_parser(__doc__)
     g = p.add_argument_group("hessian")
     g.add_argument("--tol", type=positive_float, default=1e-3, help="accuracy of λmin and λmax, relative to max|λ| (with probability >= 99%%)")
     g.add_argument("--max_iter", type=positive_int, default=100, help="Lanczos steps at most per point")
-    g.add_argument("--hessian_samples", type=positive_int, default=None,
-                   help="use a fixed random subset of N training samples (default: all)")
+    g.add_argument("--hessian_samples", type=sample_count, default=DEFAULT_HESSIAN_SAMPLES,
+                   help="a fixed seeded subset of N training samples (default %(default)s, as in the paper's Hessian "
+                        "maps: every HVP passes over them all); 'all' for the whole training set")
     g.add_argument("--hessian_params", default="reference", choices=PARAM_SUBSETS,
                    help="reference: parameters with more than one dimension; all: every parameter")
     g.add_argument("--hessian_batch", type=batch_size, default="auto",
