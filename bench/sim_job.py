@@ -108,7 +108,7 @@ def main(argv=None):
         with open(args.stats, "w") as f:
             json.dump(dict(ranks=world.size, wall=wall, shape=list(grid.shape), sleep=args.sleep,
                            parallel_io=job.uses_parallel_io(world, spec), file_bytes=os.path.getsize(args.surf_file),
-                           per_rank=per_rank, complete=complete), f)
+                           per_rank=per_rank, complete=complete, torch_imported="torch" in sys.modules), f)
     return 0 if complete else job.EXIT_STOPPED
 
 

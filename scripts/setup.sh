@@ -36,3 +36,12 @@ has "import h5py, sys; sys.exit(not h5py.get_config().mpi)" || {
 "$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null ||
   "$PY" -m pip install -q --disable-pip-version-check --no-deps -e .
 "$PY" -c "import h5py, mpi4py, torch; assert h5py.get_config().mpi; print('[setup] ok: torch', torch.__version__, 'h5py', h5py.__version__, '(mpi)', 'mpi4py', mpi4py.__version__)"
+# The interactive page (plotly.js ships inside the wheel), and what its tests need: the VTK reader
+# for the ParaView files, playwright driving Debian's chromium (no browser download).
+has "import plotly" || pip plotly
+has "import vtkmodules.vtkIOXML, playwright" || pip vtk playwright
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing chromium for the browser tests"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+    echo "[setup] chromium not installed: the browser tests will be skipped" >&2
+fi

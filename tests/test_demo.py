@@ -21,3 +21,6 @@ def test_demo_script_trains_maps_and_plots(tmp_path):
     for kind in ("2dcontour", "2dcontourf", "2dheat", "3dsurface"):
         assert (out / f"surface_train_loss_{kind}.png").stat().st_size > 0
         assert (out / f"surface_train_loss_{kind}.pdf").stat().st_size > 0
+    page = out / "surface.html"
+    assert f"interactive page (open it in a browser, no network needed): {page}" in r.stdout
+    assert 'id="landscape-data"' in page.read_text()

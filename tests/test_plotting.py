@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from matplotlib.collections import QuadMesh
+from matplotlib.colors import LogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 from matplotlib.path import Path
@@ -162,15 +163,19 @@ def test_all_unfinished_grid_is_refused():
         plotting.plot_heatmap(X, Y, np.full(Z_ALONG_X.shape, np.nan))
 
 
-def test_log_plots_log10_and_blanks_non_positive_values():
+def test_log_takes_levels_and_limits_in_z_units_and_blanks_non_positive_values():
     z = 10.0 ** Z_ALONG_X
     z[0, 0] = 0.0
-    fig = plotting.plot_contour(X, Y, z, vmin=0.5, vmax=4.0, vlevel=1.0, log=True)
-    for level, path in zip([0.5, 1.5, 2.5, 3.5], contour_set(fig).get_paths()):
-        np.testing.assert_allclose(path.vertices[:, 0], level)
-    values = quad_mesh(plotting.plot_heatmap(X, Y, z, log=True)).get_array().reshape(z.shape)
+    # Levels on grid values, so the lines sit on grid columns whatever the interpolation between them.
+    fig = plotting.plot_contour(X, Y, z, levels=[10.0, 100.0, 1000.0], log=True)
+    for column, path in zip([1.0, 2.0, 3.0], contour_set(fig).get_paths()):
+        np.testing.assert_allclose(path.vertices[:, 0], column, rtol=1e-6)
+    assert isinstance(contour_set(fig).norm, LogNorm)
+    mesh = quad_mesh(plotting.plot_heatmap(X, Y, z, vmin=10.0, vmax=1000.0, log=True))
+    assert isinstance(mesh.norm, LogNorm) and (mesh.norm.vmin, mesh.norm.vmax) == (10.0, 1000.0)
+    values = mesh.get_array().reshape(z.shape)
     assert np.ma.getmaskarray(values)[0, 0]
-    np.testing.assert_allclose(values[1:], Z_ALONG_X[1:])
+    np.testing.assert_allclose(values[1:], z[1:])
 
 
 def test_1d_log_puts_the_loss_axis_on_a_log_scale():

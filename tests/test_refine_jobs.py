@@ -44,6 +44,7 @@ def test_three_ranks_refine_exactly_like_one(one_rank, tmp_path):
     same(read(tmp_path / "sim.h5"), one_rank)
     measured = json.loads(stats.read_text())
     assert measured["ranks"] == 3 and len(measured["per_rank"]) == 3
+    assert measured["torch_imported"] is False  # 64 simulated ranks must not each load torch
     assert all(rank["requests"] > 1 for rank in measured["per_rank"])  # every rank took part
 
 

@@ -1,13 +1,19 @@
 """landscape: loss-landscape maps of neural networks (Li et al., NeurIPS 2018) at cluster scale.
 
 The Python API (see README, "Python API"): random_directions, target_directions, load_directions,
-surface, load; Directions.save, Result.save / .plot.
+surface, load; Directions.save, Result.save / .plot. They are imported on first use, so that
+`import landscape.job` (e.g. the coordinator's simulation at 64 ranks) does not load torch.
 """
 
 __version__ = "0.1.0"
 
-from .api import load, load_directions, random_directions, surface, target_directions  # noqa: E402
-from .dirfile import Directions  # noqa: E402
-from .result import Result  # noqa: E402
+_API = {"load": "api", "load_directions": "api", "random_directions": "api", "surface": "api",
+        "target_directions": "api", "Directions": "dirfile", "Result": "result"}
+__all__ = sorted(_API)
 
-__all__ = ["Directions", "Result", "load", "load_directions", "random_directions", "surface", "target_directions"]
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'landscape' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f".{_API[name]}", __name__), name)

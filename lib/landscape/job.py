@@ -6,6 +6,7 @@ h5py: rank 0 gathers and writes). A kill therefore loses at most one flush inter
 """
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def install_stop_signals():
     """SIGTERM (Slurm's time limit, scancel, mpirun) and SIGUSR1 (sbatch --signal) ask for a clean stop.
 
     On receipt each rank first saves its finished but uncommitted points to its own side file
-    (surfile.save_pending, milliseconds), because a launcher may kill it before the next commit:
+    (pending.save_pending, milliseconds), because a launcher may kill it before the next commit:
     mpirun sends SIGKILL one second after forwarding SIGTERM. The next run merges those points."""
     stop = threading.Event()
 
@@ -68,9 +69,14 @@ class Uncommitted:
         self.spec, self.rank, self.results, self.saved = spec, rank, [], False
 
     def save(self):
-        if self.results:
+        if not self.results:
+            return
+        try:
             save_pending(self.spec.path, self.rank, self.spec.quantities, list(self.results))
             self.saved = True
+        except OSError as e:  # in a signal handler: the commit that follows may still save them
+            print(f"[rank {self.rank}] could not save uncommitted points on stop ({e.strerror or e})",
+                  file=sys.stderr, flush=True)
 
     def committed(self):
         self.results = []

@@ -3,8 +3,8 @@
 Nothing here reads or writes files except save_figure. Figures are built on the Agg canvas
 without pyplot, so they are freed like any object. Grid convention: x (nx,), y (ny,), 2D
 arrays (ny, nx) with z[j, i] at (x[i], y[j]); NaN marks unfinished cells and shows blank.
-log=True on a 2D map plots log10(z) (values <= 0 blank; vmin/vmax/vlevel in log10 units);
-on plot_1d it puts the loss axis on a log scale.
+log=True draws a map on a log10 colour (or 3D height) scale with values <= 0 blank, and puts
+plot_1d's loss axis on a log scale; vmin/vmax/vlevel/levels stay in z's own units either way.
 """
 
 from landscape.plotting_base import PlotOptionError, save_figure

@@ -2,8 +2,8 @@
 
 Conventions: x has len nx, y has len ny, a 2D array z is shaped (ny, nx) and z[j, i] lies at
 (x[i], y[j]). NaN marks a cell that is not computed yet; it is masked so it shows blank.
-log=True always means "plot log10(z)": values <= 0 are masked too, and vmin/vmax/vlevel are
-given in log10 units.
+log=True draws z on a log10 colour or height scale: values <= 0 are masked too, while
+vmin/vmax/levels stay in z's own units (a loss of 0.1 is 0.1, not -1).
 """
 
 import os
@@ -76,6 +76,50 @@ def masked(values, log=False):
 
 def log_label(label, log):
     return f"log10({label})" if log else label
+
+
+def log_bound(bound, name):
+    """log10 of a bound given in z units; a log scale has no place for a bound <= 0."""
+    if bound is None:
+        return None
+    if not bound > 0:
+        raise PlotOptionError(f"{name}={bound} cannot bound a log scale; give a value > 0 (in z units, not log10)")
+    return float(np.log10(bound))
+
+
+# Steps of a near-logarithmic level ladder: six levels per decade, evenly spaced in log10 to within 20%.
+NEAR_LOG_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+
+
+def near_log_levels(low, high, min_count=6):
+    """Round levels 1, 1.5, 2, 3, 5, 7 x 10^k from just above `low` up to `high` (low > 0).
+
+    Dense near a minimum and sparse far away, as a loss basin needs; linear steps over a range
+    reaching into the hundreds would put no contour near the minimum. A range too narrow for
+    min_count such levels gets min_count log-spaced ones, rounded to 3 digits.
+    """
+    if not 0 < low < high:
+        raise PlotOptionError(f"near-log levels need 0 < low < high, got low={low}, high={high}")
+    decades = range(int(np.floor(np.log10(low))), int(np.ceil(np.log10(high))) + 1)
+    ladder = np.array([step * 10.0 ** k for k in decades for step in NEAR_LOG_STEPS])
+    levels = ladder[(ladder > low) & (ladder <= high * (1 + 1e-9))]
+    if len(levels) >= min_count:
+        return levels
+    spaced = np.geomspace(low, high, min_count + 1)[1:]
+    return np.unique([float(f"{v:.3g}") for v in spaced])
+
+
+# A loss more than BASIN_SPAN above its minimum (or BASIN_FACTOR times it) lies outside the basin:
+# the reference's plots stop at a loss of 10 (plot_2D.py's levels, plot_1D.py's loss_max 5).
+BASIN_SPAN = 10.0
+BASIN_FACTOR = 20.0
+
+
+def basin_range(values):
+    """(low, top) of a loss map or curve: its minimum, and where the basin ends (never past the data)."""
+    low, high = finite_range(np.ma.masked_invalid(np.asarray(values, dtype=float)), "loss")
+    top = low + max(BASIN_SPAN, BASIN_FACTOR * abs(low))
+    return low, min(high, top) if high > low else high
 
 
 def finite_range(values, name):

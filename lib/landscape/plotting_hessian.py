@@ -53,6 +53,7 @@ def plot_eig_ratio(x, y, min_eig, max_eig, vmax=None, contour=None, title=None, 
         ax.set_xlim(x[0], x[-1])
         ax.set_ylim(*value_range(ratio, 0.0, EIG_RATIO_VMAX_1D if vmax is None else vmax, "ratio"))
         ax.set_ylabel("|λmin / λmax|")
+        ax.set_xlabel("x")
     else:
         vmin, vmax = value_range(ratio, 0.0, EIG_RATIO_VMAX_2D if vmax is None else vmax, "ratio")
         draw_heatmap(ax, x, y, ratio, vmin, vmax, "viridis", "|λmin / λmax|")
@@ -76,6 +77,7 @@ def plot_eig_maps(x, y, min_eig, max_eig, title=None):
         ax.axhline(0.0, color="gray", linewidth=0.5)
         ax.set_xlim(x[0], x[-1])
         ax.set_ylabel("Hessian eigenvalue")
+        ax.set_xlabel("x")
         ax.legend()
         set_title(ax, title)
         return fig

@@ -1,17 +1,48 @@
-"""Plots from a results file alone: `python -m landscape.render FILE [--vmin ...]` (also used by --plot).
+"""PNG/PDF plots of a results file (also run by --plot); its command line is in cli/render.py.
 
-Unfinished points (done mask 0) are NaN here, so every plot shows them blank.
+Every plot draws a Quantity (render_data.py): unfinished points are NaN and show blank, an adaptive
+run's `<name>_interp` is preferred, and the title says which and how many points are blank.
+Default ranges of a loss show its basin (its minimum up to BASIN_SPAN above it) instead of
+following far-away outliers; --vmin/--vmax/--vlevel/--zlim override them, in loss units also with --log.
 """
-import argparse
 import sys
+from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .errors import SurfaceFileError
 from .plotting import (plot_1d, plot_contour, plot_eig_maps, plot_eig_ratio, plot_heatmap, plot_surface3d,
                        save_figure)
-from .errors import LandscapeError, SurfaceFileError
+from .plotting_base import basin_range, near_log_levels
 from .render_curvature import render_curvature
-from .surfile import KINDS, done_name, read_results
+from .render_data import find, quantities
+from .surfile import done_name, read_results
+
+
+@dataclass
+class RenderOptions:
+    """What a re-plot may change; bounds are in the quantity's units, also with log."""
+    surf_name: str = "train_loss"
+    vmin: float = None
+    vmax: float = None
+    vlevel: float = None
+    zlim: float = None        # top of the 3D surface (plot_2D.py's --zlim, h52vtp.py's --zmax)
+    log: bool = False
+    loss_max: float = None    # top of the 1D loss axis (plot_1D.py's --loss_max)
+    acc_max: float = None     # top of the 1D accuracy axis
+    eig_vmax: float = None    # top of the |λmin/λmax| colours (default 0.5, the paper's)
+    proj_file: str = None     # projected optimizer path drawn on the HTML page
+
+    @classmethod
+    def of(cls, opts, vmax_is_ratio=False):
+        """From any object with some of these attributes (a driver's parsed flags); the rest default.
+        vmax_is_ratio: a Hessian driver's --vmax is the |λmin/λmax| colour top (it has no --eig_vmax)."""
+        if isinstance(opts, cls):
+            return opts
+        values = {f.name: getattr(opts, f.name) for f in fields(cls) if getattr(opts, f.name, None) is not None}
+        if vmax_is_ratio and "eig_vmax" not in values:
+            values["eig_vmax"] = getattr(opts, "vmax", None)
+        return cls(**values)
 
 
 def finished(results, name, kind):
@@ -22,82 +53,147 @@ def stem_of(path, name):
     return (path[:-3] if path.endswith(".h5") else path) + f"_{name}"
 
 
-REFERENCE_LOSS_LEVELS = dict(vmin=0.1, vmax=10.0, vlevel=0.5)  # plot_2D.py's defaults, familiar to users
+def plot_stem(path, name, opts):
+    """--log writes <name>_log files, so a log re-plot never replaces the linear ones."""
+    return stem_of(path, name + ("_log" if opts.log else ""))
 
 
-def contour_defaults(z, surf_name, opts):
-    """The user's levels; else the reference's for a loss that overlaps them; else the data's range."""
-    given = dict(vmin=opts.vmin, vmax=opts.vmax, vlevel=opts.vlevel)
-    if any(v is not None for v in given.values()) or opts.log or not surf_name.endswith("loss"):
-        return given
-    lo, hi = np.nanmin(z), np.nanmax(z)
-    ref = REFERENCE_LOSS_LEVELS
-    return ref if lo < ref["vmax"] and hi > ref["vmin"] else given
+def default_top(q):
+    """Where the default range of a quantity ends: a loss's basin top, else its largest value."""
+    return basin_range(q.values)[1] if q.is_loss else float(np.nanmax(q.values))
 
 
-def render_surface(path, opts, surf_name="train_loss"):
-    r = read_results(path)
-    if done_name("surface") not in r:
+def loss_levels(q, opts):
+    """The user's levels (arange in loss units); else near-log levels over the loss basin."""
+    if opts.vlevel is not None or not q.is_loss:
+        return dict(vmin=opts.vmin, vmax=opts.vmax, vlevel=opts.vlevel)
+    low, top = basin_range(q.values)
+    low = max(opts.vmin if opts.vmin is not None else low, top * 1e-3)
+    top = opts.vmax if opts.vmax is not None else top
+    return dict(levels=near_log_levels(low, top)) if 0 < low < top else dict(vmin=opts.vmin, vmax=opts.vmax)
+
+
+def range_note(q, top, user_top):
+    """Says when a default range stops below the data, so a clipped plot is never mistaken for the data."""
+    if user_top is not None or top >= np.nanmax(q.values):
+        return ""
+    return f" (basin: up to {top:.3g}, max {np.nanmax(q.values):.3g})"
+
+
+def render_map(results, path, opts):
+    """The four 2D plots of one quantity: contour lines, filled contours, heatmap, 3D surface."""
+    q = find(results, opts.surf_name)
+    if q is None:
+        names = ", ".join(m.name for m in quantities(results))
+        raise SurfaceFileError(f"{path} has no map {opts.surf_name!r}; it has {names}")
+    g, saved = results["grid"], []
+    top = opts.vmax if opts.vmax is not None else default_top(q)
+    title = q.label + range_note(q, top, opts.vmax) + (f"\n{q.note}" if q.note else "")
+    levels = loss_levels(q, opts)
+    for filled, kind in ((False, "2dcontour"), (True, "2dcontourf")):
+        fig = plot_contour(g.x, g.y, q.values, log=opts.log, filled=filled, title=title, label=q.label, **levels)
+        saved += save_figure(fig, plot_stem(path, f"{q.name}_{kind}", opts))
+    fig = plot_heatmap(g.x, g.y, q.values, vmin=opts.vmin, vmax=top, log=opts.log, title=title, label=q.label)
+    saved += save_figure(fig, plot_stem(path, f"{q.name}_2dheat", opts))
+    ztop = opts.zlim if opts.zlim is not None else top
+    fig = plot_surface3d(g.x, g.y, q.values, vmin=opts.vmin, vmax=ztop, log=opts.log, label=q.label,
+                         title=q.label + range_note(q, ztop, opts.zlim) + (f"\n{q.note}" if q.note else ""))
+    saved += save_figure(fig, plot_stem(path, f"{q.name}_3dsurface", opts))
+    return saved
+
+
+def render_curves(results, path, opts):
+    """Train (and test) loss and accuracy along the 1D grid; the loss axis shows the basin by default."""
+    curves = {name: find(results, name) for name in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    values = {name: q.values if q is not None else None for name, q in curves.items()}
+    losses = [q for q in (curves["train_loss"], curves["test_loss"]) if q is not None]
+    top = opts.vmax
+    if top is None and opts.loss_max is None and not opts.log:
+        top = max(default_top(q) for q in losses)
+    notes = unique_notes([q for q in curves.values() if q is not None])
+    if top is not None and opts.vmax is None:
+        notes.insert(0, "loss axis " + range_note(max(losses, key=lambda q: np.nanmax(q.values)), top, None).strip())
+    fig = plot_1d(results["grid"].x, values["train_loss"], values["train_acc"], values["test_loss"],
+                  values["test_acc"], log=opts.log, loss_max=opts.loss_max, vmin=opts.vmin, vmax=top,
+                  acc_max=opts.acc_max, title="\n".join(n for n in notes if n != "loss axis ") or None)
+    return save_figure(fig, plot_stem(path, "1d_loss_acc", opts))
+
+
+def unique_notes(found):
+    """Each quantity's note once; one line for all when they say the same (one done mask, one line)."""
+    notes = {q.note for q in found if q.note}
+    if len(notes) == 1:
+        return list(notes)
+    return [f"{q.label}: {q.note}" for q in found if q.note]
+
+
+def render_surface(path, opts, page=True):
+    """Plots of the surface values (2D: maps of opts.surf_name; 1D: loss/accuracy curves) and the HTML page."""
+    opts = RenderOptions.of(opts)
+    results = read_results(path)
+    if done_name("surface") not in results:
         return []
-    g, saved = r["grid"], []
+    saved = render_map(results, path, opts) if results["grid"].is_2d else render_curves(results, path, opts)
+    return saved + (render_page(path, opts) if page else [])
+
+
+def render_eig_maps(results, path, opts):
+    g = results["grid"]
+    low, high = find(results, "min_eig"), find(results, "max_eig")
+    return save_figure(plot_eig_maps(g.x, g.y, low.values, high.values, title=low.note or None),
+                       stem_of(path, "eig_maps"))
+
+
+def render_eig_ratio(results, path, opts):
+    g = results["grid"]
     if not g.is_2d:
-        test = "test_loss" in r
-        fig = plot_1d(g.x, finished(r, "train_loss", "surface"), finished(r, "train_acc", "surface"),
-                      finished(r, "test_loss", "surface") if test else None,
-                      finished(r, "test_acc", "surface") if test else None, log=opts.log)
-        return save_figure(fig, stem_of(path, "1d_loss_acc"))
-    if surf_name not in r:
-        raise SurfaceFileError(f"{path} has no {surf_name!r}; it has {', '.join(sorted(KINDS['surface']))}"
-                               + (" and test values" if "test_loss" in r else ""))
-    z = finished(r, surf_name, "surface")
-    levels = dict(contour_defaults(z, surf_name, opts), log=opts.log)
-    saved += save_figure(plot_contour(g.x, g.y, z, **levels), stem_of(path, f"{surf_name}_2dcontour"))
-    saved += save_figure(plot_contour(g.x, g.y, z, filled=True, **levels), stem_of(path, f"{surf_name}_2dcontourf"))
-    saved += save_figure(plot_heatmap(g.x, g.y, z, vmin=opts.vmin, vmax=opts.vmax, log=opts.log, label=surf_name),
-                         stem_of(path, f"{surf_name}_2dheat"))
-    saved += save_figure(plot_surface3d(g.x, g.y, z, vmin=opts.vmin, vmax=opts.vmax, log=opts.log),
-                         stem_of(path, f"{surf_name}_3dsurface"))
-    return saved
-
-
-def render_hessian(path, opts):
-    r = read_results(path)
-    if done_name("hessian") not in r:
         return []
-    g = r["grid"]
-    lo, hi = finished(r, "min_eig", "hessian"), finished(r, "max_eig", "hessian")
-    saved = save_figure(plot_eig_maps(g.x, g.y, lo, hi), stem_of(path, "eig_maps"))
-    if g.is_2d:
-        contour = finished(r, "train_loss", "surface") if done_name("surface") in r else None
-        fig = plot_eig_ratio(g.x, g.y, lo, hi, vmax=opts.vmax, contour=contour)
-        saved += save_figure(fig, stem_of(path, "eig_ratio"))
-    surface = done_name("surface") in r and g.is_2d
-    saved += render_curvature(r, lambda name: stem_of(path, name), finished(r, "train_loss", "surface") if surface else None)
-    return saved
+    low, high, loss = find(results, "min_eig"), find(results, "max_eig"), find(results, "train_loss")
+    if loss is not None and not np.isfinite(loss.values).any():
+        loss = None
+    levels = loss_levels(loss, RenderOptions()).get("levels") if loss is not None else None
+    fig = plot_eig_ratio(g.x, g.y, low.values, high.values, vmax=opts.eig_vmax, levels=levels,
+                         contour=loss.values if loss is not None else None, title=low.note or None)
+    return save_figure(fig, stem_of(path, "eig_ratio"))
+
+
+def render_curvature_maps(results, path, opts):
+    """Trace, negative-mass, density and per-layer plots, where the file holds them (render_curvature.py)."""
+    loss = finished(results, "train_loss", "surface") if done_name("surface") in results and results["grid"].is_2d \
+        else None
+    return render_curvature(results, lambda name: stem_of(path, name), loss)
+
+
+# Each takes (results, path, options) and returns the paths it wrote; other Hessian plots append here.
+HESSIAN_RENDERERS = [render_eig_maps, render_eig_ratio, render_curvature_maps]
+
+
+def render_hessian(path, opts, page=True):
+    """Every HESSIAN_RENDERERS plot of the file's eigenvalues, and the HTML page."""
+    opts = RenderOptions.of(opts, vmax_is_ratio=True)
+    results = read_results(path)
+    if done_name("hessian") not in results:
+        return []
+    saved = [out for render in HESSIAN_RENDERERS for out in render(results, path, opts)]
+    return saved + (render_page(path, opts) if page else [])
+
+
+def page_path(path):
+    return (path[:-3] if path.endswith(".h5") else path) + ".html"
+
+
+def render_page(path, opts, out=None, reload_secs=None):
+    """The interactive page of every quantity in the file, next to it by default; returns [its path]."""
+    from .viewer_html import write_page  # plotly is only needed for the page
+    out = out or page_path(path)
+    write_page(read_results(path), out, path, proj_file=RenderOptions.of(opts).proj_file,
+               reload_secs=reload_secs)
+    return [out]
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("surf_file")
-    p.add_argument("--surf_name", default="train_loss", help="which 2D value to draw (train_loss, test_acc, ...)")
-    p.add_argument("--vmin", type=float)
-    p.add_argument("--vmax", type=float)
-    p.add_argument("--vlevel", type=float)
-    p.add_argument("--log", action="store_true")
-    p.add_argument("--eig_vmax", type=float, default=None, help="colour limit of the |min/max| eigenvalue map")
-    args = p.parse_args(argv)
-    try:
-        saved = render_surface(args.surf_file, args, args.surf_name)
-        saved += render_hessian(args.surf_file, argparse.Namespace(vmax=args.eig_vmax))
-    except LandscapeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for out in saved:
-        print(out)
-    if not saved:
-        print(f"{args.surf_file} holds no surface or Hessian values", file=sys.stderr)
-        return 2
-    return 0
+    from .cli.render import main as cli_main  # the flags live with the other drivers'
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,11 @@ SHARED_SETTINGS = ("model", "model_kwargs", "checkpoint_sha256", "directions_sha
 SPELLED_GRID = ("x", "y")
 SHOWN_POINTS = 8
 JSON_ATTRIBUTES = ("_settings", "_provenance", "_runs")
-# File format versions from HDF5 1.10 on checksum every metadata block (superblock, object headers,
-# B-trees, heaps): damaged metadata is then an error when read, not a crash or a wrong object
-METADATA_CHECKSUMS = ("v110", "latest")
+# The HDF5 1.8 file format checksums its metadata (superblock v2, object headers v2, B-trees, heaps):
+# damaged metadata is then an error when read, not a crash or a wrong object. Not 1.10's: its
+# superblock marks a file open for writing, and default h5py readers then refuse it during a job
+# (and after a killed one).
+METADATA_CHECKSUMS = ("v108", "latest")
 
 
 PER_LAYER = ("layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err")
@@ -319,7 +321,11 @@ def write_points(f, kind, quantities, shape, results):
 
 
 def read_results(path):
-    """Everything needed for plots: coordinates, every value dataset, masks and attributes."""
+    """Everything needed for plots: coordinates, every value dataset, masks and attributes.
+
+    Read without HDF5's file lock (h5open), so a running job's writers are never blocked (they are
+    guarded by our own <path>.lock instead); a reader may then see a commit half done.
+    """
     with open_checked(path, "r") as f:
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
         out["dataset_attrs"] = {name: dict(f[name].attrs) for name in out if len(f[name].attrs)}

@@ -22,7 +22,7 @@ from .run import guarded_main, run_job
 def parser():
     p = grid_parser(__doc__)
     g = p.add_argument_group("hessian")
-    g.add_argument("--tol", type=positive_float, default=1e-3, help="Ritz residual bound, relative to |λmax|")
+    g.add_argument("--tol", type=positive_float, default=1e-3, help="accuracy of λmin and λmax, relative to max|λ| (with probability >= 99%%)")
     g.add_argument("--max_iter", type=positive_int, default=100, help="Lanczos steps at most per point")
     g.add_argument("--hessian_samples", type=positive_int, default=None,
                    help="use a fixed random subset of N training samples (default: all)")

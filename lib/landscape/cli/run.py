@@ -10,6 +10,7 @@ from ..errors import LandscapeError
 from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED, JobSpec, install_stop_signals
 from ..mpi import abort_on_uncaught, check_launch, init_world
 from ..surfile import open_checked
+from .args import commit_policy
 from .context import provenance
 from .refining import finish_refinement
 
@@ -29,8 +30,8 @@ def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, sto
     """settings_of() hashes the inputs; only rank 0 calls it, under the lock.
     planner: a refine.Refinement for --refine (its settings are not compared on resume).
     layout: keyword arguments of surfile.prepare for array-valued quantities (trailing, dataset_attrs)."""
-    spec = JobSpec(ctx.surf_file, kind, tuple(quantities), ctx.grid.shape, args.flush_points, args.flush_secs,
-                   args.progress_secs, args.serial_io, max_chunk, args.stop_margin)
+    spec = JobSpec(ctx.surf_file, kind, tuple(quantities), ctx.grid.shape, progress_secs=args.progress_secs,
+                   serial_io=args.serial_io, max_chunk=max_chunk, stop_margin=args.stop_margin, **commit_policy(args))
     finish = None if planner is None else (lambda: finish_refinement(ctx.surf_file, kind, quantities, planner))
     complete = runner.run_job(world, spec, ctx.grid, evaluate_point, settings_of, provenance(world, ctx),
                               ctx.dir_file, stop, args.overwrite, planner, finish, layout)

@@ -1,0 +1,91 @@
+"""python -m landscape.render FILE: plots, the interactive page, ParaView files, a live view.
+
+Re-plotting flags keep the meaning of the reference's plot_2D.py / plot_1D.py / h52vtp.py, with
+bounds in the quantity's own units also under --log.
+"""
+import argparse
+import os
+import sys
+import webbrowser
+
+from ..errors import LandscapeError
+from ..render import RenderOptions, page_path, render_hessian, render_page, render_surface
+
+EXIT_BAD_INPUT = 2
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m landscape.render", description=__doc__)
+    p.add_argument("surf_file")
+    p.add_argument("--surf_name", default="train_loss", help="which 2D map the plots draw (train_loss, test_acc, ...)")
+    p.add_argument("--vmin", type=float, help="lower end of contour levels and colours (loss units)")
+    p.add_argument("--vmax", type=float, help="upper end of contour levels and colours; 1D: top of the loss axis")
+    p.add_argument("--vlevel", type=float, help="step between contour levels (default: near-log levels)")
+    p.add_argument("--zlim", "--zmax", type=float, dest="zlim", help="top of the 3D surface and of the VTK heights")
+    p.add_argument("--log", action="store_true", help="log scale; writes *_log plots beside the linear ones")
+    p.add_argument("--loss_max", type=float, help="1D: top of the loss axis (plot_1D.py's)")
+    p.add_argument("--acc_max", type=float, help="1D: top of the accuracy axis (default 100)")
+    p.add_argument("--eig_vmax", type=float, help="top of the |λmin/λmax| colours (default 0.5)")
+    p.add_argument("--show", action="store_true", help="open the interactive page in a browser (needs a display)")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="write the interactive page there, and no PNGs unless --png (default: FILE.html, with PNGs)")
+    p.add_argument("--proj_file", help="draw this projected optimizer path on the page")
+    p.add_argument("--watch", type=float, metavar="SECONDS",
+                   help="with --html: rewrite the page every SECONDS until the grid is complete")
+    p.add_argument("--vtk", metavar="OUT.vts|OUT.vtp", help="write a ParaView file (structured grid or polydata)")
+    p.add_argument("--interp", type=int, default=1, help="--vtk: refine the grid this many times (h52vtp's)")
+    p.add_argument("--png", action="store_true", help="also write the PNG/PDF plots with --html or --vtk")
+    return p
+
+
+def has_display():
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
+
+
+def check(args):
+    if args.watch is not None and (not args.html or not args.watch > 0):
+        raise LandscapeError("--watch SECONDS needs --html OUT.html and SECONDS > 0")
+    if args.show and not has_display():
+        raise LandscapeError("--show needs a display (DISPLAY is not set); open the PNGs this writes, or write "
+                             "the interactive page with --html OUT.html and open it anywhere")
+
+
+def outputs(args, opts):
+    from ..surfile import read_results
+    from ..viewer_watch import watch
+    from ..vtk_export import export_vtk
+    saved = []
+    if args.png or not (args.html or args.vtk):
+        saved += render_surface(args.surf_file, opts, page=False) + render_hessian(args.surf_file, opts, page=False)
+        if not saved:
+            raise LandscapeError(f"{args.surf_file} holds no surface or Hessian values")
+    if args.vtk:
+        saved.append(export_vtk(read_results(args.surf_file), args.vtk, opts.surf_name, opts.zlim,
+                                opts.log, args.interp))
+    if args.watch is not None:
+        watch(args.surf_file, args.html, args.watch, proj_file=opts.proj_file)
+        saved.append(args.html)
+    elif args.html or args.show or not args.vtk:  # a plain re-plot refreshes the page beside the file too
+        saved += render_page(args.surf_file, opts, out=args.html or page_path(args.surf_file))
+    return saved
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    opts = RenderOptions(**{name: getattr(args, name) for name in (
+        "surf_name", "vmin", "vmax", "vlevel", "zlim", "log", "loss_max", "acc_max", "eig_vmax", "proj_file")})
+    try:
+        check(args)
+        saved = outputs(args, opts)
+    except LandscapeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for out in saved:
+        print(out)
+    if args.show:
+        webbrowser.open("file://" + os.path.abspath(saved[-1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
