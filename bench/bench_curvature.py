@@ -138,7 +138,8 @@ def moments(nodes, weights):
 def report(args, loss, dim, t, mine, pyh, hvp_wall):
     tr, lam_min, lam_max = t
     lines = [f"# bench_curvature: ResNet-20 at a trained minimum ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
-             "", f"`PYTHONPATH=lib .venv/bin/python bench/bench_curvature.py --images {args.images} --seeds {args.seeds}`;"
+             "", f"`PYTHONPATH=lib .venv/bin/python bench/bench_curvature.py --images {args.images} --seeds {args.seeds}"
+             f" --truth_steps {args.truth_steps} --truth_probes {args.truth_probes}`;"
              f" {len(os.sched_getaffinity(0))} CPUs, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__}.", "",
              f"Train loss {loss:.2e} on {args.images} synthetic images; n = {dim} parameters (all); "
              f"one HVP {hvp_wall:.2f} s wall. Truth: trace {tr.trace:.5g} ± {tr.err:.2g} (1σ), "

@@ -129,7 +129,9 @@ def curvature_flags(d, out, *extra):
 
 def stored(path):
     with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset) and k != "dir_file"}
+        # checksums digest the bits, which fp32 rounding changes with the rank count; the values are compared
+        return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset) and k != "dir_file"
+                and not k.endswith("_checksum")}
 
 
 @pytest.fixture(scope="module")

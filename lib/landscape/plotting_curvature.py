@@ -22,13 +22,15 @@ def _over_contours(ax, x, y, contour):
 
 
 def plot_trace_map(x, y, trace, trace_err, contour=None, title=None):
-    """Hessian trace: a heatmap (2D) under optional loss contours, or a curve with its ±1σ band (1D)."""
+    """Hessian trace: a heatmap (2D) under optional loss contours, or a curve with its ±1σ band (1D;
+    trace_err None draws none)."""
     fig = new_figure()
     ax = fig.add_subplot()
     if y is None:
         x = as_axis(x, "x")
         trace, err = as_curve(x, trace, "trace"), as_curve(x, trace_err, "trace_err")
-        ax.fill_between(x, masked(trace - err), masked(trace + err), color="tab:blue", alpha=0.3, label="±1σ")
+        if err is not None:
+            ax.fill_between(x, masked(trace - err), masked(trace + err), color="tab:blue", alpha=0.3, label="±1σ")
         ax.plot(x, masked(trace), "b-", linewidth=1, label="trace")
         ax.axhline(0.0, color="gray", linewidth=0.5)
         ax.set_xlim(x[0], x[-1])

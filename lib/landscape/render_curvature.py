@@ -36,7 +36,8 @@ def render_curvature(r, stem, contour=None):
     g, saved = r["grid"], []
     y = g.y if g.is_2d else None
     if "trace" in r:
-        fig = plot_trace_map(g.x, y, _finished(r, "trace"), _finished(r, "trace_err"), contour=contour)
+        err = _finished(r, "trace_err") if "trace_err" in r else None  # a file written by other tools may lack it
+        fig = plot_trace_map(g.x, y, _finished(r, "trace"), err, contour=contour)
         saved += save_figure(fig, stem("trace"))
     if "esd_nodes" in r:
         fig = plot_negative_mass(g.x, y, _finished(r, "neg_mass"), _finished(r, "neg_share"), contour=contour)

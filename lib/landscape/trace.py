@@ -13,8 +13,9 @@ of the extremes has built a better one (a Krylov space converges to the extreme 
 no extra cost, so the whole budget goes to the remainder, whose variance 2 ||P H P||_F^2 no
 longer contains the outliers that dominate ||H||_F at a minimum. `hutchpp` is kept as the baseline.
 
-The error bar is the sample standard deviation of the probes over sqrt(samples): the estimate is
-the exact part plus a mean of independent samples, so this is its standard error.
+The error bar is a standard error of the probes' mean (the exact part has none): the larger of the
+samples' spread and the Rademacher variance bound 2 ||P H P||_F^2, estimated from the same products
+(see _error_bar).
 
 Blocks: for a diagonal block D (a 0/1 mask over the coordinates of one layer),
 tr(D H) = sum_j (D q_j)^T (2 H q_j - Q Q^T H q_j) + E[(D g)^T P H P g]; the same probes and
@@ -39,10 +40,20 @@ def rademacher(dim, seed, dtype=torch.float64, device="cpu"):
     return (torch.randint(0, 2, (dim,), generator=gen) * 2 - 1).to(device=device, dtype=dtype)
 
 
-def _standard_error(samples):
-    if samples.shape[0] < 2:
+def _error_bar(samples, squared_norms):
+    """Standard error of the mean of `samples` (Rademacher quadratic forms g'Bg with B = A or A D).
+
+    Var(g'Ag) = 2 (||A||_F^2 - sum_i A_ii^2) <= 2 ||A||_F^2 = 2 E||A g||^2 (and 2 ||D A||_F^2 for a
+    block), and the products already give ||A g||^2: the bound, so estimated, is far steadier than the
+    samples' own spread, which a few probes that miss a strong remaining direction can shrink (seen
+    as 4-sigma misses when the Krylov space leaves only a few such directions). The larger of the two is used.
+    """
+    m = samples.shape[0]
+    if m < 2:
         raise ValueError("a standard error needs at least 2 samples")
-    return samples.std(dim=0, unbiased=True) / samples.shape[0] ** 0.5
+    spread = samples.var(dim=0, unbiased=True)
+    bound = 2 * squared_norms.mean(0)
+    return (torch.maximum(spread, bound) / m) ** 0.5
 
 
 def _block_sums(values, groups):
@@ -71,17 +82,19 @@ def deflated_hutchinson(matvec, dim, samples, *, basis=(), products=(), groups: 
 
     def project(v):
         return v - q @ (q.T @ v)
-    per_block = []
+    per_block, block_norms, norms = [], [], []
     for i in range(samples):
         g = rademacher(dim, seed + i, dtype, device)
         w = project(matvec(project(g)).to(device, dtype))
         per_block.append(_block_sums(g * w, blocks))
+        block_norms.append(_block_sums(w * w, blocks))
+        norms.append((w * w).sum())
     per_block = torch.stack(per_block)  # (samples, blocks)
     block_trace = exact + per_block.mean(0)
-    block_err = _standard_error(per_block)
+    block_err = _error_bar(per_block, torch.stack(block_norms))
     totals = per_block.sum(1)
     trace = exact.sum().item() + totals.mean().item()
-    err = _standard_error(totals).item()
+    err = _error_bar(totals, torch.stack(norms)).item()
     if groups:
         return TraceEstimate(trace, err, samples, tuple(block_trace.tolist()), tuple(block_err.tolist()))
     return TraceEstimate(trace, err, samples)
