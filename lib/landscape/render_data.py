@@ -69,7 +69,7 @@ def is_map(results, name):
     shape = results["grid"].shape
     value = results[name]
     return (isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu"
-            and name not in NOT_VALUES and not name.endswith("_done") and not name.endswith(INTERP_SUFFIX))
+            and name not in NOT_VALUES and not name.endswith(("_done", "_checksum", INTERP_SUFFIX)))
 
 
 def quantity(results, name):

@@ -65,7 +65,10 @@ def load_model(args, num_classes, model_file):
 
 
 def check_output_classes(model, data, model_name):
-    """The model must give one logit per class of the labels: cross-entropy would fail mid-grid otherwise."""
+    """For class labels (N,) the model must give one logit per class: cross-entropy would fail mid-grid
+    otherwise. Other targets (tokens (N, T), regression) go to the user's --loss, which says what fits."""
+    if data.y.dim() != 1 or data.y.is_floating_point() or data.num_classes is None:
+        return
     with torch.inference_mode():
         logits = model(data.x[:1])
     if logits.dim() != 2 or logits.shape[1] < data.num_classes:
