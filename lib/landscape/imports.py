@@ -9,7 +9,7 @@ def import_callable(spec, error, what):
     The current directory is importable, as it is for `python script.py`."""
     module_name, _, attr_path = str(spec).partition(":")
     if not module_name or not attr_path:
-        raise error(f"{what} {spec!r} must look like 'package.module:function'")
+        raise error(f"{what} {spec!r} must look like 'package.module:name'")
     added = os.getcwd() not in sys.path
     if added:
         sys.path.insert(0, os.getcwd())

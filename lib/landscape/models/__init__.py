@@ -4,12 +4,12 @@ Zoo names and their state_dict layouts match the reference's `--model` choices, 
 load unchanged. Any other model is given as 'package.module:factory'.
 """
 
-import importlib
 from functools import partial
 
 import torch.nn as nn
 
 from ..errors import ModelError
+from ..imports import import_callable
 from .densenet import LAYOUTS as DENSENET_LAYOUTS, densenet
 from .resnet import cifar_resnet
 from .resnet_imagenet import imagenet_style_resnet
@@ -60,27 +60,6 @@ def get_model(name, num_classes=10):
     return _ZOO[name](num_classes=num_classes)
 
 
-def _import_factory(spec):
-    module_name, _, attr_path = spec.partition(":")
-    if not module_name or not attr_path:
-        raise ModelError(f"custom model {spec!r} must look like 'package.module:factory'")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # any failure inside the user's module is an import failure to report
-        raise ModelError(
-            f"custom model {spec!r}: cannot import module {module_name!r} "
-            f"({type(err).__name__}: {err}); is it on PYTHONPATH?"
-        ) from err
-    factory = module
-    for attr in attr_path.split("."):
-        if not hasattr(factory, attr):
-            raise ModelError(f"custom model {spec!r}: module {module_name!r} has no attribute {attr_path!r}")
-        factory = getattr(factory, attr)
-    if not callable(factory):
-        raise ModelError(f"custom model {spec!r}: {attr_path!r} is a {type(factory).__name__}, not callable")
-    return factory
-
-
 def build_model(spec, kwargs=None, num_classes=10):
     """A zoo model by name (given `num_classes`), or `factory(**kwargs)` for spec 'package.module:factory'."""
     kwargs = {} if kwargs is None else kwargs
@@ -93,7 +72,7 @@ def build_model(spec, kwargs=None, num_classes=10):
                 f"zoo model {spec!r} takes only num_classes"
             )
         return get_model(spec, num_classes=num_classes)
-    factory = _import_factory(spec)
+    factory = import_callable(spec, ModelError, "custom model")
     try:
         model = factory(**kwargs)
     except Exception as err:  # the user's factory rejected its arguments or failed
