@@ -4,12 +4,12 @@ import os
 import sys
 
 
-def import_callable(spec, error, what):
+def import_callable(spec, error, what, form="function"):
     """The callable named by 'package.module:attr[.attr]'; `error(message)` names what went wrong.
     The current directory is importable, as it is for `python script.py`."""
     module_name, _, attr_path = str(spec).partition(":")
     if not module_name or not attr_path:
-        raise error(f"{what} {spec!r} must look like 'package.module:name'")
+        raise error(f"{what} {spec!r} must look like 'package.module:{form}'")
     added = os.getcwd() not in sys.path
     if added:
         sys.path.insert(0, os.getcwd())

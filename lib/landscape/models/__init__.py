@@ -72,7 +72,7 @@ def build_model(spec, kwargs=None, num_classes=10):
                 f"zoo model {spec!r} takes only num_classes"
             )
         return get_model(spec, num_classes=num_classes)
-    factory = import_callable(spec, ModelError, "custom model")
+    factory = import_callable(spec, ModelError, "custom model", form="factory")
     try:
         model = factory(**kwargs)
     except Exception as err:  # the user's factory rejected its arguments or failed
