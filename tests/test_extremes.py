@@ -107,7 +107,9 @@ def test_christoffel_sum_bounds_the_weight_of_any_eigenvalue():
     weights = (vecs.T @ (v0 / v0.norm())) ** 2
     for state in lanczos_steps(matvec, v0, 30):
         for i in (0, dim // 2, dim - 1):
-            assert log_christoffel_sum(state.alphas, state.betas, lam[i].item()) <= -np.log(weights[i].item()) + 1e-4  # equal once converged
+            # equal once converged; 1e-3 in the log (0.1 %) leaves room for the rounding of a converged recurrence,
+            # which depends on the BLAS threads (2.4e-4 seen in the full suite)
+            assert log_christoffel_sum(state.alphas, state.betas, lam[i].item()) <= -np.log(weights[i].item()) + 1e-3
 
 
 def test_bad_miss_prob_raises():
