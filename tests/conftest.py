@@ -36,6 +36,14 @@ def run(cmd, timeout=240, cwd=None, **extra_env):
     return subprocess.run(cmd, cwd=cwd, env=env(**extra_env), capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Drivers run in-process set torch's threads for their rank; every test starts from one thread again,
+    so a test's rounding never depends on which tests ran before it."""
+    torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture
 def tiny_args():
     """Flags for a fast tiny job: custom model and data from tests/tiny.py."""
