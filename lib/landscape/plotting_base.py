@@ -190,3 +190,22 @@ def save_figure(fig, stem, formats=("png", "pdf")):
         fig.savefig(path, format=fmt, dpi=SAVE_DPI, bbox_inches="tight")
         paths.append(path)
     return paths
+
+
+def plot_curves(x, curves, ylabel, title=None, ylim=None, zero_line=False):
+    """Curves along a 1D grid on one axes: `curves` is [(values, matplotlib style, legend label)];
+    NaN values leave gaps. ylim fixes the value axis; zero_line draws y = 0."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    for values, style, label in curves:
+        ax.plot(x, masked(values), style, linewidth=1, label=label)
+    if zero_line:
+        ax.axhline(0.0, color="gray", linewidth=0.5)
+    ax.set_xlim(x[0], x[-1])
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel("x")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    set_title(ax, title)
+    return fig

@@ -6,7 +6,7 @@ NaN (not computed yet) shows blank. Every function takes arrays and returns a Fi
 import numpy as np
 
 from landscape.density import density_curve
-from landscape.plotting_base import (PlotOptionError, as_axis, as_curve, as_grid, masked, new_figure,
+from landscape.plotting_base import (PlotOptionError, as_axis, as_curve, as_grid, masked, new_figure, plot_curves,
                                      set_title, value_range)
 from landscape.plotting_maps import draw_contour_lines, draw_heatmap, fit_axes_to_grid
 
@@ -50,17 +50,9 @@ def plot_negative_mass(x, y, neg_mass, neg_share, contour=None, title=None):
     """The density's mass below 0 and its |λ|-weighted share: two maps (2D) or two curves (1D)."""
     if y is None:
         x = as_axis(x, "x")
-        fig = new_figure()
-        ax = fig.add_subplot()
-        ax.plot(x, masked(as_curve(x, neg_mass, "neg_mass")), "b-", linewidth=1, label="mass below 0")
-        ax.plot(x, masked(as_curve(x, neg_share, "neg_share")), "r--", linewidth=1, label="|λ|-weighted share")
-        ax.set_xlim(x[0], x[-1])
-        ax.set_ylim(0.0, 1.0)
-        ax.set_xlabel("x")
-        ax.set_ylabel("negative spectral mass")
-        ax.legend()
-        set_title(ax, title)
-        return fig
+        curves = [(as_curve(x, neg_mass, "neg_mass"), "b-", "mass below 0"),
+                  (as_curve(x, neg_share, "neg_share"), "r--", "|λ|-weighted share")]
+        return plot_curves(x, curves, "negative spectral mass", title, ylim=(0.0, 1.0))
     fig = new_figure(figsize=(11, 4.2), layout="constrained")
     for ax, values, name in zip(fig.subplots(1, 2), (neg_mass, neg_share), ("mass below 0", "|λ|-weighted share")):
         x, y, values = as_grid(x, y, values, name)

@@ -6,7 +6,7 @@ NaN (not computed yet) shows blank.
 
 import numpy as np
 
-from landscape.plotting_base import (PlotOptionError, as_axis, as_curve, as_grid, masked, new_figure,
+from landscape.plotting_base import (PlotOptionError, as_axis, as_curve, as_grid, masked, new_figure, plot_curves,
                                      set_title, value_range)
 from landscape.plotting_maps import draw_contour_lines, draw_heatmap, fit_axes_to_grid
 
@@ -70,17 +70,8 @@ def plot_eig_maps(x, y, min_eig, max_eig, title=None):
     """λmin and λmax side by side as heatmaps (2D), or as two curves on one axes (1D, y=None)."""
     x, y, min_eig, max_eig = eig_arrays(x, y, min_eig, max_eig)
     if y is None:
-        fig = new_figure()
-        ax = fig.add_subplot()
-        ax.plot(x, masked(max_eig), "r-", linewidth=1, label="λmax")
-        ax.plot(x, masked(min_eig), "b-", linewidth=1, label="λmin")
-        ax.axhline(0.0, color="gray", linewidth=0.5)
-        ax.set_xlim(x[0], x[-1])
-        ax.set_ylabel("Hessian eigenvalue")
-        ax.set_xlabel("x")
-        ax.legend()
-        set_title(ax, title)
-        return fig
+        return plot_curves(x, [(max_eig, "r-", "λmax"), (min_eig, "b-", "λmin")], "Hessian eigenvalue", title,
+                           zero_line=True)
     fig = new_figure(figsize=(11, 4.2), layout="constrained")
     for ax, values, name in zip(fig.subplots(1, 2), (min_eig, max_eig), ("λmin", "λmax")):
         values = masked(values)
