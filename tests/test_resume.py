@@ -99,20 +99,27 @@ def test_kill_a_random_rank_then_rerun(uninterrupted, tmp_path, trial):
     same_as(full, tmp_path / "surf.h5")
 
 
-def test_sigterm_stops_cleanly_then_one_rank_start_resumes_with_three(uninterrupted, tmp_path):
+def stop_then_resume(uninterrupted, tmp_path, launch, sig, resume_ranks):
+    """Start `launch`, send `sig` once 3 points are committed: exit 75 with some points done; then a
+    resume with `resume_ranks` ranks completes the grid exactly as an uninterrupted run."""
     full_tmp, full = uninterrupted
     copy_dirs(full_tmp, tmp_path)
-    proc = start([sys.executable, os.path.join(ROOT, "plot_surface.py"), *args_for(tmp_path), "--serial_io"])
+    proc = start(launch)
     wait_for_progress(tmp_path / "surf.h5", minimum=3)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == EXIT_STOPPED, err + out
     assert "rerun the same command to resume" in out
     _, _, done = read(tmp_path / "surf.h5")
     assert 0 < done.sum() < done.size
-    r = run(mpirun_cmd(3, "plot_surface.py", *args_for(tmp_path)))
+    r = run(mpirun_cmd(resume_ranks, "plot_surface.py", *args_for(tmp_path)))
     assert r.returncode == 0, r.stderr + r.stdout
     same_as(full, tmp_path / "surf.h5")
+
+
+def test_sigterm_stops_cleanly_then_one_rank_start_resumes_with_three(uninterrupted, tmp_path):
+    launch = [sys.executable, os.path.join(ROOT, "plot_surface.py"), *args_for(tmp_path), "--serial_io"]
+    stop_then_resume(uninterrupted, tmp_path, launch, signal.SIGTERM, 3)
 
 
 def test_sigterm_to_every_rank_of_mpirun(uninterrupted, tmp_path):
@@ -200,19 +207,7 @@ def test_explicit_direction_flag_that_contradicts_the_direction_file_is_refused(
 
 def test_sigusr1_to_mpirun_is_the_clean_stop(uninterrupted, tmp_path):
     """mpirun forwards SIGUSR1 to every rank (SIGTERM it does not: it kills them, see the next test)."""
-    full_tmp, full = uninterrupted
-    copy_dirs(full_tmp, tmp_path)
-    proc = start(mpirun_cmd(2, "plot_surface.py", *args_for(tmp_path)))
-    wait_for_progress(tmp_path / "surf.h5", minimum=3)
-    proc.send_signal(signal.SIGUSR1)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == EXIT_STOPPED, err + out
-    assert "rerun the same command to resume" in out
-    _, _, done = read(tmp_path / "surf.h5")
-    assert 0 < done.sum() < done.size
-    r = run(mpirun_cmd(2, "plot_surface.py", *args_for(tmp_path)))
-    assert r.returncode == 0, r.stderr + r.stdout
-    same_as(full, tmp_path / "surf.h5")
+    stop_then_resume(uninterrupted, tmp_path, mpirun_cmd(2, "plot_surface.py", *args_for(tmp_path)), signal.SIGUSR1, 2)
 
 
 def read_lines_until(proc, pattern, timeout=90):
