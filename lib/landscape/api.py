@@ -23,7 +23,7 @@ from .dirfile import Directions, check_fits, directions_digest, read_directions
 from .directions import named_entries, normalize_direction, random_direction, target_direction
 from .errors import DataError, DirectionError, GridSpecError
 from .evaluate import auto_batch_size, device_layout, evaluate_batches, gives_accuracy, mean_loss_total, \
-    tensor_batches
+    qualified_name, tensor_batches
 from .flatparams import PointSetter
 from .grid import Grid, parse_axis
 from .job import JobSpec
@@ -41,7 +41,7 @@ def random_directions(model, n=1, norm="filter", ignore="biasbn", dir_type="weig
         raise DirectionError(f"n must be 1 or 2 directions, got {n!r}")
     names, entries = zip(*named_entries(model, dir_type))
     made = [normalize_direction(random_direction(entries, seed + k), entries, norm, ignore) for k in range(n)]
-    attrs = dict(names=list(names), dir_type=dir_type, model=_qualname(model), seed=seed, xnorm=norm, xignore=ignore,
+    attrs = dict(names=list(names), dir_type=dir_type, model=qualified_name(model), seed=seed, xnorm=norm, xignore=ignore,
                  ynorm=norm, yignore=ignore, same_dir=False, landscape_version=__version__)
     return Directions(made[0], made[1] if n == 2 else None, attrs)
 
@@ -56,7 +56,7 @@ def target_directions(model, x_model, y_model=None, dir_type="weights"):
         if missing:
             raise DirectionError(f"the target model does not match the model: {', '.join(missing[:5])} differ")
         return target_direction(entries, [found[n] for n in names])
-    attrs = dict(names=list(names), dir_type=dir_type, model=_qualname(model), kind="target",
+    attrs = dict(names=list(names), dir_type=dir_type, model=qualified_name(model), kind="target",
                  landscape_version=__version__)
     return Directions(towards(x_model), None if y_model is None else towards(y_model), attrs)
 
@@ -102,10 +102,10 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
             return tuple(values)
 
         def settings():
-            return dict(model=_qualname(model), model_sha256=_state_digest(model), dir_type=_dir_type(dirs),
+            return dict(model=qualified_name(model), model_sha256=_state_digest(model), dir_type=_dir_type(dirs),
                         directions_sha256=directions_digest(dirs), x=_axis_list(grid.x), y=_axis_list(grid.y),
                         data_sha256=_data_digest(data), test_data_sha256=_data_digest(test_data),
-                        loss=_qualname(loss) if loss is not None else "crossentropy", precision=precision,
+                        loss=qualified_name(loss) if loss is not None else "crossentropy", precision=precision,
                         batch_size=sets[0][1])
         try:
             return _run(world, path, grid, "surface", quantities, evaluate_point, settings, device, sets[0][1],
@@ -133,11 +133,6 @@ def _axis(spec, name):
 
 def _axis_list(axis):
     return None if axis is None else [float(axis[0]), float(axis[-1]), len(axis)]
-
-
-def _qualname(obj):
-    kind = obj if isinstance(obj, type) or callable(obj) and not isinstance(obj, torch.nn.Module) else type(obj)
-    return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
 
 
 def _dir_type(dirs):

@@ -44,14 +44,16 @@ def mean_loss_total(loss):
         value = loss(outputs, targets)
         if not torch.is_tensor(value) or value.numel() != 1:
             shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-            raise LossError(f"loss {_name_of(loss)} must return the batch's mean loss as one number (a scalar "
+            raise LossError(f"loss {qualified_name(loss)} must return the batch's mean loss as one number (a scalar "
                             f"tensor), got {shape}")
         return value.reshape(()).double() * len(outputs)
     return total
 
 
-def _name_of(fn):
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+def qualified_name(obj):
+    """'module.Name' of a function or class, or of a model's class (what settings and messages show)."""
+    kind = obj if isinstance(obj, type) or callable(obj) and not isinstance(obj, torch.nn.Module) else type(obj)
+    return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
 
 
 @contextlib.contextmanager
