@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .checkpoint import update_with_tensors
 from .dirfile import Directions, check_fits, directions_digest, read_directions
 from .directions import named_entries, normalize_direction, random_direction, target_direction
 from .errors import DataError, DirectionError, GridSpecError
@@ -200,7 +201,7 @@ def _state_digest(model):
     h = hashlib.sha256()
     for name, t in model.state_dict().items():
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        update_with_tensors(h, [t])
     return h.hexdigest()
 
 
@@ -208,9 +209,8 @@ def _data_digest(data):
     if data is None:
         return None
     h = hashlib.sha256()
-    for inputs, targets in [data] if _is_pair(data) else data:
-        for t in (inputs, targets):
-            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    for batch in [data] if _is_pair(data) else data:
+        update_with_tensors(h, batch)
     return h.hexdigest()
 
 

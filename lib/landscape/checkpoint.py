@@ -176,6 +176,13 @@ def file_sha256(path, chunk_bytes=1 << 20):
     return digest.hexdigest()
 
 
+def update_with_tensors(digest, tensors):
+    """Feed each tensor's raw bytes (any dtype, any device) to a hashlib digest; returns the digest."""
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest
+
+
 def save_checkpoint(path, model, epoch, acc):
     """Write `{'state_dict', 'acc', 'epoch'}` like the reference trainer; CPU tensors, atomic rename."""
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import __version__
-from ..checkpoint import file_sha256, load_weights
+from ..checkpoint import file_sha256, load_weights, update_with_tensors
 from ..data import load_dataset, randomize_labels, select_split
 from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
 from ..directions import named_entries, normalize_direction, random_direction, target_direction
@@ -236,10 +236,7 @@ def on_device(data, device):
 
 
 def data_digest(data):
-    h = hashlib.sha256()
-    for t in (data.x, data.y):
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return update_with_tensors(hashlib.sha256(), (data.x, data.y)).hexdigest()
 
 
 def input_settings(args, ctx):
