@@ -2,6 +2,7 @@
 import os
 import re
 import textwrap
+import threading
 
 import h5py
 import numpy as np
@@ -118,7 +119,7 @@ def test_bad_losses_and_grids_are_refused_and_nan_is_stored():
     torch.manual_seed(0)
     model, data = make_model(), make_data()[0]
     with pytest.raises(LossError, match="function"):
-        landscape.surface(model, data, loss="mse", x=XS, **quiet())
+        landscape.surface(model, data, loss=3, x=XS, **quiet())
     with pytest.raises(LossError, match="one number"):
         landscape.surface(model, data, loss=lambda o, t: F.cross_entropy(o, t, reduction="none"), x=XS, **quiet())
     with pytest.raises(GridSpecError, match="num"):
@@ -175,3 +176,51 @@ def test_readme_example_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(textwrap.dedent(code), "README.md", "exec"), {})
     assert (tmp_path / "my_surface.h5").exists()
+
+
+def test_resume_reuses_the_batch_size_and_takes_the_users_settings(trained, tmp_path):
+    model, dirs = trained
+    path = str(tmp_path / "s.h5")
+    first = landscape.surface(model, make_data()[0], directions=dirs, x=XS, path=path, batch_size=16,
+                              settings={"data": "v1"}, **quiet())
+    again = landscape.surface(model, make_data()[0], directions=dirs, x=XS, path=path, settings={"data": "v1"},
+                              **quiet())  # batch_size auto: the file's 16, not a newly timed one
+    np.testing.assert_array_equal(first.train_loss, again.train_loss)
+    with pytest.raises(SurfaceFileError, match="data: file has 'v1', this run has 'v2'"):
+        landscape.surface(model, make_data()[0], directions=dirs, x=XS, path=path, settings={"data": "v2"}, **quiet())
+
+
+def test_a_stop_event_leaves_the_grid_unfinished_and_the_same_call_resumes_it(trained, tmp_path):
+    model, dirs = trained
+    path, stop = str(tmp_path / "s.h5"), threading.Event()
+    stop.set()
+    stopped = landscape.surface(model, make_data()[0], directions=dirs, x=XS, y=YS, path=path,
+                                job=landscape.JobOptions(stop=stop), **quiet())
+    assert not stopped.complete and not stopped.done["surface"].all()
+    resumed = landscape.surface(model, make_data()[0], directions=dirs, x=XS, y=YS, path=path, **quiet())
+    fresh = landscape.surface(model, make_data()[0], directions=dirs, x=XS, y=YS, **quiet())
+    assert resumed.complete
+    np.testing.assert_array_equal(resumed.train_loss, fresh.train_loss)
+
+
+def test_refine_computes_fewer_points_and_interpolates_the_rest(trained):
+    model, dirs = trained
+    res = landscape.surface(model, make_data()[0], directions=dirs, x=(-1, 1, 17), y=(-1, 1, 17),
+                            refine=landscape.Refine(0.5, budget=100), **quiet())
+    done = res.done["surface"]
+    assert res.complete and 0 < done.sum() < done.size
+    np.testing.assert_array_equal(res.train_loss_interp[done], res.train_loss[done])
+    assert np.isfinite(res.train_loss_interp).all()
+    with pytest.raises(GridSpecError, match="refine on test_loss"):
+        landscape.surface(model, make_data()[0], directions=dirs, x=XS, y=YS, refine=landscape.Refine(0.1, "test_loss"))
+
+
+def test_named_losses_equal_the_drivers_sums(trained):
+    model, dirs = trained
+    data = make_data()[0]
+    named = landscape.surface(model, data, directions=dirs, x=XS, loss="mse", batch_size=16, **quiet())
+    mean_mse = lambda o, t: ((torch.softmax(o, 1) - F.one_hot(t, o.shape[1]).float()) ** 2).mean(1).mean()
+    own = landscape.surface(model, data, directions=dirs, x=XS, loss=mean_mse, batch_size=16, **quiet())
+    np.testing.assert_allclose(named.train_loss, own.train_loss, rtol=1e-5)
+    with pytest.raises(LossError, match="'hinge' is not one of crossentropy, mse"):
+        landscape.surface(model, data, directions=dirs, x=XS, loss="hinge", **quiet())

@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from landscape.cli.curvature_args import TRACE_SAMPLES, CurvatureFlagError, curvature_plan
+from landscape.cli.curvature_args import CurvatureFlagError, curvature_choices
+from landscape.curvature_job import TRACE_SAMPLES, CurvatureChoiceError, make_plan
 from landscape.curvature import CurvaturePlan, curvature_shapes, layer_blocks, point_curvature
 from landscape.density import continue_lanczos, density_curve, negative_mass, slq
 from landscape.grid import make_grid
@@ -307,12 +308,22 @@ class Flags:
     (dict(hessian_groups="layers"), "--hessian_groups 'layers' is not one of none, layer")])
 def test_bad_curvature_flags_are_refused(flags, message):
     with pytest.raises(CurvatureFlagError, match=message.replace("(", r"\(")):
-        curvature_plan(Flags(**flags))
+        curvature_choices(Flags(**flags))
+
+
+@pytest.mark.parametrize("choices, message", [
+    (dict(trace=1), ">= 2"), (dict(trace=True), "integer"), (dict(density=(0, 10)), "probes >= 1"),
+    (dict(density=(2, 1)), "steps >= 2"), (dict(tol=0), "tol > 0"), (dict(max_iter=2.5), "max_iter")])
+def test_bad_curvature_choices_of_the_api_are_refused(choices, message):
+    model = mlp()
+    with pytest.raises(CurvatureChoiceError, match=message):
+        make_plan(model, [n for n, _ in model.named_parameters()], **choices)
 
 
 def test_layer_groups_imply_the_default_trace():
     model = mlp()
-    plan = curvature_plan(Flags(hessian_groups="layer"))(model, [n for n, _ in model.named_parameters()])
+    choices = curvature_choices(Flags(hessian_groups="layer"))
+    plan = make_plan(model, [n for n, _ in model.named_parameters()], **choices)
     assert plan.trace_samples == TRACE_SAMPLES and [b[0] for b in plan.layers] == ["0", "2", "4"]
 
 

@@ -190,4 +190,4 @@ def test_the_batch_size_is_compared_and_auto_reuses_it(tmp_path, capsys):
     code, _, err = drive(capsys, "--x=-1:1:5", "--batch_size", "32", *paths(tmp_path))
     assert code == 2 and "eval_batch: file has 16, this run has 32" in err, err
     code, out, err = drive(capsys, "--x=-1:1:5", *paths(tmp_path))  # --batch_size auto
-    assert code == 0 and "evaluation batch size 16 (--batch_size auto: reused from" in out, err
+    assert code == 0 and "evaluation batch size 16 (batch_size auto: reused from" in out, err

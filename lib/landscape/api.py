@@ -8,31 +8,27 @@
 Launched with `mpirun -n N python script.py` (or srun) the same call splits the points across the
 ranks; every rank returns the complete result. `path=` writes and resumes a results file in the
 layout plot_surface.py writes. The model's parameters are exactly as they were when a call returns.
+plot_surface.py and plot_hessian_eig.py are these functions behind flags.
 """
-import contextlib
-import hashlib
-import shutil
-import tempfile
-import threading
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import update_with_tensors
-from .dirfile import Directions, check_fits, directions_digest, read_directions
+from . import inputs as use
+from .curvature_job import DEFAULT_SAMPLES, check_batches, check_choices, hvp_batch, make_plan, plan_settings, \
+    point_evaluator, quantity_layout, sample_subset, slices
+from .dirfile import Directions, directions_digest, read_directions
 from .directions import named_entries, normalize_direction, random_direction, target_direction
-from .errors import DataError, DirectionError, GridSpecError
-from .evaluate import auto_batch_size, device_layout, evaluate_batches, gives_accuracy, mean_loss_total, \
-    qualified_name, tensor_batches
-from .flatparams import PointSetter
-from .grid import Grid, parse_axis
-from .job import JobSpec
-from .mpi import abort_on_uncaught, init_world, pick_device
+from .errors import DirectionError, GridSpecError
+from .evaluate import evaluate_batches, qualified_name
+from .hessian import hessian_param_names
+from .mpi import abort_on_uncaught, init_world
+from .refine import Refinement
 from .result import Result
-from .runner import provenance_record, rank0_first, run_job
-
-IN_MEMORY = "(in memory)"
+from .runner import JobOptions, provenance_record, run_to_result
+from .surfile import hessian_layout
 
 
 def random_directions(model, n=1, norm="filter", ignore="biasbn", dir_type="weights", seed=0):
@@ -66,7 +62,7 @@ def load_directions(path):
     """A direction file in the reference layout (ours or the reference code's), as lists of tensors."""
     dirs = read_directions(path)
     as_tensors = lambda d: None if d is None else [torch.from_numpy(np.asarray(t)) for t in d]
-    return Directions(as_tensors(dirs.x), as_tensors(dirs.y), dirs.attrs)
+    return Directions(as_tensors(dirs.x), as_tensors(dirs.y), dirs.attrs, dirs.path)
 
 
 def load(path):
@@ -74,122 +70,108 @@ def load(path):
     return Result.from_file(path)
 
 
+@dataclass(frozen=True)
+class Refine:
+    """Adaptive refinement (README "Adaptive grids"): x/y give the finest grid; cells whose estimated
+    interpolation error of `on` (log10 for losses) exceeds tol are split; stop at `budget` points."""
+    tol: float
+    on: str = None  # default: the first quantity, train_loss
+    budget: int = None
+
+
 def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, test_data=None, path=None,
-            batch_size="auto", device=None, precision="fp32", overwrite=False, flush_secs=60.0, progress_secs=10.0):
+            batch_size="auto", device=None, precision="fp32", overwrite=False, refine=None, settings=None,
+            progress_secs=10.0, job=None):
     """Loss (and accuracy, where it applies) of `model` at theta0 + a*dx (+ b*dy) over the grid x (, y).
 
     data / test_data: an (inputs, targets) pair of tensors, or a re-iterable of (inputs, targets) batches
-    (a DataLoader). loss(outputs, targets) returns the batch's mean loss (default cross-entropy); batches
-    are weighted by their size. Accuracy is recorded when outputs are (N, classes) scores and targets N
-    class indices. x, y: (min, max, num) or 'min:max:num'. Returns a Result.
+    (a DataLoader). loss(outputs, targets) returns the batch's mean loss (default cross-entropy; 'mse' is
+    the reference's); batches are weighted by their size. Accuracy is recorded when outputs are
+    (N, classes) scores and targets N class indices. x, y: (min, max, num) or 'min:max:num'.
+    refine: a tolerance or a Refine. settings: what identifies the inputs when `path` is resumed (a dict
+    or a function giving one; default: hashes of the model, directions, data and loss). job: JobOptions.
+    Returns a Result.
     """
     world = init_world()
     abort_on_uncaught(world)
-    grid = make_grid_of(x, y)
+    grid = use.make_grid_of(x, y)
     dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
-    with _evaluation_mode(model, device, world) as device:
-        setter = _point_setter(model, dirs, grid)
-        loss_total = mean_loss_total(loss)
-        sets = [_batches(d, model, device, batch_size, precision, world) for d in (data, test_data) if d is not None]
-        accuracy = _probe(model, sets[0][0], loss_total, device)
-        quantities = _surface_quantities(accuracy, test_data is not None)
-
-        def evaluate_point(index):
-            setter.set(*grid.coords(index))
-            values = []
-            for batches, _ in sets:
-                mean, acc = evaluate_batches(model, batches, loss_total, precision, accuracy, device)
-                values += [mean] + ([acc] if accuracy else [])
-            return tuple(values)
-
-        def settings():
-            return dict(model=qualified_name(model), model_sha256=_state_digest(model), dir_type=_dir_type(dirs),
-                        directions_sha256=directions_digest(dirs), x=_axis_list(grid.x), y=_axis_list(grid.y),
-                        data_sha256=_data_digest(data), test_data_sha256=_data_digest(test_data),
-                        loss=qualified_name(loss) if loss is not None else "crossentropy", precision=precision,
-                        batch_size=sets[0][1])
+    with use.evaluation_mode(model, device, world) as device:
+        setter = use.point_setter(model, dirs, grid)
         try:
-            return _run(world, path, grid, "surface", quantities, evaluate_point, settings, device, sets[0][1],
-                        overwrite, flush_secs, progress_secs)
+            loss_total = use.summed_loss(loss)
+            sets = [use.eval_batches(d, model, device, batch_size, precision, world, path, overwrite)
+                    for d in (data, test_data) if d is not None]
+            accuracy = use.probe(model, sets[0][0], loss_total, device)
+            quantities = _surface_quantities(accuracy, test_data is not None)
+
+            def evaluate_point(index):
+                setter.set(*grid.coords(index))
+                values = []
+                for batches, _ in sets:
+                    mean, acc = evaluate_batches(model, batches, loss_total, precision, accuracy, device)
+                    values += [mean] + ([acc] if accuracy else [])
+                return tuple(values)
+
+            def identity():
+                return dict(_identity(model, dirs, grid, data, loss), test_data_sha256=use.data_digest(test_data))
+            settings_of = _with_settings(settings, identity, eval_batch=sets[0][1], precision=precision)
+            return run_to_result(world, path, grid, "surface", quantities, evaluate_point, settings_of,
+                                 _provenance(world, device, sets[0][1], dirs), dirs.path or use.IN_MEMORY,
+                                 job or JobOptions(), overwrite, progress_secs,
+                                 planner=_planner(refine, grid, quantities))
         finally:
             setter.restore()
 
 
-def make_grid_of(x, y=None):
-    """A Grid from (min, max, num) tuples or 'min:max:num' strings, validated as the --x/--y flags are."""
-    return Grid(np.linspace(*_axis(x, "x")), None if y is None else np.linspace(*_axis(y, "y")))
+def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, path=None, tol=1e-3,
+                max_iter=100, samples=DEFAULT_SAMPLES, params="reference", trace=None, density=None, layers=False,
+                hvp_batch="auto", hvp="double_backward", seed=0, device=None, overwrite=False, settings=None,
+                progress_secs=10.0, job=None):
+    """λmin and λmax of the mean-loss Hessian (and, if asked, its trace, spectral density and per-layer
+    values) at every point of the grid, as plot_hessian_eig.py computes them.
+
+    data: an (inputs, targets) pair (a fixed subset of `samples` of them, seeded by `seed`; None: all,
+    cut into batches of `hvp_batch`), or a re-iterable of batches, used whole. loss: as for surface().
+    tol: accuracy of λmin and λmax relative to max|λ|; params: 'reference' (weights with more than one
+    dimension) or 'all'; trace: Hutchinson probes per point; density: (probes, steps) of stochastic
+    Lanczos quadrature; layers: per-layer blocks too. seed: the subset and the Lanczos start vectors.
+    Returns a Result with max_eig, min_eig, ...
+    """
+    world = init_world()
+    abort_on_uncaught(world)
+    check_choices(params, hvp)
+    grid = use.make_grid_of(x, y)
+    dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
+    mean = use.mean_loss(loss)
+    with use.evaluation_mode(model, device, world) as device:
+        names = hessian_param_names(model, params)
+        plan = make_plan(model, names, tol, max_iter, seed, trace, density, layers)
+        setter = use.point_setter(model, dirs, grid)
+        try:
+            batches = _hessian_batches(world, model, names, mean, data, samples, hvp_batch, seed, hvp, device)
+            use.probe(model, batches, lambda o, t: mean(o, t), device)  # a bad loss fails before any file
+            quantities, shapes, layer_names = quantity_layout(plan, sum(p.numel() for n, p in model.named_parameters()
+                                                                         if n in set(names)))
+            evaluate_point = point_evaluator(model, names, setter, grid, batches, mean, plan, quantities, world,
+                                             device, hvp)
+            settings_of = _with_settings(settings, lambda: _identity(model, dirs, grid, data, loss),
+                                         hessian_samples=samples if use.is_pair(data) else "all",
+                                         hessian_params=params, **plan_settings(plan))
+            return run_to_result(world, path, grid, "hessian", quantities, evaluate_point, settings_of,
+                                 _provenance(world, device, None, dirs), dirs.path or use.IN_MEMORY,
+                                 job or JobOptions(), overwrite, progress_secs, max_chunk=1,  # slow points
+                                 layout=hessian_layout(shapes, layer_names))
+        finally:
+            setter.restore()
 
 
-def _axis(spec, name):
-    if isinstance(spec, str):
-        return parse_axis(spec, name)
-    try:
-        lo, hi, num = spec
-    except (TypeError, ValueError):
-        raise GridSpecError(f"{name}={spec!r}: give (min, max, num) or 'min:max:num'") from None
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
-        raise GridSpecError(f"{name}={spec!r}: num must be a whole number")
-    return parse_axis(f"{float(lo)!r}:{float(hi)!r}:{int(num)}", name)
-
-
-def _axis_list(axis):
-    return None if axis is None else [float(axis[0]), float(axis[-1]), len(axis)]
-
-
-def _dir_type(dirs):
-    return dirs.attrs.get("dir_type", "weights")
-
-
-@contextlib.contextmanager
-def _evaluation_mode(model, device, world):
-    """Eval mode on the chosen device for the call; the model's mode and device are restored after."""
-    params = list(model.parameters())
-    home = params[0].device if params else torch.device("cpu")
-    target = pick_device(world, device) if isinstance(device, str) else torch.device(device or home)
-    was_training = model.training
-    model.to(target).eval()
-    try:
-        yield target
-    finally:
-        model.to(home).train(was_training)
-
-
-def _point_setter(model, dirs, grid):
-    names, entries = zip(*named_entries(model, _dir_type(dirs)))
-    check_fits(dirs, names, [t.shape for t in entries], "the directions given")
-    if grid.is_2d and not dirs.is_2d:
-        raise DirectionError("a 2D grid (y given) needs two directions; these hold only x")
-    return PointSetter(model, list(names), list(entries), dirs.x, dirs.y if grid.is_2d else None)
-
-
-def _batches(data, model, device, batch_size, precision, world):
-    """(batches, batch size or None): a pair of tensors lives on the device, sliced; an iterable is used as given."""
-    if _is_pair(data):
-        inputs, targets = data
-        if len(inputs) != len(targets) or len(inputs) == 0:
-            raise DataError(f"data: {len(inputs)} inputs and {len(targets)} targets; need the same number, > 0")
-        inputs, targets = device_layout(inputs.to(device)), targets.to(device)
-        if batch_size == "auto":
-            batch_size = rank0_first(world, lambda: auto_batch_size(model, inputs, precision))
-        return tensor_batches(inputs, targets, int(batch_size)), int(batch_size)
-    if not hasattr(data, "__iter__") or iter(data) is data:
-        raise DataError(f"data must be an (inputs, targets) pair of tensors or a re-iterable of batches "
-                        f"(a DataLoader, a list); got a {type(data).__name__}")
-    return data, None
-
-
-def _is_pair(data):
-    return isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data)
-
-
-@torch.inference_mode()
-def _probe(model, batches, loss_total, device):
-    """Check the loss on the first batch before any work; returns whether accuracy applies."""
-    for inputs, targets in batches:
-        outputs = model(inputs.to(device))
-        loss_total(outputs, targets.to(device))
-        return gives_accuracy(outputs, targets)
-    raise DataError("the data hold no batches")
+def _hessian_batches(world, model, names, mean, data, samples, batch, seed, method, device):
+    if not use.is_pair(data):
+        return check_batches(use.check_reiterable(data))
+    inputs, targets = use.on_device_pair(data, device)
+    size = hvp_batch(world, model, names, mean, inputs, targets, batch, method, device)
+    return slices(*sample_subset(inputs, targets, samples, seed), size)
 
 
 def _surface_quantities(accuracy, test):
@@ -197,42 +179,33 @@ def _surface_quantities(accuracy, test):
     return tuple(f"{s}_{q}" for s in sets for q in (("loss", "acc") if accuracy else ("loss",)))
 
 
-def _state_digest(model):
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        update_with_tensors(h, [t])
-    return h.hexdigest()
-
-
-def _data_digest(data):
-    if data is None:
+def _planner(refine, grid, quantities):
+    if refine is None:
         return None
-    h = hashlib.sha256()
-    for batch in [data] if _is_pair(data) else data:
-        update_with_tensors(h, batch)
-    return h.hexdigest()
+    refine = refine if isinstance(refine, Refine) else Refine(refine)
+    on = refine.on or quantities[0]
+    if on not in quantities:
+        raise GridSpecError(f"refine on {on}: this run computes only {', '.join(quantities)}")
+    if not (isinstance(refine.tol, (int, float)) and refine.tol > 0):
+        raise GridSpecError(f"refine tolerance {refine.tol!r}: give a positive number")
+    return Refinement(grid.shape, refine.tol, on, refine.budget)
 
 
-@contextlib.contextmanager
-def _results_path(world, path):
-    """(path, serial): the user's file, or a temporary one that rank 0 alone writes and removes."""
-    if path is not None:
-        yield path, False
-        return
-    folder = tempfile.mkdtemp(prefix="landscape-") if world.rank == 0 else None
-    try:
-        yield f"{folder}/results.h5", True
-    finally:
-        if folder:
-            shutil.rmtree(folder, ignore_errors=True)
+def _identity(model, dirs, grid, data, loss):
+    """The default description of the inputs: hashes of what the call was given."""
+    return dict(model=qualified_name(model), model_sha256=use.state_digest(model), dir_type=use.dir_type_of(dirs),
+                directions_sha256=directions_digest(dirs), x=use.axis_list(grid.x), y=use.axis_list(grid.y),
+                data_sha256=use.data_digest(data), loss=use.loss_label(loss))
 
 
-def _run(world, path, grid, kind, quantities, evaluate_point, settings, device, batch, overwrite, flush_secs,
-         progress_secs):
-    with _results_path(world, path) as (file_path, serial):
-        spec = JobSpec(file_path, kind, quantities, grid.shape, flush_secs=flush_secs, progress_secs=progress_secs,
-                       serial_io=serial)
-        provenance = provenance_record(world, device, batch, IN_MEMORY)
-        run_job(world, spec, grid, evaluate_point, settings, provenance, IN_MEMORY, threading.Event(), overwrite)
-        return rank0_first(world, lambda: Result.from_file(file_path))
+def _with_settings(settings, identity, **decided):
+    """settings_of() for run_job (rank 0 calls it, under the lock): the inputs' identity, given or
+    hashed, plus what the call decides (batch, precision, Hessian options), which a resume must share."""
+    def settings_of():
+        given = settings() if callable(settings) else settings
+        return dict(identity() if given is None else given, **decided)
+    return settings_of
+
+
+def _provenance(world, device, batch, dirs):
+    return provenance_record(world, device, batch, dirs.path or use.IN_MEMORY)

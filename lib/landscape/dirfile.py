@@ -20,6 +20,7 @@ class Directions:
     x: list
     y: list = None
     attrs: dict = field(default_factory=dict)
+    path: str = None  # the file these were read from or saved to; results files record it
 
     @property
     def is_2d(self):
@@ -28,6 +29,7 @@ class Directions:
     def save(self, path):
         """Write the reference layout (groups xdirection/ydirection of '0'..'n-1') to `path`, atomically."""
         write_directions(path, self)
+        self.path = str(path)
 
 
 def atomic_write(path, write):
@@ -75,7 +77,7 @@ def read_directions(path):
         x = _read_group(f["xdirection"])
         y = _read_group(f["ydirection"]) if "ydirection" in f else None
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
-    return Directions(x, y, attrs)
+    return Directions(x, y, attrs, str(path))
 
 
 def _read_group(g):

@@ -33,21 +33,28 @@ def loss_function(name):
     return losses[name]
 
 
-def mean_loss_total(loss):
-    """The batch's summed loss from a user's loss(outputs, targets) -> batch mean."""
-    if loss is None:
-        return crossentropy_sum
+def checked_mean_loss(loss):
+    """A user's loss(outputs, targets) -> batch mean, refused now if not callable and on use if its
+    value is not one number."""
     if not callable(loss):
         raise LossError(f"loss must be a function loss(outputs, targets) -> mean loss, got a {type(loss).__name__}")
 
-    def total(outputs, targets):
+    def mean(outputs, targets):
         value = loss(outputs, targets)
         if not torch.is_tensor(value) or value.numel() != 1:
             shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
             raise LossError(f"loss {qualified_name(loss)} must return the batch's mean loss as one number (a scalar "
                             f"tensor), got {shape}")
-        return value.reshape(()).double() * len(outputs)
-    return total
+        return value.reshape(())
+    return mean
+
+
+def mean_loss_total(loss):
+    """The batch's summed loss from a user's loss(outputs, targets) -> batch mean."""
+    if loss is None:
+        return crossentropy_sum
+    mean = checked_mean_loss(loss)
+    return lambda outputs, targets: mean(outputs, targets).double() * len(outputs)
 
 
 def qualified_name(obj):

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from .grid import Grid
-from .surfile import KINDS, TEST_QUANTITIES, done_name, read_results
+from .surfile import KINDS, TEST_QUANTITIES, done_name, interp_name, read_results
 
 SURFACE_NAMES = KINDS["surface"] + TEST_QUANTITIES
 
@@ -40,7 +40,12 @@ class Result:
 
     @property
     def complete(self):
-        return all(mask.all() for mask in self.done.values())
+        return all(self.is_complete(kind) for kind in self.done)
+
+    def is_complete(self, kind):
+        """Every point of `kind` ('surface', 'hessian') is done, or an adaptive run finished its
+        refinement (its '<name>_interp' full grid exists only then)."""
+        return bool(self.done[kind].all()) or interp_name(KINDS[kind][0]) in self.values
 
     def __repr__(self):
         shape = "x".join(str(n) for n in self.grid.shape)

@@ -5,6 +5,7 @@ import math
 
 from ..directions import DIR_TYPES, IGNORES, NORMS
 from ..evaluate import LOSS_NAMES, PRECISIONS
+from ..runner import JobOptions
 
 
 def positive_int(text):
@@ -154,11 +155,11 @@ def add_plot_args(p):
     g.add_argument("--log", action="store_true", help="log-scale loss plots")
 
 
-def commit_policy(args):
-    """JobSpec's commit fields: --flush_points/--flush_secs as given, kept to the letter; without either,
-    the defaults, with commits spaced to stay under 2 % of the time (schedule.py)."""
-    given = {name: getattr(args, name) for name in ("flush_points", "flush_secs") if getattr(args, name) is not None}
-    return dict(given, spacing=not given)
+def job_options(args, stop):
+    """The commit, I/O and stop flags as the API's JobOptions; --flush_points/--flush_secs given are
+    kept to the letter, without either the defaults are spaced to cost <= 2 % of the time (schedule.py)."""
+    return JobOptions(flush_points=args.flush_points, flush_secs=args.flush_secs, serial_io=args.serial_io,
+                      stop_margin=args.stop_margin, stop=stop)
 
 
 def levels_of(args):

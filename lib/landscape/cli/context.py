@@ -15,14 +15,14 @@ from ..checkpoint import file_sha256, load_weights, update_with_tensors
 from ..data import load_dataset, randomize_labels, select_split
 from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
 from ..directions import named_entries, normalize_direction, random_direction, target_direction
-from ..errors import DataError, DirectionError, GridSpecError, LandscapeError, ModelError
+from ..errors import DataError, DirectionError, GridSpecError, LandscapeError, LossError, ModelError
 from ..evaluate import device_layout
-from ..flatparams import PointSetter
 from ..grid import make_grid, parse_axis
+from ..imports import import_callable
 from ..integrity import memory_refusal
 from ..models import build_model
 from ..mpi import cpu_threads_per_rank, pick_device
-from ..runner import provenance_record, rank0_first
+from ..runner import rank0_first
 from .args import DIRECTION_DEFAULTS, direction_flag, json_flag
 
 
@@ -33,12 +33,10 @@ class Context:
     model: torch.nn.Module
     names: list
     dirs: Directions
-    setter: PointSetter
     train: object
     test: object
     dir_file: str
     surf_file: str
-    eval_batch: int = None  # set by the surface driver once chosen; recorded in the provenance
 
 
 def load_data(args, world):
@@ -208,11 +206,9 @@ def build_context(args, world):
         raise DirectionError(f"--y asks for a 2D grid but {dir_file} holds only an x direction; "
                              f"use another --dir_file or drop --y")
     model.to(device)
-    entries = [t for _, t in named_entries(model, args.dir_type)]
-    setter = PointSetter(model, list(names), entries, dirs.x, dirs.y if grid.is_2d else None)
     surf_file = args.surf_file or default_surf_file(args, dir_file)
-    return Context(device, grid, model, list(names), dirs, setter, on_device(train, device),
-                   on_device(test, device), dir_file, surf_file)
+    return Context(device, grid, model, list(names), dirs, on_device(train, device), on_device(test, device),
+                   dir_file, surf_file)
 
 
 def refuse_directory(path, flag):
@@ -252,5 +248,7 @@ def input_settings(args, ctx):
         random_labels=args.random_labels, loss_name=args.loss_name, loss=args.loss, precision=args.precision)
 
 
-def provenance(world, ctx):
-    return provenance_record(world, ctx.device, ctx.eval_batch, ctx.dir_file)
+
+def loss_of(args):
+    """--loss (a user's loss(outputs, targets) -> batch mean, imported) or --loss_name, as the API takes it."""
+    return args.loss_name if args.loss is None else import_callable(args.loss, LossError, "--loss")

@@ -1,18 +1,14 @@
-"""The part of a grid driver after setup: lock, prepare/resume the file, run, report, plot."""
+"""What every grid driver does around its API call: the MPI world, signals, one-line errors, the exit code, plots."""
 import os
 import sys
 import time
 
 import numpy as np
 
-from .. import runner
 from ..errors import LandscapeError
-from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED, JobSpec, install_stop_signals
+from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED, install_stop_signals
 from ..mpi import abort_on_uncaught, check_launch, init_world
-from ..surfile import open_checked
-from .args import commit_policy
-from .context import provenance
-from .refining import finish_refinement
+from ..surfile import KINDS, open_checked
 
 OTHER_RANKS_WAIT = 5.0  # seconds a rank > 0 waits before printing its own error (see guarded_main)
 
@@ -25,26 +21,18 @@ def unplottable_values(path, quantities):
     return None
 
 
-def run_job(args, world, ctx, kind, quantities, evaluate_point, settings_of, stop, render=None, planner=None,
-            max_chunk=8, layout=None):
-    """settings_of() hashes the inputs; only rank 0 calls it, under the lock.
-    planner: a refine.Refinement for --refine (its settings are not compared on resume).
-    layout: keyword arguments of surfile.prepare for array-valued quantities (trailing, dataset_attrs)."""
-    spec = JobSpec(ctx.surf_file, kind, tuple(quantities), ctx.grid.shape, progress_secs=args.progress_secs,
-                   serial_io=args.serial_io, max_chunk=max_chunk, stop_margin=args.stop_margin, **commit_policy(args))
-    finish = None if planner is None else (lambda: finish_refinement(ctx.surf_file, kind, quantities, planner))
-    complete = runner.run_job(world, spec, ctx.grid, evaluate_point, settings_of, provenance(world, ctx),
-                              ctx.dir_file, stop, args.overwrite, planner, finish, layout)
-    if not complete:
+def report(result, args, world, kind, path, render=None, refined=False):
+    """The exit code of a finished call: stopped (rerun to resume), or complete and plotted with --plot."""
+    if not result.is_complete(kind):
         if world.rank == 0:
-            what = "refinement" if planner else "grid"
+            what = "refinement" if refined else "grid"
             print(f"[{kind}] stopped with the {what} unfinished; rerun the same command to resume "
                   f"(exit {EXIT_STOPPED})", flush=True)
         return EXIT_STOPPED
     if world.rank == 0:
-        print(f"[{kind}] complete: {ctx.surf_file}", flush=True)
+        print(f"[{kind}] complete: {path}", flush=True)
         if args.plot and render is not None:
-            return plot(ctx.surf_file, args, kind, quantities, render)
+            return plot(path, args, kind, KINDS[kind], render)
     return EXIT_OK
 
 
