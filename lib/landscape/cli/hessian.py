@@ -3,7 +3,7 @@ import sys
 
 import torch
 
-from ..devices import check_precision_applies, strict_fp32
+from ..devices import strict_fp32
 from ..errors import LossError
 from ..evaluate import loss_function
 from ..hessian import HVP_METHODS, PARAM_SUBSETS, hessian_param_names, mean_loss_hvp
@@ -11,11 +11,11 @@ from ..imports import import_callable
 from ..curvature import point_curvature
 from ..memory import hessian_batch_size, lanczos_basis_plan
 from ..mpi import ranks_per_gpu
-from ..render import render_hessian
 from ..runner import rank0_first
-from .args import batch_size, grid_parser, positive_float, positive_int
+from .args import batch_size, hessian_parser, positive_float, positive_int
 from .curvature_args import add_curvature_args, curvature_layout, curvature_plan, curvature_settings, layer_operators
 from .context import build_context, input_settings
+from .render import plot_hessian
 from .run import guarded_main, run_job
 
 
@@ -28,7 +28,7 @@ def sample_count(text):
 
 
 def parser():
-    p = grid_parser(__doc__)
+    p = hessian_parser(__doc__)
     g = p.add_argument_group("hessian")
     g.add_argument("--tol", type=positive_float, default=1e-3, help="accuracy of λmin and λmax, relative to max|λ| (with probability >= 99%%)")
     g.add_argument("--max_iter", type=positive_int, default=100, help="Lanczos steps at most per point")
@@ -91,7 +91,6 @@ def hessian_evaluator(ctx, args, world, plan, quantities):
 
 
 def run(args, world, stop):
-    check_precision_applies(args.precision, args.device, strict_only=True, driver="plot_hessian_eig.py")
     plan_of = curvature_plan(args)  # checks the curvature flags before any data is loaded
     ctx = build_context(args, world)
     names = hessian_param_names(ctx.model, args.hessian_params)
@@ -103,7 +102,7 @@ def run(args, world, stop):
                     hessian_samples=args.hessian_samples, hessian_params=args.hessian_params,
                     **curvature_settings(plan))
     evaluate_point = hessian_evaluator(ctx, args, world, plan, quantities)
-    return run_job(args, world, ctx, "hessian", quantities, evaluate_point, settings, stop, render_hessian,
+    return run_job(args, world, ctx, "hessian", quantities, evaluate_point, settings, stop, plot_hessian,
                    max_chunk=1, layout=layout)  # slow points: one at a time, so ranks end a grid together
 
 

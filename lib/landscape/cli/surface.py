@@ -11,14 +11,15 @@ from ..render import render_surface
 from ..runner import rank0_first
 from ..surfile import KINDS, TEST_QUANTITIES, stored_settings
 from ..trajectory import render_path_overlay
-from .args import grid_parser, levels_of
+from .args import levels_of, surface_parser
 from .context import build_context, data_digest, input_settings
 from .refining import add_refine_args, make_planner
+from .render import render_options
 from .run import guarded_main, run_job
 
 
 def parser():
-    p = grid_parser(__doc__)
+    p = surface_parser(__doc__)
     p.add_argument("--test", action="store_true", help="also evaluate the test set (test_loss, test_acc)")
     p.add_argument("--proj_file", help="with --plot: draw this projected optimizer path over the contours")
     add_refine_args(p, KINDS["surface"] + TEST_QUANTITIES)
@@ -26,7 +27,7 @@ def parser():
 
 
 def render(path, args):
-    saved = render_surface(path, args)
+    saved = render_surface(path, render_options(args))
     if args.proj_file:
         saved += render_path_overlay(path, args.proj_file, **levels_of(args))
     return saved
@@ -70,7 +71,7 @@ def surface_evaluator(ctx, args, world, loss_sum, accuracy):
 
 def run(args, world, stop):
     loss_sum = loss_sum_of(args)  # a bad --loss is refused before any file is made
-    ctx = build_context(args, world)
+    ctx = build_context(args, world, args.precision)
     check_precision_applies(args.precision, ctx.device.type)
     if args.test and ctx.test is None:
         raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
@@ -84,7 +85,7 @@ def run(args, world, stop):
     planner = make_planner(args, ctx.grid, quantities)
 
     def settings():
-        return dict(input_settings(args, ctx), test=args.test, eval_batch=ctx.eval_batch,
+        return dict(input_settings(args, ctx, args.precision), test=args.test, eval_batch=ctx.eval_batch,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
     evaluate_point = surface_evaluator(ctx, args, world, loss_sum, accuracy)
     return run_job(args, world, ctx, "surface", quantities, evaluate_point, settings, stop, render, planner)
