@@ -184,10 +184,10 @@ def page_path(path):
 
 def render_page(path, opts=None, out=None, reload_secs=None):
     """The interactive page of every quantity in the file, next to it by default; returns [its path]."""
+    opts = checked(opts)
     from .viewer_html import write_page  # plotly is only needed for the page
     out = out or page_path(path)
-    write_page(read_results(path), out, path, proj_file=checked(opts).proj_file,
-               reload_secs=reload_secs)
+    write_page(read_results(path), out, path, proj_file=opts.proj_file, reload_secs=reload_secs)
     return [out]
 
 
