@@ -5,7 +5,10 @@ import argparse
 import pytest
 
 from landscape.cli import hessian, surface, train, trajectory
+from landscape.cli.refining import make_planner
 from landscape.cli.render import render_options
+from landscape.errors import GridSpecError
+from landscape.grid import make_grid
 from landscape.render import RenderOptions, render_hessian, render_page, render_surface
 
 TRAJECTORY = ["--model_folder", "unused"]
@@ -70,3 +73,16 @@ def test_hessian_vmax_becomes_the_ratio_colour_top():
 def test_render_functions_refuse_parsed_flags(render):
     with pytest.raises(TypeError, match="RenderOptions"):
         render("unused.h5", argparse.Namespace(vmin=None, vmax=None, vlevel=None, log=False))
+
+
+@pytest.mark.parametrize("flags, named", [(["--refine_on", "train_acc"], "--refine_on"),
+                                          (["--refine_budget", "5"], "--refine_budget")])
+def test_refine_flags_without_refine_are_refused(flags, named):
+    args = surface.parser().parse_args(flags)
+    with pytest.raises(GridSpecError, match=f"{named} needs --refine TOL"):
+        make_planner(args, None, ("train_loss", "train_acc"))
+
+
+def test_refine_on_defaults_to_the_first_quantity():
+    args = surface.parser().parse_args(["--refine", "0.1"])
+    assert make_planner(args, make_grid("-1:1:5", "-1:1:5"), ("train_loss", "train_acc")).quantity == "train_loss"

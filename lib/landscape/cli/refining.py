@@ -10,21 +10,23 @@ def add_refine_args(p, quantities):
     g.add_argument("--refine", type=positive_float, metavar="TOL", default=None,
                    help="compute a coarse lattice, then split cells whose estimated interpolation error exceeds "
                         "TOL (in log10 for losses); a rerun with a smaller TOL refines further")
-    g.add_argument("--refine_on", default=quantities[0], choices=quantities,
-                   help="quantity whose error decides (default %(default)s; losses in log10, others linearly)")
+    g.add_argument("--refine_on", default=None, choices=quantities,
+                   help=f"quantity whose error decides (default {quantities[0]}; losses in log10, others linearly)")
     g.add_argument("--refine_budget", type=positive_int, default=None, metavar="N",
                    help="stop once the file holds N computed points")
 
 
 def make_planner(args, grid, quantities):
-    """A Refinement for --refine, else None; refine flags without --refine are refused."""
+    """A Refinement for --refine, else None; refine flags without --refine are refused (they would do nothing)."""
     if args.refine is None:
-        if args.refine_budget is not None:
-            raise GridSpecError("--refine_budget needs --refine TOL")
+        for flag in ("refine_budget", "refine_on"):
+            if getattr(args, flag) is not None:
+                raise GridSpecError(f"--{flag} needs --refine TOL")
         return None
-    if args.refine_on not in quantities:
-        raise GridSpecError(f"--refine_on {args.refine_on}: this run computes only {', '.join(quantities)}")
-    return Refinement(grid.shape, args.refine, args.refine_on, args.refine_budget)
+    quantity = args.refine_on or quantities[0]
+    if quantity not in quantities:
+        raise GridSpecError(f"--refine_on {quantity}: this run computes only {', '.join(quantities)}")
+    return Refinement(grid.shape, args.refine, quantity, args.refine_budget)
 
 
 def refinement_summary(planner, done):
