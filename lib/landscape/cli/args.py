@@ -158,7 +158,7 @@ def add_plot_args(p):
 
 
 def add_level_args(g):
-    """Contour levels and colour range of loss plots (the Hessian plots have no loss levels)."""
+    """Contour levels and colour range of loss plots (the Hessian plots draw loss contours at default levels)."""
     g.add_argument("--vmin", type=float, default=None)
     g.add_argument("--vmax", type=float, default=None)
     g.add_argument("--vlevel", type=float, default=None)
@@ -166,7 +166,8 @@ def add_level_args(g):
 
 
 def add_ratio_top_arg(g):
-    g.add_argument("--vmax", type=float, default=None, help="top of the |λmin/λmax| colours (default 0.5, the paper's)")
+    g.add_argument("--vmax", type=float, default=None,
+                   help="top of the |λmin/λmax| colours (default 0.5, the paper's)")
 
 
 def commit_policy(args):
@@ -198,5 +199,7 @@ def surface_parser(description):
 
 def hessian_parser(description):
     p = grid_parser(description)
+    p.epilog = ("No --batch_size or --precision: HVPs take --hessian_batch and always run in strict fp32 "
+                "(TF32 noise would swamp λmin at a minimum).")
     add_ratio_top_arg(add_plot_args(p))
     return p
