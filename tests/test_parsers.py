@@ -86,3 +86,11 @@ def test_refine_flags_without_refine_are_refused(flags, named):
 def test_refine_on_defaults_to_the_first_quantity():
     args = surface.parser().parse_args(["--refine", "0.1"])
     assert make_planner(args, make_grid("-1:1:5", "-1:1:5"), ("train_loss", "train_acc")).quantity == "train_loss"
+
+
+@pytest.mark.parametrize("flags", [["--momentum", "0.5"], ["--no-nesterov"]])
+def test_trainer_refuses_sgd_flags_with_adam(flags, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train.parse_args(["--optimizer", "adam", *flags])
+    assert stop.value.code == 2 and "apply to --optimizer sgd only" in capsys.readouterr().err
+    assert train.parse_args(["--optimizer", "sgd", *flags]).optimizer == "sgd"
