@@ -41,7 +41,7 @@ def test_pmi_size_that_disagrees_is_refused(tmp_path, tiny_args):
 
 
 @pytest.mark.parametrize("script, precision, message", [
-    ("plot_hessian_eig.py", "bf16", "always runs in strict fp32"),
+    ("plot_hessian_eig.py", "bf16", "unrecognized arguments: --precision bf16"),  # it always runs in strict fp32
     ("plot_surface.py", "tf32", "NVIDIA GPUs only"),
 ])
 def test_precision_is_refused_where_it_does_not_apply(tmp_path, tiny_args, script, precision, message):

@@ -6,7 +6,7 @@ Default ranges of a loss show its basin (its minimum up to BASIN_SPAN above it) 
 following far-away outliers; --vmin/--vmax/--vlevel/--zlim override them, in loss units also with --log.
 """
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,16 +33,16 @@ class RenderOptions:
     eig_vmax: float = None    # top of the |λmin/λmax| colours (default 0.5, the paper's)
     proj_file: str = None     # projected optimizer path drawn on the HTML page
 
-    @classmethod
-    def of(cls, opts, vmax_is_ratio=False):
-        """From any object with some of these attributes (a driver's parsed flags); the rest default.
-        vmax_is_ratio: a Hessian driver's --vmax is the |λmin/λmax| colour top (it has no --eig_vmax)."""
-        if isinstance(opts, cls):
-            return opts
-        values = {f.name: getattr(opts, f.name) for f in fields(cls) if getattr(opts, f.name, None) is not None}
-        if vmax_is_ratio and "eig_vmax" not in values:
-            values["eig_vmax"] = getattr(opts, "vmax", None)
-        return cls(**values)
+
+def checked(opts):
+    """opts itself, or the defaults for None. Anything else is refused: the library never reads a
+    driver's parsed flags (landscape.cli.render.render_options turns those into RenderOptions)."""
+    if opts is None:
+        return RenderOptions()
+    if not isinstance(opts, RenderOptions):
+        raise TypeError(f"render options must be a RenderOptions or None, not {type(opts).__name__} "
+                        f"(landscape.cli.render.render_options converts parsed flags)")
+    return opts
 
 
 def finished(results, name, kind):
@@ -127,9 +127,9 @@ def unique_notes(found):
     return [f"{q.label}: {q.note}" for q in found if q.note]
 
 
-def render_surface(path, opts, page=True):
+def render_surface(path, opts=None, page=True):
     """Plots of the surface values (2D: maps of opts.surf_name; 1D: loss/accuracy curves) and the HTML page."""
-    opts = RenderOptions.of(opts)
+    opts = checked(opts)
     results = read_results(path)
     if done_name("surface") not in results:
         return []
@@ -168,9 +168,9 @@ def render_curvature_maps(results, path, opts):
 HESSIAN_RENDERERS = [render_eig_maps, render_eig_ratio, render_curvature_maps]
 
 
-def render_hessian(path, opts, page=True):
+def render_hessian(path, opts=None, page=True):
     """Every HESSIAN_RENDERERS plot of the file's eigenvalues, and the HTML page."""
-    opts = RenderOptions.of(opts, vmax_is_ratio=True)
+    opts = checked(opts)
     results = read_results(path)
     if done_name("hessian") not in results:
         return []
@@ -182,12 +182,12 @@ def page_path(path):
     return (path[:-3] if path.endswith(".h5") else path) + ".html"
 
 
-def render_page(path, opts, out=None, reload_secs=None):
+def render_page(path, opts=None, out=None, reload_secs=None):
     """The interactive page of every quantity in the file, next to it by default; returns [its path]."""
+    opts = checked(opts)
     from .viewer_html import write_page  # plotly is only needed for the page
     out = out or page_path(path)
-    write_page(read_results(path), out, path, proj_file=RenderOptions.of(opts).proj_file,
-               reload_secs=reload_secs)
+    write_page(read_results(path), out, path, proj_file=opts.proj_file, reload_secs=reload_secs)
     return [out]
 
 

@@ -1,4 +1,5 @@
-"""Flags shared by the grid drivers. Names follow the reference code so its users' commands carry over."""
+"""The grid drivers' flags in small groups; each driver's parser takes only the groups it reads, so a flag
+that would do nothing there is refused. Names follow the reference code so its users' commands carry over."""
 import argparse
 import json
 import math
@@ -86,9 +87,6 @@ def add_data_args(p):
                    help="sizes of --dataset synthetic")
     g.add_argument("--synthetic_seed", type=int, default=0,
                    help="which synthetic data set (landscape.train takes the same flag, so both see one set)")
-    g.add_argument("--batch_size", type=batch_size, default="auto",
-                   help="evaluation batch size (auto: timed on CPU, largest that fits on GPU; a resume reuses "
-                        "the file's choice)")
     g.add_argument("--num_classes", type=positive_int, default=None,
                    help="number of classes, for data that cannot say (files, factories: default largest label + 1)")
 
@@ -139,16 +137,29 @@ def add_run_args(p):
     g.add_argument("--loss_name", default="crossentropy", choices=LOSS_NAMES)
     g.add_argument("--loss", default=None, metavar="MODULE:FUNCTION",
                    help="your loss(outputs, targets) -> the batch's mean loss (replaces --loss_name)")
-    g.add_argument("--precision", default="fp32", choices=PRECISIONS)
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     g.add_argument("--cuda", action="store_true", help="same as --device cuda (the reference's flag)")
     g.add_argument("--mpi", action="store_true", help="accepted for the reference's commands; MPI is detected")
     g.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads per rank (0: cores / ranks per node)")
 
 
+def add_evaluation_args(p):
+    """The loss evaluation's own flags: the Hessian driver has --hessian_batch and runs in strict fp32."""
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--batch_size", type=batch_size, default="auto",
+                   help="evaluation batch size (auto: timed on CPU, largest that fits on GPU; a resume reuses "
+                        "the file's choice)")
+    g.add_argument("--precision", default="fp32", choices=PRECISIONS)
+
+
 def add_plot_args(p):
     g = p.add_argument_group("plots")
     g.add_argument("--plot", action="store_true", help="render PNG and PDF plots when the grid is complete")
+    return g
+
+
+def add_level_args(g):
+    """Contour levels and colour range of loss plots (the Hessian plots draw loss contours at default levels)."""
     g.add_argument("--vmin", type=float, default=None)
     g.add_argument("--vmax", type=float, default=None)
     g.add_argument("--vlevel", type=float, default=None)
@@ -162,13 +173,34 @@ def job_options(args, stop):
                       stop_margin=args.stop_margin, stop=stop)
 
 
+def add_ratio_top_arg(g):
+    g.add_argument("--vmax", type=float, default=None,
+                   help="top of the |λmin/λmax| colours (default 0.5, the paper's)")
+
+
 def levels_of(args):
     """The plot-level flags as the keyword arguments of the plotting functions."""
     return dict(vmin=args.vmin, vmax=args.vmax, vlevel=args.vlevel, log=args.log)
 
 
 def grid_parser(description):
+    """The flags every grid driver reads: model, data, directions, grid and output, run."""
     p = argparse.ArgumentParser(description=description)
-    for add in (add_model_args, add_data_args, add_direction_args, add_grid_args, add_run_args, add_plot_args):
+    for add in (add_model_args, add_data_args, add_direction_args, add_grid_args, add_run_args):
         add(p)
+    return p
+
+
+def surface_parser(description):
+    p = grid_parser(description)
+    add_evaluation_args(p)
+    add_level_args(add_plot_args(p))
+    return p
+
+
+def hessian_parser(description):
+    p = grid_parser(description)
+    p.epilog = ("No --batch_size or --precision: HVPs take --hessian_batch and always run in strict fp32 "
+                "(TF32 noise would swamp λmin at a minimum).")
+    add_ratio_top_arg(add_plot_args(p))
     return p

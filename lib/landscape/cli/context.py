@@ -177,8 +177,9 @@ def check_grid_size(args):
         raise GridSpecError(f"--x/--y: {refusal}; use fewer points")
 
 
-def build_context(args, world):
-    device = pick_device(world, "cuda" if args.cuda else args.device, args.precision)  # binds the GPU first
+def build_context(args, world, precision="fp32"):
+    """precision: the surface driver's --precision; plot_hessian_eig.py has no such flag (strict fp32)."""
+    device = pick_device(world, "cuda" if args.cuda else args.device, precision)  # binds the GPU first
     torch.set_num_threads(args.threads or cpu_threads_per_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -235,8 +236,9 @@ def data_digest(data):
     return update_with_tensors(hashlib.sha256(), (data.x, data.y)).hexdigest()
 
 
-def input_settings(args, ctx):
-    """The settings a resume must share (compared key by key) — inputs are identified by hashes."""
+def input_settings(args, ctx, precision="fp32"):
+    """The settings a resume must share (compared key by key) — inputs are identified by hashes.
+    precision as for build_context: a Hessian file always records fp32, as it did when the flag existed."""
     return dict(
         model=args.model, model_kwargs=json_flag(args.model_kwargs, "--model_kwargs", ModelError),
         checkpoint_sha256=file_sha256(args.model_file) if args.model_file else f"init(seed={args.seed})",
@@ -245,7 +247,7 @@ def input_settings(args, ctx):
         dataset_kwargs=json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError),
         train_data_sha256=data_digest(ctx.train),
         raw_data=args.raw_data, data_split=args.data_split, split_idx=args.split_idx,
-        random_labels=args.random_labels, loss_name=args.loss_name, loss=args.loss, precision=args.precision)
+        random_labels=args.random_labels, loss_name=args.loss_name, loss=args.loss, precision=precision)
 
 
 

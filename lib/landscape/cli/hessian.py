@@ -3,12 +3,11 @@ import sys
 
 from ..api import hessian_map
 from ..curvature_job import DEFAULT_SAMPLES
-from ..devices import check_precision_applies
 from ..hessian import HVP_METHODS, PARAM_SUBSETS
-from ..render import render_hessian
-from .args import batch_size, grid_parser, job_options, positive_float, positive_int
+from .args import batch_size, hessian_parser, job_options, positive_float, positive_int
 from .curvature_args import add_curvature_args, curvature_choices
 from .context import build_context, input_settings, loss_of
+from .render import plot_hessian
 from .run import guarded_main, report
 
 
@@ -18,7 +17,7 @@ def sample_count(text):
 
 
 def parser():
-    p = grid_parser(__doc__)
+    p = hessian_parser(__doc__)
     g = p.add_argument_group("hessian")
     g.add_argument("--tol", type=positive_float, default=1e-3, help="accuracy of λmin and λmax, relative to max|λ| (with probability >= 99%%)")
     g.add_argument("--max_iter", type=positive_int, default=100, help="Lanczos steps at most per point")
@@ -36,7 +35,6 @@ def parser():
 
 
 def run(args, world, stop):
-    check_precision_applies(args.precision, args.device, strict_only=True, driver="plot_hessian_eig.py")
     choices = curvature_choices(args)  # checks the curvature flags before any data is loaded
     loss = loss_of(args)
     ctx = build_context(args, world)
@@ -45,7 +43,7 @@ def run(args, world, stop):
                          params=args.hessian_params, hvp_batch=args.hessian_batch, hvp=args.hvp, seed=args.seed,
                          device=ctx.device, overwrite=args.overwrite, settings=lambda: input_settings(args, ctx),
                          progress_secs=args.progress_secs, job=job_options(args, stop), **choices)
-    return report(result, args, world, "hessian", ctx.surf_file, render_hessian)
+    return report(result, args, world, "hessian", ctx.surf_file, plot_hessian)
 
 
 def main(argv=None):

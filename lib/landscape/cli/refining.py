@@ -7,7 +7,7 @@ def add_refine_args(p, quantities):
     g.add_argument("--refine", type=positive_float, metavar="TOL", default=None,
                    help="compute a coarse lattice, then split cells whose estimated interpolation error exceeds "
                         "TOL (in log10 for losses); a rerun with a smaller TOL refines further")
-    g.add_argument("--refine_on", default=quantities[0], choices=quantities,
-                   help="quantity whose error decides (default %(default)s; losses in log10, others linearly)")
+    g.add_argument("--refine_on", default=None, choices=quantities,
+                   help=f"quantity whose error decides (default {quantities[0]}; losses in log10, others linearly)")
     g.add_argument("--refine_budget", type=positive_int, default=None, metavar="N",
                    help="stop once the file holds N computed points")

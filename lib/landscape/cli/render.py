@@ -7,11 +7,26 @@ import argparse
 import os
 import sys
 import webbrowser
+from dataclasses import fields
 
 from ..errors import LandscapeError
 from ..render import RenderOptions, page_path, render_hessian, render_page, render_surface
 
 EXIT_BAD_INPUT = 2
+
+
+def render_options(args, vmax_is_ratio=False):
+    """A driver's parsed plot flags as RenderOptions: the flags its parser has, the rest default.
+    vmax_is_ratio: plot_hessian_eig.py's --vmax is the |λmin/λmax| colour top (it has no --eig_vmax)."""
+    values = {f.name: getattr(args, f.name) for f in fields(RenderOptions) if getattr(args, f.name, None) is not None}
+    if vmax_is_ratio and "vmax" in values:
+        values.setdefault("eig_vmax", values.pop("vmax"))
+    return RenderOptions(**values)
+
+
+def plot_hessian(path, args):
+    """plot_hessian_eig.py's --plot (run_job's render): its flags as RenderOptions for render_hessian."""
+    return render_hessian(path, render_options(args, vmax_is_ratio=True))
 
 
 def parser():
@@ -72,8 +87,7 @@ def outputs(args, opts):
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    opts = RenderOptions(**{name: getattr(args, name) for name in (
-        "surf_name", "vmin", "vmax", "vlevel", "zlim", "log", "loss_max", "acc_max", "eig_vmax", "proj_file")})
+    opts = render_options(args)
     try:
         check(args)
         saved = outputs(args, opts)

@@ -8,14 +8,15 @@ from ..errors import DataError, DirectionError, GridSpecError
 from ..render import render_surface
 from ..surfile import KINDS, TEST_QUANTITIES
 from ..trajectory import render_path_overlay
-from .args import grid_parser, job_options, levels_of
+from .args import job_options, levels_of, surface_parser
 from .context import build_context, data_digest, input_settings, loss_of
 from .refining import add_refine_args
+from .render import render_options
 from .run import guarded_main, report
 
 
 def parser():
-    p = grid_parser(__doc__)
+    p = surface_parser(__doc__)
     p.add_argument("--test", action="store_true", help="also evaluate the test set (test_loss, test_acc)")
     p.add_argument("--proj_file", help="with --plot: draw this projected optimizer path over the contours")
     add_refine_args(p, KINDS["surface"] + TEST_QUANTITIES)
@@ -23,7 +24,7 @@ def parser():
 
 
 def render(path, args):
-    saved = render_surface(path, args)
+    saved = render_surface(path, render_options(args))
     if args.proj_file:
         saved += render_path_overlay(path, args.proj_file, **levels_of(args))
     return saved
@@ -32,15 +33,16 @@ def render(path, args):
 def refine_of(args):
     """--refine TOL [--refine_on Q] [--refine_budget N] as a Refine; refine flags without --refine are refused."""
     if args.refine is None:
-        if args.refine_budget is not None:
-            raise GridSpecError("--refine_budget needs --refine TOL")
+        for flag in ("refine_budget", "refine_on"):
+            if getattr(args, flag) is not None:  # it would do nothing
+                raise GridSpecError(f"--{flag} needs --refine TOL")
         return None
     return Refine(args.refine, args.refine_on, args.refine_budget)
 
 
 def run(args, world, stop):
     loss = loss_of(args)  # a bad --loss is refused before any file is made
-    ctx = build_context(args, world)
+    ctx = build_context(args, world, args.precision)
     check_precision_applies(args.precision, ctx.device.type)
     if args.test and ctx.test is None:
         raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
@@ -49,7 +51,7 @@ def run(args, world, stop):
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
 
     def settings():
-        return dict(input_settings(args, ctx), test=args.test,
+        return dict(input_settings(args, ctx, args.precision), test=args.test,
                     test_data_sha256=data_digest(ctx.test) if args.test else None)
     result = surface(ctx.model, (ctx.train.x, ctx.train.y), loss=loss, directions=ctx.dirs, x=args.x, y=args.y,
                      test_data=(ctx.test.x, ctx.test.y) if args.test else None, path=ctx.surf_file,

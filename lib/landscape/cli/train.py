@@ -66,6 +66,9 @@ def parse_args(argv=None):
         p.error(f"--label_corrupt_prob must be within [0, 1], got {args.label_corrupt_prob}")
     if args.optimizer == "sgd" and args.nesterov and args.momentum <= 0:
         p.error("Nesterov SGD needs --momentum > 0; pass --no-nesterov for plain SGD")
+    sgd_only = [f"--{name}" for name in ("momentum", "nesterov") if getattr(args, name) != p.get_default(name)]
+    if args.optimizer != "sgd" and sgd_only:  # Adam has neither: the flags would do nothing
+        p.error(f"{' and '.join(sgd_only)} apply to --optimizer sgd only")
     return args
 
 

@@ -10,7 +10,8 @@ checkpoints and settings); the projection is recomputed every run. With --surfac
 surface along the two directions follows (plot_surface.py on every rank, default range: the path
 padded by --path_margin), then the path drawn over its contours next to the surface file.
 Flags this driver does not know (--synthetic_size, --batch_size, --surf_file, --plot, ...) are the
-surface driver's: they need --surface and are parsed by its parser.
+surface driver's: they need --surface and are parsed by its parser. Its own grid and plot flags
+(--x, --y, --grid_points, --path_margin, --vmin, --vmax, --vlevel, --log) need --surface too.
 """
 import argparse
 import json
@@ -30,6 +31,9 @@ from . import context, surface
 from .args import levels_of, positive_int
 from ..runner import rank0_first
 from .run import guarded_main
+
+# this parser's flags that only the --surface stage reads
+SURFACE_ONLY = ("x", "y", "grid_points", "path_margin", "vmin", "vmax", "vlevel", "log")
 
 
 def parser():
@@ -181,11 +185,18 @@ def run(args, world, stop):
     return EXIT_OK
 
 
+def surface_only_flags(p, args):
+    """This driver's own flags that only shape the surface (grid, plot levels) and were given: without
+    --surface they would do nothing. A flag given at its default cannot be told apart, and does nothing."""
+    return [f"--{name}" for name in SURFACE_ONLY if getattr(args, name) != p.get_default(name)]
+
+
 def main(argv=None):
     p = parser()
     args, rest = p.parse_known_args(argv)
-    if rest and not args.surface:
-        p.error(f"unrecognized arguments: {' '.join(rest)} (surface flags need --surface)")
+    unused = [] if args.surface else rest + surface_only_flags(p, args)
+    if unused:
+        p.error(f"unrecognized arguments: {' '.join(unused)} (surface flags need --surface)")
     # the surface driver's parser refuses its bad flags now, before the (long) PCA, not after it
     args.surface_options = surface.parser().parse_args(rest)
     return guarded_main(run, args)
