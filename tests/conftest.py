@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -34,6 +35,18 @@ def python_cmd(script, *args):
 def run(cmd, timeout=240, cwd=None, **extra_env):
     """Run a command to completion; returns CompletedProcess with text output."""
     return subprocess.run(cmd, cwd=cwd, env=env(**extra_env), capture_output=True, text=True, timeout=timeout)
+
+
+def script_results(folder, text, ranks=(1, 2)):
+    """Run a user's script (it saves one array to argv[1]) under `mpirun -n N` for each N; the arrays, in order."""
+    script = folder / "user.py"
+    script.write_text(text)
+    out = []
+    for n in ranks:
+        r = run(mpirun_cmd(n, str(script), str(folder / f"n{n}.npy")))
+        assert r.returncode == 0, r.stderr + r.stdout
+        out.append(np.load(folder / f"n{n}.npy"))
+    return out
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import landscape
 from bruteforce import brute_force_surface, reference_direction_file
-from conftest import ROOT, mpirun_cmd, python_cmd, run
+from conftest import ROOT, python_cmd, run, script_results
 from landscape.errors import DirectionError, GridSpecError, LossError, SurfaceFileError
 from tiny import make_data, make_model
 
@@ -160,13 +160,9 @@ np.save(sys.argv[1], res.train_loss)
 
 @pytest.mark.slow
 def test_user_script_under_mpirun_equals_one_process(tmp_path):
-    script = tmp_path / "user.py"
-    script.write_text(USER_SCRIPT)
-    for n in (1, 2):
-        r = run(mpirun_cmd(n, str(script), str(tmp_path / f"n{n}.npy")))
-        assert r.returncode == 0, r.stderr + r.stdout
-    np.testing.assert_array_equal(np.load(tmp_path / "n1.npy"), np.load(tmp_path / "n2.npy"))
-    assert np.isfinite(np.load(tmp_path / "n2.npy")).all()
+    one, two = script_results(tmp_path, USER_SCRIPT)
+    np.testing.assert_array_equal(one, two)
+    assert np.isfinite(two).all()
 
 
 def test_readme_example_runs_as_written(tmp_path, monkeypatch):

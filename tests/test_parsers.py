@@ -93,3 +93,19 @@ def test_trainer_refuses_sgd_flags_with_adam(flags, capsys):
         train.parse_args(["--optimizer", "adam", *flags])
     assert stop.value.code == 2 and "apply to --optimizer sgd only" in capsys.readouterr().err
     assert train.parse_args(["--optimizer", "sgd", *flags]).optimizer == "sgd"
+
+
+def test_no_module_outside_cli_takes_parsed_flags():
+    """The issue's check: argparse and its Namespace stay in lib/landscape/cli/ (the library takes explicit values)."""
+    import os
+    import re
+    root = os.path.dirname(landscape.__file__)
+    found = []
+    for folder, _, files in os.walk(root):
+        if os.path.relpath(folder, root).split(os.sep)[0] == "cli":
+            continue
+        for name in files:
+            if name.endswith(".py"):
+                text = open(os.path.join(folder, name)).read()
+                found += [f"{name}: {m}" for m in re.findall(r"argparse|Namespace|\bargs\.\w+", text)]
+    assert not found, found

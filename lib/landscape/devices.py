@@ -141,11 +141,9 @@ def tf32_override_warning(environ, precision):
             f"{wanted} is not guaranteed; unset {'them' if len(found) > 1 else 'it'} for trustworthy numbers")
 
 
-def check_precision_applies(precision, device_type, strict_only=False, driver="this driver"):
-    """Refuse a --precision that this driver or device would silently ignore."""
-    if strict_only and precision != "fp32":
-        raise DeviceError(f"--precision {precision}: {driver} always runs in strict fp32 (TF32 off), since "
-                          f"reduced-precision noise is larger than the eigenvalues it measures; drop the flag")
+def check_precision_applies(precision, device_type):
+    """Refuse a --precision that this device would silently ignore (plot_hessian_eig.py has no --precision:
+    it always runs in strict fp32, as reduced-precision noise is larger than the eigenvalues it measures)."""
     if precision == "tf32" and device_type != "cuda":
         raise DeviceError("--precision tf32 applies to NVIDIA GPUs only; on the CPU use fp32 or bf16")
 
