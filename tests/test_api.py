@@ -220,3 +220,69 @@ def test_named_losses_equal_the_drivers_sums(trained):
     np.testing.assert_allclose(named.train_loss, own.train_loss, rtol=1e-5)
     with pytest.raises(LossError, match="'hinge' is not one of crossentropy, mse"):
         landscape.surface(model, data, directions=dirs, x=XS, loss="hinge", **quiet())
+
+
+def test_the_test_set_takes_the_train_sets_batch_size(trained, capsys):
+    model, dirs = trained
+    train, test = make_data()
+    landscape.surface(model, train, directions=dirs, x=XS, test_data=test, **quiet())
+    assert capsys.readouterr().out.count("evaluation batch size") == 1  # timed once, used for both sets
+
+
+def test_a_reference_file_of_state_directions_without_attributes_is_read_as_states(tmp_path):
+    from landscape.dirfile import Directions, write_directions
+    torch.manual_seed(0)
+    model = make_model()
+    states = landscape.random_directions(model, n=2, dir_type="states", seed=1)
+    write_directions(tmp_path / "ref.h5", Directions(states.x, states.y, {}))  # the reference code writes no attrs
+    bare = landscape.load_directions(tmp_path / "ref.h5")
+    assert "dir_type" not in bare.attrs
+    got = landscape.surface(model, make_data()[0], directions=bare, x=XS, y=YS, batch_size=16, **quiet())
+    want = landscape.surface(model, make_data()[0], directions=states, x=XS, y=YS, batch_size=16, **quiet())
+    np.testing.assert_array_equal(got.train_loss, want.train_loss)
+
+
+def test_bad_choices_are_refused_before_any_file_is_written(tmp_path):
+    from landscape.devices import DeviceError
+    from landscape.errors import DataError, LandscapeError
+    model, data = make_model(), make_data()[0]
+    path = tmp_path / "never.h5"
+    for kwargs, error, message in [(dict(precision="fp16"), LandscapeError, "fp16"),
+                                   (dict(precision="tf32"), DeviceError, "NVIDIA GPUs only"),
+                                   (dict(batch_size=0), DataError, "batch_size=0"),
+                                   (dict(batch_size=2.5), DataError, "batch_size=2.5")]:
+        with pytest.raises(error, match=message):
+            landscape.surface(model, data, x=XS, path=str(path), **kwargs, **quiet())
+    for kwargs, message in [(dict(samples=0), "samples=0"), (dict(hvp_batch=-1), "hvp_batch=-1"),
+                            (dict(density="3/40"), "two whole numbers")]:
+        with pytest.raises(LandscapeError, match=message):
+            landscape.hessian_map(model, data, x=XS, path=str(path), **kwargs, **quiet())
+    assert not path.exists()
+    assert landscape.surface(model, data, x=XS, y="", batch_size=16, **quiet()).train_loss.shape == (5,)
+
+
+class Pairs(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+
+
+def test_a_shuffled_loader_resumes_over_tensors_and_is_refused_otherwise(trained, tmp_path):
+    from landscape.errors import DataError
+    model, dirs = trained
+    x, y = make_data()[0]
+    over_tensors = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True)
+    path = str(tmp_path / "s.h5")
+    first = landscape.surface(model, over_tensors, directions=dirs, x=XS, path=path, **quiet())
+    again = landscape.surface(model, over_tensors, directions=dirs, x=XS, path=path, **quiet())  # same digest
+    np.testing.assert_array_equal(first.train_loss, again.train_loss)
+    other = torch.utils.data.DataLoader(Pairs(x, y), batch_size=16, shuffle=True)
+    with pytest.raises(DataError, match="shuffled DataLoader"):
+        landscape.surface(model, other, directions=dirs, x=XS, path=str(tmp_path / "t.h5"), **quiet())
+    landscape.surface(model, other, directions=dirs, x=XS, path=str(tmp_path / "t.h5"), settings={"data": "mine"},
+                      **quiet())

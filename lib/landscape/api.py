@@ -95,13 +95,19 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
     world = init_world()
     abort_on_uncaught(world)
     grid = use.make_grid_of(x, y)
+    use.check_batch_size(batch_size, "batch_size")
+    for given in (data, test_data):
+        use.check_identifiable(given, path, settings)
     dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
     with use.evaluation_mode(model, device, world) as device:
+        use.check_precision(precision, device)
         setter = use.point_setter(model, dirs, grid)
         try:
             loss_total = use.summed_loss(loss)
-            sets = [use.eval_batches(d, model, device, batch_size, precision, world, path, overwrite)
-                    for d in (data, test_data) if d is not None]
+            sets = [use.eval_batches(data, model, device, batch_size, precision, world, path, overwrite)]
+            if test_data is not None:  # the train set's batch size, so both sum alike (and resume alike)
+                sets.append(use.eval_batches(test_data, model, device, sets[0][1] or batch_size, precision, world,
+                                             path, overwrite))
             accuracy = use.probe(model, sets[0][0], loss_total, device)
             quantities = _surface_quantities(accuracy, test_data is not None)
 
@@ -141,6 +147,9 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     world = init_world()
     abort_on_uncaught(world)
     check_choices(params, hvp)
+    use.check_batch_size(hvp_batch, "hvp_batch")
+    use.check_samples(samples)
+    use.check_identifiable(data, path, settings)
     grid = use.make_grid_of(x, y)
     dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
     mean = use.mean_loss(loss)
@@ -193,7 +202,7 @@ def _planner(refine, grid, quantities):
 
 def _identity(model, dirs, grid, data, loss):
     """The default description of the inputs: hashes of what the call was given."""
-    return dict(model=qualified_name(model), model_sha256=use.state_digest(model), dir_type=use.dir_type_of(dirs),
+    return dict(model=qualified_name(model), model_sha256=use.state_digest(model), dir_type=use.dir_type_of(dirs, model),
                 directions_sha256=directions_digest(dirs), x=use.axis_list(grid.x), y=use.axis_list(grid.y),
                 data_sha256=use.data_digest(data), loss=use.loss_label(loss))
 

@@ -30,6 +30,9 @@ def make_plan(model, names, tol=1e-3, max_iter=100, seed=0, trace=None, density=
     if trace is not None and (isinstance(trace, bool) or not isinstance(trace, int) or trace < 2):
         raise CurvatureChoiceError(f"trace={trace!r}: give the number of probes per point, an integer >= 2 "
                                    f"(two or more give an error bar)")
+    if density is not None and not (isinstance(density, (tuple, list)) and len(density) == 2
+                                    and all(isinstance(k, int) and not isinstance(k, bool) for k in density)):
+        raise CurvatureChoiceError(f"density={density!r}: give (probes, steps), two whole numbers, e.g. (3, 40)")
     probes, steps = density if density is not None else (None, None)
     if density is not None and not (probes >= 1 and steps >= 2):
         raise CurvatureChoiceError(f"density={density!r}: give (probes, steps) with probes >= 1 and steps >= 2")

@@ -10,14 +10,15 @@ import torch
 
 from .checkpoint import update_with_tensors
 from .dirfile import check_fits
-from .directions import named_entries
-from .errors import DataError, DirectionError, GridSpecError, LossError
-from .evaluate import LOSS_NAMES, auto_batch_size, checked_mean_loss, device_layout, gives_accuracy, loss_function, \
+from .directions import DIR_TYPES, named_entries
+from .devices import check_precision_applies
+from .errors import DataError, DirectionError, GridSpecError, LandscapeError, LossError
+from .evaluate import LOSS_NAMES, PRECISIONS, auto_batch_size, checked_mean_loss, device_layout, gives_accuracy, loss_function, \
     mean_loss_total, qualified_name, tensor_batches
 from .flatparams import PointSetter
 from .grid import Grid, parse_axis
 from .integrity import memory_refusal
-from .mpi import pick_device, ranks_per_gpu
+from .mpi import pick_device, ranks_per_gpu, share_device
 from .runner import rank0_first
 from .surfile import stored_settings
 
@@ -27,7 +28,7 @@ IN_MEMORY = "(in memory)"  # the dir_file a results file records for directions 
 def make_grid_of(x, y=None):
     """A Grid from (min, max, num) tuples or 'min:max:num' strings, validated as the --x/--y flags are;
     a grid too large to hold is refused before anything is computed."""
-    axes = [_axis(x, "x")] + ([] if y is None else [_axis(y, "y")])
+    axes = [_axis(x, "x")] + ([] if y in (None, "") else [_axis(y, "y")])  # --y "" is 1D, as for the drivers
     refusal = memory_refusal(int(np.prod([num for _, _, num in axes])))
     if refusal:
         raise GridSpecError(f"x/y: {refusal}; use fewer points")
@@ -50,8 +51,12 @@ def axis_list(axis):
     return None if axis is None else [float(axis[0]), float(axis[-1]), len(axis)]
 
 
-def dir_type_of(dirs):
-    return dirs.attrs.get("dir_type", "weights")
+def dir_type_of(dirs, model):
+    """The directions' own dir_type; a reference-code file records none: the entries its x direction fits."""
+    if "dir_type" in dirs.attrs:
+        return dirs.attrs["dir_type"]
+    fits = [kind for kind in DIR_TYPES if len(named_entries(model, kind)) == len(dirs.x)]
+    return fits[0] if fits else "weights"  # none fits: check_fits says how the file differs from the weights
 
 
 @contextlib.contextmanager
@@ -60,7 +65,11 @@ def evaluation_mode(model, device, world):
     device: None (where the model is), 'auto'/'cpu'/'cuda' (picked per rank, as the drivers do) or a torch.device."""
     params = list(model.parameters())
     home = params[0].device if params else torch.device("cpu")
-    target = pick_device(world, device) if isinstance(device, str) else torch.device(device or home)
+    if isinstance(device, str):
+        target = pick_device(world, device)
+    else:
+        target = torch.device(device or home)
+        share_device(world, target)  # every rank calls this: the batch probes leave room for GPU neighbours
     was_training = model.training
     model.to(target).eval()
     try:
@@ -71,7 +80,7 @@ def evaluation_mode(model, device, world):
 
 def point_setter(model, dirs, grid):
     """Binds the model's entries to one flat buffer that moves along the directions (restore() undoes it)."""
-    names, entries = zip(*named_entries(model, dir_type_of(dirs)))
+    names, entries = zip(*named_entries(model, dir_type_of(dirs, model)))
     check_fits(dirs, names, [t.shape for t in entries], dirs.path or "the directions given")
     if grid.is_2d and not dirs.is_2d:
         where = f"{dirs.path} holds" if dirs.path else "these hold"
@@ -96,6 +105,37 @@ def check_reiterable(data):
         raise DataError(f"data must be an (inputs, targets) pair of tensors or a re-iterable of batches "
                         f"(a DataLoader, a list); got a {type(data).__name__}")
     return data
+
+
+def check_batch_size(value, name):
+    if value != "auto" and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+        raise DataError(f"{name}={value!r}: give a positive whole number or 'auto'")
+
+
+def check_precision(precision, device):
+    if precision not in PRECISIONS:
+        raise LandscapeError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    check_precision_applies(precision, device.type)
+
+
+def check_samples(samples):
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1):
+        raise DataError(f"samples={samples!r}: give a positive whole number, or None for every sample")
+
+
+def check_identifiable(data, path, settings):
+    """A shuffled DataLoader gives other batches, so another hash, on every pass: a resume of `path`
+    could never match it. Without settings= describing the data, it is refused before any work."""
+    shuffled = isinstance(getattr(data, "sampler", None), torch.utils.data.RandomSampler)
+    if shuffled and path is not None and settings is None and not _tensor_dataset(data):
+        raise DataError("a shuffled DataLoader hashes differently on every pass, so its results file could not be "
+                        "resumed: give settings={...} that describe the data (the hash is then skipped), or "
+                        "shuffle=False")
+
+
+def _tensor_dataset(data):
+    dataset = getattr(data, "dataset", None)
+    return dataset.tensors if isinstance(dataset, torch.utils.data.TensorDataset) else None
 
 
 def choose_eval_batch(world, model, inputs, precision, path, overwrite):
@@ -168,6 +208,7 @@ def data_digest(data):
     if data is None:
         return None
     h = hashlib.sha256()
-    for batch in [data] if is_pair(data) else data:
+    tensors = _tensor_dataset(data)  # a DataLoader over tensors: them, whatever its batches and order
+    for batch in [data] if is_pair(data) else [tensors] if tensors else data:
         update_with_tensors(h, batch)
     return h.hexdigest()

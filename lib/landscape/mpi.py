@@ -47,12 +47,17 @@ class World:
                 time.sleep(0.005)
 
 
+_WORLD = []  # one World per process: each API call reuses it (and its node communicator, and device_sharing)
+
+
 def init_world():
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        return World(None)
-    return World(MPI.COMM_WORLD)
+    if not _WORLD:
+        try:
+            from mpi4py import MPI
+            _WORLD.append(World(MPI.COMM_WORLD))
+        except ImportError:
+            _WORLD.append(World(None))
+    return _WORLD[0]
 
 
 def _node_comm(comm):
@@ -121,16 +126,23 @@ def pick_device(world, requested="auto", precision="fp32"):
     of = f" of {world.local_size}" if world.node else ""  # alone, the launcher's local rank is all we know
     print(f"[rank {world.rank}/{world.size}] host {platform.node()}, local rank {world.local_rank}{of}, "
           f"device {device}{name}", flush=True)
-    # GPUs by identity, not index: with one GPU bound per task (srun --gpus-per-task) every rank sees "cuda:0"
-    mine = _gpu_identity(device)
-    ids = world.node_allgather(mine)
-    world.device_sharing = ids.count(mine) if device.type == "cuda" else 1
+    ids = share_device(world, device)
     if device.type == "cuda" and (world.node is None or world.local_rank == 0):
         for warning in (sharing_warning(platform.node(), ids),
                         tf32_override_warning(os.environ, precision)):
             if warning:
                 print(warning, file=sys.stderr, flush=True)
     return device
+
+
+def share_device(world, device):
+    """Collective: note in world.device_sharing how many ranks of this node use `device` (batch probes
+    leave them room); returns every local rank's GPU identity. GPUs go by identity, not index: with one
+    GPU bound per task (srun --gpus-per-task) every rank sees "cuda:0"."""
+    mine = _gpu_identity(device)
+    ids = world.node_allgather(mine)
+    world.device_sharing = ids.count(mine) if device.type == "cuda" else 1
+    return ids
 
 
 def _gpu_identity(device):

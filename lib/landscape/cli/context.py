@@ -201,6 +201,7 @@ def build_context(args, world, precision="fp32"):
     for note in check_direction_flags(args, dirs, dir_file):
         if world.rank == 0:
             print(note, file=sys.stderr, flush=True)
+    dirs.attrs.setdefault("dir_type", args.dir_type)  # a reference-code file records none: the flag says
     names, entries = zip(*named_entries(model, args.dir_type))
     check_fits(dirs, names, [t.shape for t in entries], dir_file)
     if grid.is_2d and not dirs.is_2d:
