@@ -6,7 +6,6 @@ PCA ratios are fractions (explained_variance_ratio_, 0-1).
 
 import numpy as np
 from matplotlib.colors import LogNorm
-from scipy.interpolate import RegularGridInterpolator
 
 from landscape.plotting_base import (PlotOptionError, as_axis, as_curve, as_grid, contour_levels, finite_range,
                                      masked, near_log_levels, new_figure, set_title)
@@ -124,6 +123,7 @@ def path_levels(x, y, values, xs, ys):
     The surface is sampled at the path's points (linear interpolation between grid points), so the
     contours are dense where the optimizer went, not spread evenly over far-away peaks.
     """
+    from scipy.interpolate import RegularGridInterpolator  # scipy costs every driver ~0.5 s to import
     on_path = RegularGridInterpolator((y, x), values.filled(np.nan), bounds_error=False)(
         np.column_stack([ys.filled(np.nan), xs.filled(np.nan)]))
     on_path = on_path[np.isfinite(on_path) & (on_path > 0)]

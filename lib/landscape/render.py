@@ -6,7 +6,6 @@ Default ranges of a loss show its basin (its minimum up to BASIN_SPAN above it) 
 following far-away outliers; --vmin/--vmax/--vlevel/--zlim override them, in loss units also with --log.
 """
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,22 +15,8 @@ from .plotting import (plot_1d, plot_contour, plot_eig_maps, plot_eig_ratio, plo
 from .plotting_base import basin_range, near_log_levels
 from .render_curvature import render_curvature
 from .render_data import find, quantities
+from .render_options import RenderOptions
 from .surfile import done_name, read_results
-
-
-@dataclass
-class RenderOptions:
-    """What a re-plot may change; bounds are in the quantity's units, also with log."""
-    surf_name: str = "train_loss"
-    vmin: float = None
-    vmax: float = None
-    vlevel: float = None
-    zlim: float = None        # top of the 3D surface (plot_2D.py's --zlim, h52vtp.py's --zmax)
-    log: bool = False
-    loss_max: float = None    # top of the 1D loss axis (plot_1D.py's --loss_max)
-    acc_max: float = None     # top of the 1D accuracy axis
-    eig_vmax: float = None    # top of the |λmin/λmax| colours (default 0.5, the paper's)
-    proj_file: str = None     # projected optimizer path drawn on the HTML page
 
 
 def checked(opts):

@@ -10,7 +10,7 @@ import webbrowser
 from dataclasses import fields
 
 from ..errors import LandscapeError
-from ..render import RenderOptions, page_path, render_hessian, render_page, render_surface
+from ..render_options import RenderOptions
 
 EXIT_BAD_INPUT = 2
 
@@ -26,6 +26,7 @@ def render_options(args, vmax_is_ratio=False):
 
 def plot_hessian(path, args):
     """plot_hessian_eig.py's --plot (run_job's render): its flags as RenderOptions for render_hessian."""
+    from ..render import render_hessian  # matplotlib only once there is something to plot
     return render_hessian(path, render_options(args, vmax_is_ratio=True))
 
 
@@ -66,6 +67,7 @@ def check(args):
 
 
 def outputs(args, opts):
+    from ..render import page_path, render_hessian, render_page, render_surface
     from ..surfile import read_results
     from ..viewer_watch import watch
     from ..vtk_export import export_vtk

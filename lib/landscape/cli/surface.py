@@ -5,9 +5,7 @@ import sys
 from ..api import Refine, surface
 from ..devices import check_precision_applies
 from ..errors import DataError, DirectionError, GridSpecError
-from ..render import render_surface
 from ..surfile import KINDS, TEST_QUANTITIES
-from ..trajectory import render_path_overlay
 from .args import job_options, levels_of, surface_parser
 from .context import build_context, data_digest, input_settings, loss_of
 from .refining import add_refine_args
@@ -24,6 +22,8 @@ def parser():
 
 
 def render(path, args):
+    from ..render import render_surface  # matplotlib only once there is something to plot
+    from ..trajectory import render_path_overlay
     saved = render_surface(path, render_options(args))
     if args.proj_file:
         saved += render_path_overlay(path, args.proj_file, **levels_of(args))
