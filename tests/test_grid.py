@@ -26,6 +26,17 @@ def test_non_square_grid_layout_is_y_by_x():
     assert make_grid("-1:1:5").shape == (5,)
 
 
+def test_tuples_equal_specs_and_a_grid_too_large_to_hold_is_refused_before_any_linspace():
+    assert np.array_equal(make_grid((-1, 1, 5), (0, 2, 3)).y, make_grid("-1:1:5", "0:2:3").y)
+    assert make_grid("-1:1:5", "").shape == (5,)
+    with pytest.raises(GridSpecError, match="num must be a whole number"):
+        make_grid((-1, 1, 2.5))
+    with pytest.raises(GridSpecError, match="use fewer points"):
+        make_grid("0:1:1000000000", "0:1:1000000000")  # 1e18 points: np.linspace alone would not fit
+    with pytest.raises(GridSpecError, match="use fewer points"):
+        make_grid("0:1:10000000000", "0:1:10000000000")  # 1e20: past int64, must not wrap around
+
+
 @pytest.mark.parametrize("shape", [(7,), (1,), (5, 9), (4, 4), (3, 1)])
 def test_coarse_to_fine_is_a_permutation_whose_prefix_is_a_coarse_lattice(shape):
     order = coarse_to_fine(shape)

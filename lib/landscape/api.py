@@ -17,12 +17,13 @@ import torch
 
 from . import __version__
 from . import inputs as use
-from .curvature_job import DEFAULT_SAMPLES, check_batches, check_choices, hvp_batch, make_plan, plan_settings, \
+from .curvature_job import DEFAULT_SAMPLES, check_batches, check_choices, hessian_dim, hvp_batch, make_plan, plan_settings, \
     point_evaluator, quantity_layout, sample_subset, slices
 from .dirfile import Directions, directions_digest, read_directions
 from .directions import named_entries, normalize_direction, random_direction, target_direction
 from .errors import DirectionError, GridSpecError
 from .evaluate import evaluate_batches, qualified_name
+from .grid import make_grid
 from .hessian import hessian_param_names
 from .mpi import abort_on_uncaught, init_world
 from .refine import Refinement
@@ -94,7 +95,7 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
     """
     world = init_world()
     abort_on_uncaught(world)
-    grid = use.make_grid_of(x, y)
+    grid = make_grid(x, y)
     use.check_batch_size(batch_size, "batch_size")
     for given in (data, test_data):
         use.check_identifiable(given, path, settings)
@@ -150,7 +151,7 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     use.check_batch_size(hvp_batch, "hvp_batch")
     use.check_samples(samples)
     use.check_identifiable(data, path, settings)
-    grid = use.make_grid_of(x, y)
+    grid = make_grid(x, y)
     dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
     mean = use.mean_loss(loss)
     with use.evaluation_mode(model, device, world) as device:
@@ -159,9 +160,8 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
         setter = use.point_setter(model, dirs, grid)
         try:
             batches = _hessian_batches(world, model, names, mean, data, samples, hvp_batch, seed, hvp, device)
-            use.probe(model, batches, lambda o, t: mean(o, t), device)  # a bad loss fails before any file
-            quantities, shapes, layer_names = quantity_layout(plan, sum(p.numel() for n, p in model.named_parameters()
-                                                                         if n in set(names)))
+            use.probe(model, batches, mean, device)  # a bad loss fails before any file
+            quantities, shapes, layer_names = quantity_layout(plan, hessian_dim(model, names))
             evaluate_point = point_evaluator(model, names, setter, grid, batches, mean, plan, quantities, world,
                                              device, hvp)
             settings_of = _with_settings(settings, lambda: _identity(model, dirs, grid, data, loss),

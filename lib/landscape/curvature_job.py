@@ -71,11 +71,17 @@ def sample_subset(x, y, samples, seed):
     return x, y
 
 
+def hessian_dim(model, names):
+    """How many coordinates the Hessian over `names` has."""
+    wanted = set(names)
+    return sum(p.numel() for n, p in model.named_parameters() if n in wanted)
+
+
 def hvp_batch(world, model, names, loss, x, y, batch, method, device):
     """The HVP batch: as given, or (auto) the largest that fits, probed by rank 0 for all ranks."""
     if batch != "auto":
         return int(batch)
-    dim = sum(p.numel() for n, p in model.named_parameters() if n in set(names))
+    dim = hessian_dim(model, names)
     sharing = ranks_per_gpu(world, device)
     batch = rank0_first(world, lambda: hessian_batch_size(
         lambda b: mean_loss_hvp(model, names, loss, b, method=method), x, y, dim, device, sharing))
@@ -97,7 +103,7 @@ def check_batches(batches):
 
 def point_evaluator(model, names, setter, grid, batches, loss, plan, quantities, world, device, method):
     """evaluate_point(index) -> the plan's quantities at that grid point, in `quantities` order."""
-    dim = sum(p.numel() for n, p in model.named_parameters() if n in set(names))
+    dim = hessian_dim(model, names)
     basis = lanczos_basis_plan(dim, plan.max_iter, device, ranks_per_gpu(world, device), world.local_size)
     hvp = mean_loss_hvp(model, names, loss, batches, method=method)
     layer_ops = tuple(mean_loss_hvp(model, list(block[3]), loss, batches, method=method) for block in plan.layers)

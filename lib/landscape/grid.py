@@ -3,11 +3,13 @@
 Layout rule used everywhere: a 2D array is shaped (len(y), len(x)) and value[j, i] is at (x[i], y[j]).
 A 1D grid is shaped (len(x),). A point is identified by its flat index into that array (C order).
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import GridSpecError
+from .integrity import memory_refusal
 
 LAYOUT = "value[j, i] is at (xcoordinates[i], ycoordinates[j]); shape (len(ycoordinates), len(xcoordinates))"
 LAYOUT_1D = "value[i] is at xcoordinates[i]; shape (len(xcoordinates),)"
@@ -66,10 +68,26 @@ class Grid:
         return float(self.x[i]), float(self.y[j])
 
 
-def make_grid(xspec, yspec=None):
-    x = np.linspace(*parse_axis(xspec, "x"))
-    y = None if yspec in (None, "") else np.linspace(*parse_axis(yspec, "y"))
-    return Grid(x, y)
+def make_grid(x, y=None):
+    """A Grid from (min, max, num) tuples or 'min:max:num' strings, validated as the --x/--y flags are;
+    a grid too large to hold is refused before anything is computed."""
+    axes = [_axis(x, "x")] + ([] if y in (None, "") else [_axis(y, "y")])  # --y "" is 1D, as for the drivers
+    refusal = memory_refusal(math.prod(num for _, _, num in axes))  # Python ints: no int64 overflow
+    if refusal:
+        raise GridSpecError(f"the grid x/y (--x/--y): {refusal}; use fewer points")
+    return Grid(*(np.linspace(*a) for a in axes))
+
+
+def _axis(spec, name):
+    if isinstance(spec, str):
+        return parse_axis(spec, name)
+    try:
+        lo, hi, num = spec
+    except (TypeError, ValueError):
+        raise GridSpecError(f"{name}={spec!r}: give (min, max, num) or 'min:max:num'") from None
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
+        raise GridSpecError(f"{name}={spec!r}: num must be a whole number")
+    return parse_axis(f"{float(lo)!r}:{float(hi)!r}:{int(num)}", name)
 
 
 def coarse_to_fine(shape):

@@ -12,39 +12,15 @@ from .checkpoint import update_with_tensors
 from .dirfile import check_fits
 from .directions import DIR_TYPES, named_entries
 from .devices import check_precision_applies
-from .errors import DataError, DirectionError, GridSpecError, LandscapeError, LossError
+from .errors import DataError, DirectionError, LandscapeError, LossError
 from .evaluate import LOSS_NAMES, PRECISIONS, auto_batch_size, checked_mean_loss, device_layout, gives_accuracy, loss_function, \
     mean_loss_total, qualified_name, tensor_batches
 from .flatparams import PointSetter
-from .grid import Grid, parse_axis
-from .integrity import memory_refusal
 from .mpi import pick_device, ranks_per_gpu, share_device
 from .runner import rank0_first
 from .surfile import stored_settings
 
 IN_MEMORY = "(in memory)"  # the dir_file a results file records for directions never saved
-
-
-def make_grid_of(x, y=None):
-    """A Grid from (min, max, num) tuples or 'min:max:num' strings, validated as the --x/--y flags are;
-    a grid too large to hold is refused before anything is computed."""
-    axes = [_axis(x, "x")] + ([] if y in (None, "") else [_axis(y, "y")])  # --y "" is 1D, as for the drivers
-    refusal = memory_refusal(int(np.prod([num for _, _, num in axes])))
-    if refusal:
-        raise GridSpecError(f"x/y: {refusal}; use fewer points")
-    return Grid(*(np.linspace(*a) for a in axes))
-
-
-def _axis(spec, name):
-    if isinstance(spec, str):
-        return parse_axis(spec, name)
-    try:
-        lo, hi, num = spec
-    except (TypeError, ValueError):
-        raise GridSpecError(f"{name}={spec!r}: give (min, max, num) or 'min:max:num'") from None
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
-        raise GridSpecError(f"{name}={spec!r}: num must be a whole number")
-    return parse_axis(f"{float(lo)!r}:{float(hi)!r}:{int(num)}", name)
 
 
 def axis_list(axis):

@@ -19,7 +19,6 @@ from ..errors import DataError, DirectionError, GridSpecError, LandscapeError, L
 from ..evaluate import device_layout
 from ..grid import make_grid, parse_axis
 from ..imports import import_callable
-from ..integrity import memory_refusal
 from ..models import build_model
 from ..mpi import cpu_threads_per_rank, pick_device
 from ..runner import rank0_first
@@ -169,22 +168,13 @@ def unplottable_grid(grid):
     return None
 
 
-def check_grid_size(args):
-    """A grid too large to hold is refused before anything is computed or written."""
-    points = parse_axis(args.x, "x")[2] * (parse_axis(args.y, "y")[2] if args.y not in (None, "") else 1)
-    refusal = memory_refusal(points)
-    if refusal:
-        raise GridSpecError(f"--x/--y: {refusal}; use fewer points")
-
-
 def build_context(args, world, precision="fp32"):
     """precision: the surface driver's --precision; plot_hessian_eig.py has no such flag (strict fp32)."""
     device = pick_device(world, "cuda" if args.cuda else args.device, precision)  # binds the GPU first
     torch.set_num_threads(args.threads or cpu_threads_per_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    check_grid_size(args)
-    grid = make_grid(args.x, args.y)
+    grid = make_grid(args.x, args.y)  # a grid too large to hold is refused before any linspace
     if args.plot and unplottable_grid(grid):
         raise GridSpecError(unplottable_grid(grid))
     for flag in ("model_file", "model_file2", "model_file3", "dir_file", "surf_file"):
