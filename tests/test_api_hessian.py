@@ -140,3 +140,23 @@ def test_user_script_under_mpirun_equals_one_process(tmp_path):
     one, two = script_results(tmp_path, USER_SCRIPT)  # one thread per rank (conftest): the same sums
     np.testing.assert_array_equal(one, two)
     assert np.isfinite(two).all()
+
+
+def test_at_a_trained_minimum_the_default_tolerance_finds_the_small_negative_lambda_min():
+    """Where users work (the paper's case): near a minimum λmin is a small negative number, which an early
+    stop would report as ~0. Here λmin ≈ -1e-3·λmax, so tol 1e-4 (with the default 100 steps) must tell it from 0."""
+    model, data = mlp(), features()
+    model.double()
+    data = (data[0].double(), data[1])
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        F.cross_entropy(model(data[0]), data[1]).backward()
+        opt.step()
+    res = landscape.hessian_map(model, data, x=(0, 0, 1), params="all", samples=None, tol=1e-4, progress_secs=1e9)
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    eig = torch.linalg.eigvalsh(dense_hessian(model, theta, data))
+    scale = eig.abs().max().item()
+    assert -0.01 * scale < eig[0] < -5e-4 * scale  # a minimum's small negative curvature, well beyond tol·scale
+    assert abs(res.min_eig[0] - eig[0].item()) <= 1e-4 * scale and res.min_eig[0] < 0
+    assert abs(res.max_eig[0] - eig[-1].item()) <= 1e-4 * scale
