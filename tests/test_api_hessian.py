@@ -144,7 +144,8 @@ def test_user_script_under_mpirun_equals_one_process(tmp_path):
 
 def test_at_a_trained_minimum_the_default_tolerance_finds_the_small_negative_lambda_min():
     """Where users work (the paper's case): near a minimum λmin is a small negative number, which an early
-    stop would report as ~0. Here λmin ≈ -1e-3·λmax, so tol 1e-4 (with the default 100 steps) must tell it from 0."""
+    stop would report as ~0. Here λmin ≈ -1e-3·λmax, so tol 1e-4 (with the default 100 steps) must tell it
+    from 0."""
     model, data = mlp(), features()
     model.double()
     data = (data[0].double(), data[1])

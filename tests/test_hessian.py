@@ -221,13 +221,14 @@ def test_small_dim_stops_at_dim_and_is_deterministic():
 
 def test_hessian_samples_default_is_a_5000_subset_and_all_is_every_sample():
     from landscape.cli.hessian import parser
-    from landscape.curvature_job import sample_subset, slices
+    from landscape.curvature_job import sample_subset
+    from landscape.evaluate import tensor_batches
     assert parser().parse_args([]).hessian_samples == 5000
     assert parser().parse_args(["--hessian_samples", "all"]).hessian_samples is None
     with pytest.raises(SystemExit):
         parser().parse_args(["--hessian_samples", "0"])
 
     x, y = torch.arange(12.0).reshape(12, 1), torch.arange(12)
-    kept = slices(*sample_subset(x, y, 5, seed=0), 2)
+    kept = tensor_batches(*sample_subset(x, y, 5, seed=0), 2)
     assert sum(len(yb) for _, yb in kept) == 5 and len(set(torch.cat([yb for _, yb in kept]).tolist())) == 5
-    assert sum(len(yb) for _, yb in slices(*sample_subset(x, y, None, seed=0), 5)) == 12
+    assert sum(len(yb) for _, yb in tensor_batches(*sample_subset(x, y, None, seed=0), 5)) == 12

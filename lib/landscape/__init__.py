@@ -1,8 +1,9 @@
 """landscape: loss-landscape maps of neural networks (Li et al., NeurIPS 2018) at cluster scale.
 
 The Python API (see README, "Python API"): random_directions, target_directions, load_directions,
-surface, hessian_map, load; Directions.save, Result.save / .plot; JobOptions and Refine for the calls. They are imported on first use, so that
-`import landscape.job` (e.g. the coordinator's simulation at 64 ranks) does not load torch.
+surface, hessian_map, load; Directions.save, Result.save / .plot; JobOptions and Refine for the calls.
+They are imported on first use, so that `import landscape.job` (e.g. the coordinator's simulation at
+64 ranks) does not load torch.
 """
 
 __version__ = "0.1.0"

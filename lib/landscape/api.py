@@ -10,6 +10,7 @@ ranks; every rank returns the complete result. `path=` writes and resumes a resu
 layout plot_surface.py writes. The model's parameters are exactly as they were when a call returns.
 plot_surface.py and plot_hessian_eig.py are these functions behind flags.
 """
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,12 +18,12 @@ import torch
 
 from . import __version__
 from . import inputs as use
-from .curvature_job import DEFAULT_SAMPLES, check_batches, check_choices, hessian_dim, hvp_batch, make_plan, plan_settings, \
-    point_evaluator, quantity_layout, sample_subset, slices
+from .curvature_job import DEFAULT_SAMPLES, check_choices, hessian_dim, hvp_batch, make_plan, plan_settings, \
+    point_evaluator, quantity_layout, sample_subset
 from .dirfile import Directions, directions_digest, read_directions
 from .directions import named_entries, normalize_direction, random_direction, target_direction
 from .errors import DirectionError, GridSpecError
-from .evaluate import evaluate_batches, qualified_name
+from .evaluate import evaluate_batches, qualified_name, tensor_batches
 from .grid import make_grid
 from .hessian import hessian_param_names
 from .mpi import abort_on_uncaught, init_world
@@ -93,42 +94,34 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
     or a function giving one; default: hashes of the model, directions, data and loss). job: JobOptions.
     Returns a Result.
     """
-    world = init_world()
-    abort_on_uncaught(world)
-    grid = make_grid(x, y)
     use.check_batch_size(batch_size, "batch_size")
     for given in (data, test_data):
         use.check_identifiable(given, path, settings)
-    dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
-    with use.evaluation_mode(model, device, world) as device:
+    with _moving(model, directions, x, y, device) as (world, grid, dirs, device, setter):
         use.check_precision(precision, device)
-        setter = use.point_setter(model, dirs, grid)
-        try:
-            loss_total = use.summed_loss(loss)
-            sets = [use.eval_batches(data, model, device, batch_size, precision, world, path, overwrite)]
-            if test_data is not None:  # the train set's batch size, so both sum alike (and resume alike)
-                sets.append(use.eval_batches(test_data, model, device, sets[0][1] or batch_size, precision, world,
-                                             path, overwrite))
-            accuracy = use.probe(model, sets[0][0], loss_total, device)
-            quantities = _surface_quantities(accuracy, test_data is not None)
+        loss_total = use.summed_loss(loss)
+        sets = [use.eval_batches(data, model, device, batch_size, precision, world, path, overwrite)]
+        if test_data is not None:  # the train set's batch size, so both sum alike (and resume alike)
+            sets.append(use.eval_batches(test_data, model, device, sets[0][1] or batch_size, precision, world,
+                                         path, overwrite))
+        accuracy = use.probe(model, sets[0][0], loss_total, device)
+        quantities = _surface_quantities(accuracy, test_data is not None)
 
-            def evaluate_point(index):
-                setter.set(*grid.coords(index))
-                values = []
-                for batches, _ in sets:
-                    mean, acc = evaluate_batches(model, batches, loss_total, precision, accuracy, device)
-                    values += [mean] + ([acc] if accuracy else [])
-                return tuple(values)
+        def evaluate_point(index):
+            setter.set(*grid.coords(index))
+            values = []
+            for batches, _ in sets:
+                mean, acc = evaluate_batches(model, batches, loss_total, precision, accuracy, device)
+                values += [mean] + ([acc] if accuracy else [])
+            return tuple(values)
 
-            def identity():
-                return dict(_identity(model, dirs, grid, data, loss), test_data_sha256=use.data_digest(test_data))
-            settings_of = _with_settings(settings, identity, eval_batch=sets[0][1], precision=precision)
-            return run_to_result(world, path, grid, "surface", quantities, evaluate_point, settings_of,
-                                 _provenance(world, device, sets[0][1], dirs), dirs.path or use.IN_MEMORY,
-                                 job or JobOptions(), overwrite, progress_secs,
-                                 planner=_planner(refine, grid, quantities))
-        finally:
-            setter.restore()
+        def identity():
+            return dict(_identity(model, dirs, grid, data, loss), test_data_sha256=use.data_digest(test_data))
+        settings_of = _with_settings(settings, identity, eval_batch=sets[0][1], precision=precision)
+        return run_to_result(world, path, grid, "surface", quantities, evaluate_point, settings_of,
+                             _provenance(world, device, sets[0][1], dirs), _dir_file(dirs),
+                             job or JobOptions(), overwrite, progress_secs,
+                             planner=_planner(refine, grid, quantities))
 
 
 def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, path=None, tol=1e-3,
@@ -145,42 +138,54 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     Lanczos quadrature; layers: per-layer blocks too. seed: the subset and the Lanczos start vectors.
     Returns a Result with max_eig, min_eig, ...
     """
-    world = init_world()
-    abort_on_uncaught(world)
     check_choices(params, hvp)
     use.check_batch_size(hvp_batch, "hvp_batch")
     use.check_samples(samples)
     use.check_identifiable(data, path, settings)
+    mean = use.mean_loss(loss)
+    names = hessian_param_names(model, params)
+    plan = make_plan(model, names, tol, max_iter, seed, trace, density, layers)
+    with _moving(model, directions, x, y, device) as (world, grid, dirs, device, setter):
+        batches = _hessian_batches(world, model, names, mean, data, samples, hvp_batch, seed, hvp, device)
+        use.probe(model, batches, mean, device)  # a bad loss fails before any file
+        quantities, shapes, layer_names = quantity_layout(plan, hessian_dim(model, names))
+        evaluate_point = point_evaluator(model, names, setter, grid, batches, mean, plan, quantities, world,
+                                         device, hvp)
+        settings_of = _with_settings(settings, lambda: _identity(model, dirs, grid, data, loss),
+                                     hessian_samples=samples if use.is_pair(data) else "all",
+                                     hessian_params=params, **plan_settings(plan))
+        return run_to_result(world, path, grid, "hessian", quantities, evaluate_point, settings_of,
+                             _provenance(world, device, None, dirs), _dir_file(dirs),
+                             job or JobOptions(), overwrite, progress_secs, max_chunk=1,  # slow points
+                             layout=hessian_layout(shapes, layer_names))
+
+
+@contextlib.contextmanager
+def _moving(model, directions, x, y, device):
+    """(world, grid, directions, device, setter) of one call: the model in eval mode on the device, its
+    entries bound to the point setter; its tensors, device and mode come back as they were."""
+    world = init_world()
+    abort_on_uncaught(world)
     grid = make_grid(x, y)
     dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
-    mean = use.mean_loss(loss)
     with use.evaluation_mode(model, device, world) as device:
-        names = hessian_param_names(model, params)
-        plan = make_plan(model, names, tol, max_iter, seed, trace, density, layers)
         setter = use.point_setter(model, dirs, grid)
         try:
-            batches = _hessian_batches(world, model, names, mean, data, samples, hvp_batch, seed, hvp, device)
-            use.probe(model, batches, mean, device)  # a bad loss fails before any file
-            quantities, shapes, layer_names = quantity_layout(plan, hessian_dim(model, names))
-            evaluate_point = point_evaluator(model, names, setter, grid, batches, mean, plan, quantities, world,
-                                             device, hvp)
-            settings_of = _with_settings(settings, lambda: _identity(model, dirs, grid, data, loss),
-                                         hessian_samples=samples if use.is_pair(data) else "all",
-                                         hessian_params=params, **plan_settings(plan))
-            return run_to_result(world, path, grid, "hessian", quantities, evaluate_point, settings_of,
-                                 _provenance(world, device, None, dirs), dirs.path or use.IN_MEMORY,
-                                 job or JobOptions(), overwrite, progress_secs, max_chunk=1,  # slow points
-                                 layout=hessian_layout(shapes, layer_names))
+            yield world, grid, dirs, device, setter
         finally:
             setter.restore()
 
 
+def _dir_file(dirs):
+    return dirs.path or use.IN_MEMORY
+
+
 def _hessian_batches(world, model, names, mean, data, samples, batch, seed, method, device):
     if not use.is_pair(data):
-        return check_batches(use.check_reiterable(data))
+        return use.check_reiterable(data)  # used as given, as by surface(); probe() refuses an empty one
     inputs, targets = use.on_device_pair(data, device)
     size = hvp_batch(world, model, names, mean, inputs, targets, batch, method, device)
-    return slices(*sample_subset(inputs, targets, samples, seed), size)
+    return tensor_batches(*sample_subset(inputs, targets, samples, seed), size)
 
 
 def _surface_quantities(accuracy, test):
@@ -202,7 +207,8 @@ def _planner(refine, grid, quantities):
 
 def _identity(model, dirs, grid, data, loss):
     """The default description of the inputs: hashes of what the call was given."""
-    return dict(model=qualified_name(model), model_sha256=use.state_digest(model), dir_type=use.dir_type_of(dirs, model),
+    return dict(model=qualified_name(model), model_sha256=use.state_digest(model),
+                dir_type=use.dir_type_of(dirs, model),
                 directions_sha256=directions_digest(dirs), x=use.axis_list(grid.x), y=use.axis_list(grid.y),
                 data_sha256=use.data_digest(data), loss=use.loss_label(loss))
 
@@ -217,4 +223,4 @@ def _with_settings(settings, identity, **decided):
 
 
 def _provenance(world, device, batch, dirs):
-    return provenance_record(world, device, batch, dirs.path or use.IN_MEMORY)
+    return provenance_record(world, device, batch, _dir_file(dirs))

@@ -7,7 +7,7 @@ import torch
 
 from .curvature import CurvaturePlan, curvature_shapes, layer_blocks, point_curvature
 from .devices import strict_fp32
-from .errors import DataError, LandscapeError
+from .errors import LandscapeError
 from .hessian import HVP_METHODS, PARAM_SUBSETS, mean_loss_hvp
 from .memory import hessian_batch_size, lanczos_basis_plan
 from .mpi import ranks_per_gpu
@@ -88,17 +88,6 @@ def hvp_batch(world, model, names, loss, x, y, batch, method, device):
     if world.rank == 0:
         print(f"[hessian] HVP batch size {batch} (auto)", flush=True)
     return batch
-
-
-def slices(x, y, batch):
-    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
-
-
-def check_batches(batches):
-    batches = list(batches)
-    if not batches:
-        raise DataError("the data hold no batches")
-    return batches
 
 
 def point_evaluator(model, names, setter, grid, batches, loss, plan, quantities, world, device, method):

@@ -13,8 +13,8 @@ from .dirfile import check_fits
 from .directions import DIR_TYPES, named_entries
 from .devices import check_precision_applies
 from .errors import DataError, DirectionError, LandscapeError, LossError
-from .evaluate import LOSS_NAMES, PRECISIONS, auto_batch_size, checked_mean_loss, device_layout, gives_accuracy, loss_function, \
-    mean_loss_total, qualified_name, tensor_batches
+from .evaluate import LOSS_NAMES, PRECISIONS, auto_batch_size, checked_mean_loss, device_layout, gives_accuracy, \
+    loss_function, mean_loss_total, qualified_name, tensor_batches
 from .flatparams import PointSetter
 from .mpi import pick_device, ranks_per_gpu, share_device
 from .runner import rank0_first
@@ -83,8 +83,12 @@ def check_reiterable(data):
     return data
 
 
+def _positive_whole(value):
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
+
+
 def check_batch_size(value, name):
-    if value != "auto" and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+    if value != "auto" and not _positive_whole(value):
         raise DataError(f"{name}={value!r}: give a positive whole number or 'auto'")
 
 
@@ -95,7 +99,7 @@ def check_precision(precision, device):
 
 
 def check_samples(samples):
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1):
+    if samples is not None and not _positive_whole(samples):
         raise DataError(f"samples={samples!r}: give a positive whole number, or None for every sample")
 
 

@@ -27,7 +27,7 @@ class World:
         self.node = _node_comm(comm)  # the ranks on this host
         self.local_rank = self.node.Get_rank() if self.node else local_rank_from_env(os.environ)
         self.local_size = self.node.Get_size() if self.node else 1
-        self.device_sharing = 1  # ranks of this node on this rank's device, set by pick_device
+        self.device_sharing = 1  # ranks of this node on this rank's device, set by share_device
 
     def bcast(self, obj):
         return self.comm.bcast(obj, root=0) if self.size > 1 else obj

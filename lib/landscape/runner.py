@@ -40,7 +40,8 @@ class JobOptions:
     stop: threading.Event = None
 
     def spec(self, path, kind, quantities, shape, progress_secs, max_chunk, serial_io=False):
-        given = {name: getattr(self, name) for name in ("flush_points", "flush_secs") if getattr(self, name) is not None}
+        given = {name: value for name, value in (("flush_points", self.flush_points), ("flush_secs", self.flush_secs))
+                 if value is not None}
         return JobSpec(path, kind, tuple(quantities), shape, progress_secs=progress_secs,
                        serial_io=self.serial_io or serial_io, max_chunk=max_chunk, stop_margin=self.stop_margin,
                        spacing=not given, **given)
@@ -144,7 +145,7 @@ def results_path(world, path):
 def run_to_result(world, path, grid, kind, quantities, evaluate_point, settings_of, provenance, dir_file, job,
                   overwrite, progress_secs, max_chunk=8, planner=None, layout=None):
     """run_job into `path` (or a temporary file) with JobOptions `job`; every rank gets the file as a
-    Result (rank 0 reads it), whose .complete says whether this kind's grid or refinement is finished."""
+    Result (rank 0 reads it); its is_complete(kind) says whether the grid, or the refinement, is finished."""
     with results_path(world, path) as (file_path, serial):
         spec = job.spec(file_path, kind, quantities, grid.shape, progress_secs, max_chunk, serial)
         finish = None if planner is None else (lambda: finish_refinement(file_path, kind, quantities, planner))
