@@ -30,11 +30,9 @@ class Context:
     device: torch.device
     grid: object
     model: torch.nn.Module
-    names: list
-    dirs: Directions
+    dirs: Directions  # read from the direction file, whose path is dirs.path
     train: object
     test: object
-    dir_file: str
     surf_file: str
 
 
@@ -199,8 +197,7 @@ def build_context(args, world, precision="fp32"):
                              f"use another --dir_file or drop --y")
     model.to(device)
     surf_file = args.surf_file or default_surf_file(args, dir_file)
-    return Context(device, grid, model, list(names), dirs, on_device(train, device), on_device(test, device),
-                   dir_file, surf_file)
+    return Context(device, grid, model, dirs, on_device(train, device), on_device(test, device), surf_file)
 
 
 def refuse_directory(path, flag):
