@@ -6,7 +6,7 @@ setup(
     description="Loss-landscape maps of neural networks (Li et al. 2018) computed with MPI and parallel HDF5",
     package_dir={"": "lib"},
     packages=find_packages("lib"),
-    package_data={"landscape": ["viewer_page.js"]},
+    package_data={"landscape": ["plot/page.js"]},
     python_requires=">=3.9",
     install_requires=["torch", "torchvision", "numpy", "h5py", "matplotlib", "scipy", "plotly"],
     extras_require={"mpi": ["mpi4py"], "test": ["pytest", "scipy"]},

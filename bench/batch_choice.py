@@ -1,4 +1,4 @@
-"""How steady is the CPU batch that landscape.evaluate.auto_batch_size picks?
+"""How steady is the CPU batch that landscape.job.batch.auto_batch_size picks?
 
   python bench/batch_choice.py [--model resnet20] [--runs 5] [--rounds 1]
 
@@ -22,8 +22,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def one_pick(model_name, rounds):
     sys.path[:0] = [HERE, os.path.join(HERE, "..", "lib")]
     import torch
-    from landscape.evaluate import CPU_BATCHES, _seconds_per_image, device_layout
     from surface_setup import make_model
+
+    from landscape.job.batch import CPU_BATCHES, _seconds_per_image
+    from landscape.space.evaluate import device_layout
     torch.set_num_threads(2)
     x = device_layout(torch.randn(5000, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
     model = make_model(model_name)
@@ -38,7 +40,7 @@ def one_pick(model_name, rounds):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="resnet20", help="resnet20, smallcnn, or a landscape.models name")
+    p.add_argument("--model", default="resnet20", help="resnet20, smallcnn, or a landscape.inputs.models name")
     p.add_argument("--runs", type=int, default=5, help="fresh processes, one pick each")
     p.add_argument("--rounds", type=int, default=3, help="timings per candidate, the fastest kept (library: 3)")
     p.add_argument("--once", action="store_true", help=argparse.SUPPRESS)  # a child process: one pick

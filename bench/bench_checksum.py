@@ -2,7 +2,7 @@
 
   python bench/bench_checksum.py [--points 40401]
 
-Writes the same values into two results files made by surfile.prepare: once through
+Writes the same values into two results files made by files/resume.prepare: once through
 write_points (values, checksum, done bit) and once through the same element writes without the
 checksum (the baseline), interleaved in rounds; then times prepare's verification of the
 finished file (read everything, recompute every digest). Results: docs/BENCHMARKS.md.
@@ -16,10 +16,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from landscape.grid import make_grid  # noqa: E402
-from landscape.surfile import KINDS, done_name, open_for_writing, prepare, write_points  # noqa: E402
+from landscape.files.results import QUANTITIES as KIND_QUANTITIES  # noqa: E402
+from landscape.files.results import Layout, done_name, open_for_writing, write_points  # noqa: E402
+from landscape.files.resume import prepare  # noqa: E402
+from landscape.space.grid import make_grid  # noqa: E402
 
-QUANTITIES = KINDS["surface"] + ("test_loss", "test_acc")
+QUANTITIES = KIND_QUANTITIES["surface"]  # train and test loss and accuracy
 SETTINGS = dict(model="m")
 
 
@@ -39,8 +41,9 @@ def main():
     grid = make_grid(f"-1:1:{n}", f"-1:1:{n}")
     tmp = tempfile.mkdtemp()
     paths = {kind: os.path.join(tmp, f"{kind}.h5") for kind in ("checksum", "baseline")}
+    layout = Layout(grid, "surface", QUANTITIES)
     for path in paths.values():
-        prepare(path, grid, "surface", QUANTITIES, SETTINGS, {"started": "t"}, "d.h5")
+        prepare(path, layout, SETTINGS, {"started": "t"}, "d.h5")
     rng = np.random.default_rng(0)
     results = [(i, tuple(rng.random(len(QUANTITIES)))) for i in range(grid.size)]
     spent = {kind: 0.0 for kind in paths}
@@ -50,13 +53,13 @@ def main():
             with open_for_writing(path) as f:
                 t0 = time.perf_counter()
                 if kind == "checksum":
-                    write_points(f, "surface", QUANTITIES, grid.shape, part)
+                    write_points(f, layout, part)
                 else:
                     without_checksum(f, grid.shape, part)
                 f.flush()
                 spent[kind] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    todo = prepare(paths["checksum"], grid, "surface", QUANTITIES, SETTINGS, {"started": "t2"}, "d.h5")
+    todo = prepare(paths["checksum"], layout, SETTINGS, {"started": "t2"}, "d.h5")
     verify = time.perf_counter() - t0
     assert len(todo) == 0
     per_point = {kind: 1e6 * s / grid.size for kind, s in spent.items()}

@@ -52,15 +52,17 @@ def square(points):
 def file_sizes():
     """Bytes of a 1001x1001 results file: surface only, with test quantities, with the interpolations."""
     import h5py
-    from landscape.grid import Grid
-    from landscape.surfile import prepare
+
+    from landscape.files.results import Layout
+    from landscape.files.resume import prepare
+    from landscape.space.grid import Grid
     grid = Grid(np.linspace(-1, 1, 1001), np.linspace(-1, 1, 1001))
     out = {}
     with tempfile.TemporaryDirectory() as d:
         for label, q in (("train_loss, train_acc", ("train_loss", "train_acc")),
                          ("+ test_loss, test_acc", ("train_loss", "train_acc", "test_loss", "test_acc"))):
             path = os.path.join(d, "big.h5")
-            prepare(path, grid, "surface", q, {}, {}, "-", overwrite=True)
+            prepare(path, Layout(grid, "surface", q), {}, {}, "-", overwrite=True)
             out[label] = os.path.getsize(path)
             with h5py.File(path, "r+") as f:
                 for name in q:

@@ -2,7 +2,7 @@
 
   PYTHONPATH=lib .venv/bin/python bench/bench_curvature.py  [--images 32] [--seeds 1]
 
-ResNet-20 (landscape.models) is trained to near-zero loss on `--images` synthetic images
+ResNet-20 (landscape.inputs.models) is trained to near-zero loss on `--images` synthetic images
 (landscape's synthetic CIFAR set), the operating point of the paper's Hessian figure. Both tools
 then work on the Hessian of the mean loss over those images and over every parameter (PyHessian's
 choice; landscape's --hessian_params all), in eval mode, fp32 products:
@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from landscape.curvature import CurvaturePlan, Recorded, point_curvature  # noqa: E402
-from landscape.data_synthetic import synthetic_cifar  # noqa: E402
-from landscape.density import gauss_quadrature  # noqa: E402
-from landscape.hessian import hessian_param_names, mean_loss_hvp  # noqa: E402
-from landscape.lanczos import lanczos_steps, start_vector  # noqa: E402
-from landscape.models import get_model  # noqa: E402
-from landscape.trace import deflated_hutchinson  # noqa: E402
+from landscape.curvature.density import gauss_quadrature  # noqa: E402
+from landscape.curvature.hvp import hessian_param_names, mean_loss_hvp  # noqa: E402
+from landscape.curvature.lanczos import lanczos_steps, start_vector  # noqa: E402
+from landscape.curvature.point import CurvaturePlan, Recorded, point_curvature  # noqa: E402
+from landscape.curvature.trace import deflated_hutchinson  # noqa: E402
+from landscape.inputs.models import get_model  # noqa: E402
+from landscape.inputs.synthetic import synthetic_cifar  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "bench_curvature.md")
 

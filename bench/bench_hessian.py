@@ -3,12 +3,12 @@ ARPACK runs vs PyHessian's eigenvalues(), against a tight solve.
 
   PYTHONPATH=lib .venv/bin/python bench/bench_hessian.py      (about 30 minutes on 2 busy cores)
 
-Models: resnet20 (landscape.models) trained by `landscape.train` to ~1e-3 loss on 128 synthetic
+Models: resnet20 (landscape.inputs.models) trained by `landscape.train` to ~1e-3 loss on 128 synthetic
 images (trained here into bench/out/ unless there), and the bench's SmallCNN trained here by
 full-batch Adam on 512 synthetic images (BN frozen as an affine map, so the trained point is a
 minimum of the eval-mode loss whose Hessian is taken). Points: the minimum (alpha 0) and
 theta0 + alpha * d off it, d a filter-normalized random direction. Every solver applies the same
-mean-loss HVP operator (landscape.hessian.mean_loss_hvp) except PyHessian, which takes its own
+mean-loss HVP operator (landscape.curvature.hvp.mean_loss_hvp) except PyHessian, which takes its own
 HVPs on the same model, parameters and data; HVP counts therefore compare the eigensolvers alone:
 - ours: lanczos_extremes at the driver's defaults (tol 1e-3, max_iter 100);
 - residual rule: the stopping rule ours had before (both extreme residuals <= tol * max|theta|);
@@ -35,11 +35,11 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, os.path.join(ROOT, "lib"))
-from landscape.checkpoint import load_weights  # noqa: E402
-from landscape.data import load_dataset  # noqa: E402
-from landscape.hessian import hessian_param_names, mean_loss_hvp  # noqa: E402
-from landscape.lanczos import lanczos_extremes, lanczos_steps, start_vector  # noqa: E402
-from landscape.models import build_model  # noqa: E402
+from landscape.curvature.hvp import hessian_param_names, mean_loss_hvp  # noqa: E402
+from landscape.curvature.lanczos import lanczos_extremes, lanczos_steps, start_vector  # noqa: E402
+from landscape.inputs.checkpoint import load_weights  # noqa: E402
+from landscape.inputs.data import load_dataset  # noqa: E402
+from landscape.inputs.models import build_model  # noqa: E402
 
 CPU_MODEL = "lscpu | sed -n 's/^Model name: *//p'"
 COMMAND = "PYTHONPATH=lib .venv/bin/python bench/bench_hessian.py"

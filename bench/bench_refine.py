@@ -22,7 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "lib"))
 
-from landscape.refine import Refinement  # noqa: E402
+from landscape.space.refine import Refinement  # noqa: E402
 
 LEVELS = np.arange(0.1, 10, 0.5)  # the reference's default contour levels (vmin 0.1, vmax 10, vlevel 0.5)
 DATA = ["--dataset", "synthetic", "--synthetic_size", "400", "100"]  # the training set: 400 images

@@ -5,7 +5,7 @@
 
 Both paths evaluate the same model copy, directions, grid points and images; the images are
 written in the official CIFAR-10 pickle layout, so the reference path reads them through
-torchvision.datasets.CIFAR10 and landscape through landscape.data.load_dataset. landscape's path
+torchvision.datasets.CIFAR10 and landscape through landscape.inputs.data.load_dataset. landscape's path
 is the library's own (device_layout, auto_batch_size, PointSetter, evaluate); the paths run
 interleaved point by point and each time is reported as the median and the fastest point.
 Results: docs/bench_surface.md (its "## Findings" section is hand-written and kept when the
@@ -28,14 +28,24 @@ import torch  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "lib")]
 
-from landscape.data_cifar import file_md5  # noqa: E402
-from landscape.devices import strict_fp32  # noqa: E402
-from landscape.evaluate import PRECISIONS  # noqa: E402
 from reference_loop import cifar10_dataset, reference_path  # noqa: E402
 from surface_report import check_lines, cpu_doc, kept_findings, plot, shell, summarize, table  # noqa: E402
-from surface_setup import (filter_directions, flops_per_image, grid_points, landscape_path,  # noqa: E402
-                           load_landscape_data, make_model, max_rel_diff, subset, time_interleaved, write_images)
+from surface_setup import (  # noqa: E402
+    filter_directions,
+    flops_per_image,
+    grid_points,
+    landscape_path,
+    load_landscape_data,
+    make_model,
+    max_rel_diff,
+    subset,
+    time_interleaved,
+    write_images,
+)
 from surface_variants import cpu_variants, precision_errors, precision_table, variants_table  # noqa: E402
+
+from landscape.inputs.cifar import file_md5  # noqa: E402
+from landscape.space.precision import PRECISIONS, strict_fp32  # noqa: E402
 
 
 def run_case(case, model_name, root, n_points):

@@ -17,11 +17,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
-from landscape import job  # noqa: E402
-from landscape.grid import Grid  # noqa: E402
-from landscape.mpi import WorkChannel, init_world  # noqa: E402
-from landscape.refine import Refinement  # noqa: E402
-from landscape.surfile import FileLock, done_name, drop_interp, open_checked, prepare, write_interp  # noqa: E402
+from landscape.cli.exits import EXIT_OK, EXIT_STOPPED  # noqa: E402
+from landscape.files.results import Layout  # noqa: E402
+from landscape.job import loop  # noqa: E402
+from landscape.job.mpi import WorkChannel, init_world  # noqa: E402
+from landscape.job.run import GridJob, JobOptions, run_job  # noqa: E402
+from landscape.space.grid import Grid  # noqa: E402
+from landscape.space.refine import Refinement  # noqa: E402
 
 QUANTITIES = ("train_loss", "train_acc")
 
@@ -41,7 +43,7 @@ class Timers:
         self.requests = self.commits = 0
 
     def install(self):
-        request, commit = WorkChannel.request, job._commit
+        request, commit = WorkChannel.request, loop._commit
 
         def timed_request(channel, *a):
             t0 = time.monotonic()
@@ -55,7 +57,7 @@ class Timers:
             commit(*a)
             self.commit += time.monotonic() - t0
             self.commits += 1
-        WorkChannel.request, job._commit = timed_request, timed_commit
+        WorkChannel.request, loop._commit = timed_request, timed_commit
 
 
 def parse(argv):
@@ -69,7 +71,8 @@ def parse(argv):
     p.add_argument("--flush_secs", type=float, default=60.0)
     p.add_argument("--max_chunk", type=int, default=8)
     p.add_argument("--request_secs", type=float, default=0.5, help="0: fixed chunks of --max_chunk (the old rule)")
-    p.add_argument("--fixed_epochs", action="store_true", help="commit every --flush_points without spacing")
+    p.add_argument("--fixed_epochs", action="store_true", help="commit every --flush_points without spacing (the "
+                   "defaults are spaced; other --flush_points/--flush_secs are always kept to the letter)")
     p.add_argument("--serial_io", action="store_true")
     p.add_argument("--stats", help="JSON file for rank 0's measurements")
     return p.parse_args(argv)
@@ -78,56 +81,35 @@ def parse(argv):
 def main(argv=None):
     args = parse(argv)
     world = init_world()
-    stop = job.install_stop_signals()
     timers = Timers()
     timers.install()
+    loop.REQUEST_SECS = args.request_secs or None  # 0: the old rule, fixed chunks of --max_chunk
     ny, nx = args.shape
     grid = Grid(np.linspace(-1, 1, nx), np.linspace(-1, 1, ny))
     planner = Refinement(grid.shape, args.refine, budget=args.refine_budget) if args.refine else None
-    with FileLock(args.surf_file) if world.rank == 0 else open(os.devnull) as _:
-        todo = None
-        if world.rank == 0:
-            todo = prepare(args.surf_file, grid, "surface", QUANTITIES, {"sim": True}, {"started": time.time()}, "-")
-            drop_interp(args.surf_file, QUANTITIES)
-        world.barrier()
-        spec = job.JobSpec(args.surf_file, "surface", QUANTITIES, grid.shape, args.flush_points, args.flush_secs,
-                           1e9, args.serial_io, args.max_chunk, request_secs=args.request_secs or None,
-                           spacing=not args.fixed_epochs)
+    # the default intervals are the job's own, spaced (schedule.py); others are kept to the letter, as JobOptions does
+    explicit = args.fixed_epochs or (args.flush_points, args.flush_secs) != (256, 60.0)
+    options = JobOptions(args.flush_points if explicit else None, args.flush_secs if explicit else None,
+                         args.serial_io, 1e9, loop.install_stop_signals())
 
-        def evaluate_point(index):
-            time.sleep(args.sleep)
-            return closed_form(*grid.coords(index))
-        t0 = time.monotonic()
-        job.run_grid(world, spec, todo, evaluate_point, stop, grid.size, planner)
-        wall = time.monotonic() - t0
-        complete = finish(world, args, planner)
+    def evaluate_point(index):
+        time.sleep(args.sleep)
+        return closed_form(*grid.coords(index))
+    job = GridJob(args.surf_file, Layout(grid, "surface", QUANTITIES), evaluate_point, lambda: {"sim": True},
+                  {"started": time.time()}, "-", planner=planner, max_chunk=args.max_chunk, progress_secs=1e9)
+    t0 = time.monotonic()
+    complete = run_job(world, job, options)
+    wall = time.monotonic() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_rank = world.gather(dict(wait=timers.wait, commit=timers.commit, requests=timers.requests,
                                  commits=timers.commits, maxrss_mb=rss_mb))
     if world.rank == 0 and args.stats:
         with open(args.stats, "w") as f:
             json.dump(dict(ranks=world.size, wall=wall, shape=list(grid.shape), sleep=args.sleep,
-                           parallel_io=job.uses_parallel_io(world, spec), file_bytes=os.path.getsize(args.surf_file),
-                           per_rank=per_rank, complete=complete, torch_imported="torch" in sys.modules), f)
-    return 0 if complete else job.EXIT_STOPPED
-
-
-def finish(world, args, planner):
-    """Rank 0: whether the job is complete, and the interpolation written when a refinement is."""
-    complete = None
-    if world.rank == 0:
-        with open_checked(args.surf_file) as f:
-            done = f[done_name("surface")][()].astype(bool)
-            values = {name: f[name][()] for name in QUANTITIES}
-        if planner is None:
-            complete = bool(done.all())
-        else:
-            complete = len(planner.next_points(done, values["train_loss"])) == 0
-            if complete:
-                arrays = {n: planner.interpolate(done, v, "log10" if n.endswith("loss") else "linear")
-                          for n, v in values.items()}
-                write_interp(args.surf_file, "surface", arrays, dict(tol=planner.tol, computed=int(done.sum())))
-    return world.bcast(complete)
+                           parallel_io=loop.uses_parallel_io(world, options),
+                           file_bytes=os.path.getsize(args.surf_file), per_rank=per_rank, complete=complete,
+                           torch_imported="torch" in sys.modules), f)
+    return EXIT_OK if complete else EXIT_STOPPED
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ import os
 import subprocess
 
 import numpy as np
-
 from surface_setup import GRID_SIDE
 
 METHOD = """## How it is measured

@@ -9,13 +9,14 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from landscape.data import load_dataset
-from landscape.data_cifar import write_cifar
-from landscape.data_synthetic import synthetic_cifar
-from landscape.directions import named_entries, normalize_direction, random_direction
-from landscape.evaluate import auto_batch_size, crossentropy_sum, device_layout, evaluate
-from landscape.flatparams import PointSetter
-from landscape.models import get_model
+from landscape.inputs.cifar import write_cifar
+from landscape.inputs.data import load_dataset
+from landscape.inputs.models import get_model
+from landscape.inputs.synthetic import synthetic_cifar
+from landscape.job.batch import auto_batch_size
+from landscape.space.directions import named_entries, normalize_direction, random_direction
+from landscape.space.evaluate import crossentropy_sum, device_layout, evaluate
+from landscape.space.flatparams import PointSetter
 
 GRID_SIDE = 51
 

@@ -7,11 +7,12 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
+from surface_setup import grid_points, landscape_path, max_rel_diff, moved, subset, time_interleaved
 from torch.func import functional_call, vmap
 
-from landscape.directions import named_entries
-from landscape.evaluate import PRECISIONS, crossentropy_sum, evaluate
-from surface_setup import grid_points, landscape_path, max_rel_diff, moved, subset, time_interleaved
+from landscape.space.directions import named_entries
+from landscape.space.evaluate import crossentropy_sum, evaluate
+from landscape.space.precision import PRECISIONS
 
 BATCHES = (32, 64, 128, 256, 512, 1024)  # the library's CPU candidates (64-512) and one size past each end
 CPU = torch.device("cpu")

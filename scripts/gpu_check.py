@@ -22,12 +22,12 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.join(HERE, "..", "lib"), os.path.join(HERE, "..", "tests")]
 
-from landscape.checkpoint import load_weights  # noqa: E402
-from landscape.data import load_dataset  # noqa: E402
-from landscape.devices import strict_fp32, tf32_mode  # noqa: E402
-from landscape.evaluate import crossentropy_sum, evaluate  # noqa: E402
-from landscape.hessian import hessian_param_names, mean_loss_hvp  # noqa: E402
-from landscape.models import build_model  # noqa: E402
+from landscape.curvature.hvp import hessian_param_names, mean_loss_hvp  # noqa: E402
+from landscape.inputs.checkpoint import load_weights  # noqa: E402
+from landscape.inputs.data import load_dataset  # noqa: E402
+from landscape.inputs.models import build_model  # noqa: E402
+from landscape.space.evaluate import crossentropy_sum, evaluate  # noqa: E402
+from landscape.space.precision import strict_fp32, tf32_mode  # noqa: E402
 
 
 def record(out, step, values):

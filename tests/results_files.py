@@ -1,9 +1,13 @@
-"""Results files with known values in surfile's layout, as a job leaves them (for render tests)."""
+"""Results files with known values in the results-file layout, as a job leaves them (for render tests)."""
 import h5py
 import numpy as np
 
-from landscape.grid import Grid
-from landscape.surfile import KINDS, done_name, prepare
+from landscape.files.results import QUANTITIES, Layout, done_name
+from landscape.files.resume import prepare
+from landscape.space.grid import Grid
+
+# what every file of a kind holds: train loss and accuracy; the extremes and their solver's record
+BASE = {"surface": QUANTITIES["surface"][:2], "hessian": QUANTITIES["hessian"][:5]}
 
 
 def bowl(x, y):
@@ -19,8 +23,8 @@ def write_results(path, x, y=None, values=None, kind="surface", done=None):
     done: boolean array shaped like the grid (default all True); points not done stay unfinished.
     """
     grid = Grid(np.asarray(x, dtype=float), None if y is None else np.asarray(y, dtype=float))
-    names = KINDS[kind] + tuple(n for n in values if n not in KINDS[kind])
-    prepare(path, grid, kind, names, {"test": True}, {}, "none.h5")
+    names = BASE[kind] + tuple(n for n in values if n not in BASE[kind])
+    prepare(path, Layout(grid, kind, names), {"test": True}, {}, "none.h5")
     done = np.ones(grid.shape, dtype=bool) if done is None else done
     with h5py.File(path, "r+") as f:  # whole arrays at once: what write_points leaves, point by point
         for n in names:

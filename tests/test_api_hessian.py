@@ -6,10 +6,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import landscape
+from landscape.errors import CurvatureError, LossError
+
 from bruteforce import reference_direction_file
 from conftest import python_cmd, run, script_results
-from landscape.curvature_job import CurvatureChoiceError
-from landscape.errors import LossError
 from tiny import make_data, make_model
 
 XS, YS = (-1.0, 1.0, 3), (0.0, 1.0, 2)
@@ -73,9 +73,9 @@ def test_model_is_left_as_it_was_and_choices_are_checked():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     landscape.hessian_map(model, data, x=(-0.5, 0.5, 2), max_iter=10, progress_secs=1e9)
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    with pytest.raises(CurvatureChoiceError, match="params='some'"):
+    with pytest.raises(CurvatureError, match="params='some'"):
         landscape.hessian_map(model, data, x=XS, params="some", progress_secs=1e9)
-    with pytest.raises(CurvatureChoiceError, match="trace=1"):
+    with pytest.raises(CurvatureError, match="trace=1"):
         landscape.hessian_map(model, data, x=XS, trace=1, progress_secs=1e9)
     with pytest.raises(LossError, match="one number"):
         landscape.hessian_map(model, data, x=XS, loss=lambda o, t: F.cross_entropy(o, t, reduction="none"),
@@ -161,3 +161,18 @@ def test_at_a_trained_minimum_the_default_tolerance_finds_the_small_negative_lam
     assert -0.01 * scale < eig[0] < -5e-4 * scale  # a minimum's small negative curvature, well beyond tol·scale
     assert abs(res.min_eig[0] - eig[0].item()) <= 1e-4 * scale and res.min_eig[0] < 0
     assert abs(res.max_eig[0] - eig[-1].item()) <= 1e-4 * scale
+
+
+def test_a_saved_curvature_map_resumes_as_finished(tmp_path, capsys):
+    """Array-valued quantities (density, per-layer values and their layer names) save with their
+    checksums in storage order, so the same call on the saved file finds every point done."""
+    model, data = mlp(), features()
+    kwargs = dict(x=(-0.5, 0.5, 2), max_iter=10, trace=2, density=(1, 4), layers=True, progress_secs=1e9)
+    res = landscape.hessian_map(model, data, **kwargs)
+    res.save(tmp_path / "h.h5")
+    capsys.readouterr()
+    again = landscape.hessian_map(model, data, path=str(tmp_path / "h.h5"), **kwargs)
+    assert "2/2 points already done" in capsys.readouterr().out
+    for name in ("max_eig", "esd_nodes", "layer_trace", "trace_err"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(res, name))
+    assert list(again.dataset_attrs["layer_max_eig"]["layers"]) == ["0", "2"]

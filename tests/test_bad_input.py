@@ -15,12 +15,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import ROOT, mpirun_cmd, run
-from landscape.checkpoint import save_checkpoint
 from landscape.cli.surface import main
-from landscape.data import load_dataset
 from landscape.errors import DataError
-from landscape.evaluate import crossentropy_sum, evaluate
+from landscape.inputs.checkpoint import save_checkpoint
+from landscape.inputs.data import load_dataset
+from landscape.space.evaluate import crossentropy_sum, evaluate
+
+from conftest import ROOT, mpirun_cmd, run
 from tiny import make_model
 
 TINY = ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--batch_size", "64", "--progress_secs", "5"]

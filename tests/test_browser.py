@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from landscape import render
-from landscape.surfile import read_results
+from landscape.cli import render
+from landscape.files.results import read_results
+
 from results_files import surface_file
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make setup adds it)")

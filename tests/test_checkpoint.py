@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.checkpoint import file_sha256, load_weights, read_state_dict, save_checkpoint
 from landscape.errors import CheckpointError, ModelError
-from landscape.models import build_model, get_model
+from landscape.inputs.checkpoint import file_sha256, load_weights, read_state_dict, save_checkpoint
+from landscape.inputs.models import build_model, get_model
 
 BN_COUNTER = "num_batches_tracked"
 
@@ -191,10 +191,10 @@ def test_file_sha256_matches_known_digests(tmp_path):
 
 @pytest.mark.parametrize("spec, kwargs, fragment", [
     ("no_such_package_xyz.models:build", {}, "cannot import module 'no_such_package_xyz.models'"),
-    ("landscape.models:no_such_factory", {}, "has no attribute 'no_such_factory'"),
+    ("landscape.inputs.models:no_such_factory", {}, "has no attribute 'no_such_factory'"),
     ("collections:OrderedDict", {}, "returned an object of type OrderedDict, not a torch.nn.Module"),
     ("torch.nn:Linear", {"bogus": 1}, "failed when called"),
-    ("landscape.models:MODEL_NAMES", {}, "not callable"),
+    ("landscape.inputs.models:MODEL_NAMES", {}, "not callable"),
     (":build", {}, "package.module:factory"),
 ])
 def test_custom_factory_errors_name_the_spec(spec, kwargs, fragment):

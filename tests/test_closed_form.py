@@ -1,17 +1,15 @@
 """A linear model with an MSE loss has an exactly quadratic surface: check every value of a non-square grid."""
-import threading
-
 import h5py
 import numpy as np
 import torch
 
-from landscape.directions import named_entries
-from landscape.evaluate import evaluate
-from landscape.flatparams import PointSetter
-from landscape.grid import make_grid
-from landscape.job import JobSpec, run_grid
-from landscape.mpi import World
-from landscape.surfile import done_name, prepare
+from landscape.files.results import Layout, done_name
+from landscape.job.mpi import World
+from landscape.job.run import GridJob, JobOptions, run_job
+from landscape.space.directions import named_entries
+from landscape.space.evaluate import evaluate
+from landscape.space.flatparams import PointSetter
+from landscape.space.grid import make_grid
 
 from tiny import make_linear
 
@@ -42,14 +40,14 @@ def test_quadratic_surface_on_non_square_grid(tmp_path):
     setter = PointSetter(model, list(names), list(entries), dx, dy)
     grid = make_grid("-1:0.5:7", "-0.25:2:4")  # 4 rows (y) by 7 columns (x)
     path = str(tmp_path / "surf.h5")
-    todo = prepare(path, grid, "surface", ("train_loss", "train_acc"), {"k": 1}, {}, "none")
 
     def evaluate_point(index):
         setter.set(*grid.coords(index))
         return evaluate(model, x, y, raw_mse_sum, batch_size=16)
 
-    spec = JobSpec(path, "surface", ("train_loss", "train_acc"), grid.shape, flush_points=5)
-    run_grid(World(None), spec, todo, evaluate_point, threading.Event(), grid.size)
+    job = GridJob(path, Layout(grid, "surface", ("train_loss", "train_acc")), evaluate_point, lambda: {"k": 1}, {},
+                  "none")
+    assert run_job(World(None), job, JobOptions(flush_points=5))  # the one entry point of a grid job
     T = torch.nn.functional.one_hot(y, 3).double().numpy().T
     with h5py.File(path, "r") as f:
         loss = f["train_loss"][()]

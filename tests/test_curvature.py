@@ -1,6 +1,7 @@
 """Trace, spectral density and per-layer curvature checked against dense Hessians of tiny nets
 (trained to a minimum, and at their random init) and against operators with a known spectrum."""
 import math
+import re
 
 import h5py
 import numpy as np
@@ -10,15 +11,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from landscape.cli.curvature_args import CurvatureFlagError, curvature_choices
-from landscape.curvature_job import TRACE_SAMPLES, CurvatureChoiceError, make_plan
-from landscape.curvature import CurvaturePlan, curvature_shapes, layer_blocks, point_curvature
-from landscape.density import continue_lanczos, density_curve, negative_mass, slq
-from landscape.grid import make_grid
-from landscape.hessian import mean_loss_hvp
-from landscape.lanczos import lanczos_extremes, start_vector
-from landscape.surfile import hessian_layout, open_for_writing, prepare, read_results, write_points
-from landscape.trace import deflated_hutchinson, hutchpp
+from landscape.cli.curvature_args import curvature_choices
+from landscape.curvature.density import continue_lanczos, density_curve, negative_mass, slq
+from landscape.curvature.hvp import mean_loss_hvp
+from landscape.curvature.lanczos import lanczos_extremes, start_vector
+from landscape.curvature.plan import TRACE_SAMPLES, make_plan
+from landscape.curvature.point import CurvaturePlan, curvature_shapes, layer_blocks, point_curvature
+from landscape.curvature.trace import deflated_hutchinson, hutchpp
+from landscape.errors import CurvatureError
+from landscape.files.results import hessian_layout, open_for_writing, read_results, write_points
+from landscape.files.resume import prepare
+from landscape.space.grid import make_grid
 
 SEEDS = range(100)
 
@@ -228,9 +231,21 @@ def test_negative_mass_of_a_known_spectrum():
 
 
 def test_density_curve_integrates_to_one():
-    grid, rho = density_curve(np.array([-1.0, 0.0, 5.0]), np.array([0.2, 0.5, 0.3]))
-    assert np.sum(rho) * (grid[1] - grid[0]) == pytest.approx(1.0, rel=1e-9)
+    nodes, weights = np.array([-1.0, 0.0, 5.0]), np.array([0.2, 0.5, 0.3])
+    grid, rho = density_curve(nodes, weights)
+    step = grid[1] - grid[0]
+    assert np.sum(rho) * step == pytest.approx(1.0, rel=1e-9)
     assert grid[0] < -1.0 and grid[-1] > 5.0 and rho.min() >= 0
+    # The total is 1 by the final normalisation whatever the curve; each node's own mass and width are
+    # not. Default kernel: variance 1e-5 * span = 6e-5 (sd 0.0077), sampled every 0.0031 (sd / step =
+    # 2.5), where a Riemann sum of a Gaussian is exact to ~exp(-2 pi^2 2.5^2) ~ 1e-54; nodes 130 sd apart
+    # and >= 10 sd inside the grid's ends: within 0.5 of a node lies its weight, to float64 rounding.
+    variance = 1e-5 * 6.0
+    for node, weight in zip(nodes, weights):
+        near = np.abs(grid - node) < 0.5
+        assert np.sum(rho[near]) * step == pytest.approx(weight, abs=1e-12)
+        spread = np.sum(rho[near] * (grid[near] - node) ** 2) * step / weight
+        assert spread == pytest.approx(variance, rel=1e-9)
 
 
 def test_few_distinct_eigenvalues_carry_all_the_weight():
@@ -283,11 +298,12 @@ def test_array_valued_quantities_are_stored_per_point(tmp_path):
     grid = make_grid("0:1:3", "0:1:2")
     shapes = dict(max_eig=(), esd_nodes=(4,), layer_trace=(2,))
     path = str(tmp_path / "s.h5")
-    todo = prepare(path, grid, "hessian", tuple(shapes), dict(a=1), dict(started="now"), "d.h5",
-                   **hessian_layout(shapes, ["conv", "fc"]))
+    layout = hessian_layout(grid, shapes, ["conv", "fc"])
+    assert layout.quantities == ("max_eig", "esd_nodes", "layer_trace")  # the storage order, whatever was given
+    todo = prepare(path, layout, dict(a=1), dict(started="now"), "d.h5")
     assert sorted(todo) == list(range(6))
     with open_for_writing(path) as f:
-        write_points(f, "hessian", tuple(shapes), grid.shape, [(4, (1.5, np.arange(4.0), np.array([7.0, 8.0])))])
+        write_points(f, layout, [(4, (1.5, np.arange(4.0), np.array([7.0, 8.0])))])
     r = read_results(path)
     assert r["esd_nodes"].shape == (2, 3, 4) and r["layer_trace"].shape == (2, 3, 2)
     np.testing.assert_array_equal(r["esd_nodes"][1, 1], np.arange(4.0))
@@ -299,15 +315,17 @@ def test_array_valued_quantities_are_stored_per_point(tmp_path):
 class Flags:
     def __init__(self, **kw):
         self.tol, self.max_iter, self.seed, self.trace, self.density, self.hessian_groups = 1e-3, 100, 0, None, None, "none"
+        self.hessian_params, self.hvp = "reference", "double_backward"
         self.__dict__.update(kw)
 
 
 @pytest.mark.parametrize("flags, message", [
-    (dict(trace="0"), "--trace '0'"), (dict(trace="1"), ">= 2"), (dict(trace="x"), "integer"),
-    (dict(density="3"), "PROBES/STEPS"), (dict(density="0/10"), "PROBES >= 1"), (dict(density="2/1"), "STEPS"),
+    (dict(trace="0"), "trace=0 (--trace PROBES)"), (dict(trace="1"), ">= 2"), (dict(trace="x"), "--trace 'x'"),
+    (dict(density="3"), "--density '3': give PROBES/STEPS"), (dict(density="0/10"), "density=(0, 10)"),
+    (dict(density="2/1"), "density=(2, 1)"),
     (dict(hessian_groups="layers"), "--hessian_groups 'layers' is not one of none, layer")])
 def test_bad_curvature_flags_are_refused(flags, message):
-    with pytest.raises(CurvatureFlagError, match=message.replace("(", r"\(")):
+    with pytest.raises(CurvatureError, match=re.escape(message)):
         curvature_choices(Flags(**flags))
 
 
@@ -316,7 +334,7 @@ def test_bad_curvature_flags_are_refused(flags, message):
     (dict(density=(2, 1)), "steps >= 2"), (dict(tol=0), "tol > 0"), (dict(max_iter=2.5), "max_iter")])
 def test_bad_curvature_choices_of_the_api_are_refused(choices, message):
     model = mlp()
-    with pytest.raises(CurvatureChoiceError, match=message):
+    with pytest.raises(CurvatureError, match=message):
         make_plan(model, [n for n, _ in model.named_parameters()], **choices)
 
 
@@ -328,8 +346,13 @@ def test_layer_groups_imply_the_default_trace():
 
 
 def test_curvature_figures_for_1d_and_2d_grids():
-    from landscape.plotting_curvature import (plot_densities, plot_layer_curvature, plot_negative_mass,
-                                              plot_trace_map, top_layers)
+    from landscape.plot.curvature import (
+        plot_densities,
+        plot_layer_curvature,
+        plot_negative_mass,
+        plot_trace_map,
+        top_layers,
+    )
     x, y = np.linspace(-1, 1, 4), np.linspace(0, 1, 3)
     maps = np.arange(12.0).reshape(3, 4)
     per_layer = np.stack([maps, 3 * maps, np.full((3, 4), np.nan), 2 * maps], axis=-1)
@@ -344,7 +367,7 @@ def test_curvature_figures_for_1d_and_2d_grids():
 
 
 def test_recorded_products_are_found_by_vector_and_missing_ones_are_made():
-    from landscape.curvature import Recorded
+    from landscape.curvature.point import Recorded
     h = known_spectrum(np.linspace(-1, 2, 8))
     op = Recorded(counting(lambda v: h @ v))
     a, b = torch.randn(8, dtype=torch.float64), torch.randn(8, dtype=torch.float64)

@@ -9,11 +9,20 @@ import torch
 import torchvision
 import torchvision.transforms as transforms
 
-from landscape import data_cifar
-from landscape.data import (
-    CIFAR10_MEAN, CIFAR10_STD, TensorData, call_data_factory, images_to_tensor, load_dataset,
-    randomize_labels, read_cifar, read_tensor_file, select_split, synthetic_cifar, write_cifar)
 from landscape.errors import DataError
+from landscape.inputs import cifar
+from landscape.inputs.cifar import read_cifar, write_cifar
+from landscape.inputs.data import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    TensorData,
+    images_to_tensor,
+    load_dataset,
+    randomize_labels,
+    select_split,
+)
+from landscape.inputs.synthetic import synthetic_cifar
+from landscape.inputs.tensor_files import call_data_factory, read_tensor_file
 
 
 def small_set(n_train=23, n_test=7, num_classes=10, seed=1):
@@ -96,8 +105,8 @@ def test_md5_mismatch_gives_exactly_one_warning(tmp_path):
 
 def test_official_md5_gives_no_warning(tmp_path, monkeypatch):
     folder = write_cifar(tmp_path, "cifar10", *small_set())
-    sums = {name: data_cifar.file_md5(os.path.join(folder, name)) for name in data_cifar.OFFICIAL_MD5["cifar10"]}
-    monkeypatch.setitem(data_cifar.OFFICIAL_MD5, "cifar10", sums)
+    sums = {name: cifar.file_md5(os.path.join(folder, name)) for name in cifar.OFFICIAL_MD5["cifar10"]}
+    monkeypatch.setitem(cifar.OFFICIAL_MD5, "cifar10", sums)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_cifar(tmp_path, "cifar10")
@@ -106,7 +115,7 @@ def test_official_md5_gives_no_warning(tmp_path, monkeypatch):
 def test_md5_of_known_bytes(tmp_path):
     path = tmp_path / "abc"
     path.write_bytes(b"abc")
-    assert data_cifar.file_md5(path) == "900150983cd24fb0d6963f7d28e17f72"  # RFC 1321 test vector
+    assert cifar.file_md5(path) == "900150983cd24fb0d6963f7d28e17f72"  # RFC 1321 test vector
 
 
 def test_missing_folder_names_path_and_alternatives(tmp_path):

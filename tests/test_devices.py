@@ -4,11 +4,26 @@ import platform
 import pytest
 import torch
 
-from landscape.devices import (CudaState, DeviceError, check_precision_applies, choose_device, launch_problem,
-                               launcher_size, local_rank_from_env, read_tf32_flags, set_tf32_flags, sharing_warning,
-                               strict_fp32, tf32_flags_for, tf32_mode, tf32_override_warning)
-from landscape.evaluate import evaluate, loss_function, precision_context
-
+from landscape.errors import DeviceError
+from landscape.job.devices import (
+    CudaState,
+    choose_device,
+    launch_problem,
+    launcher_size,
+    local_rank_from_env,
+    sharing_warning,
+    tf32_override_warning,
+)
+from landscape.space.evaluate import evaluate, loss_function
+from landscape.space.precision import (
+    check_precision_applies,
+    precision_context,
+    read_tf32_flags,
+    set_tf32_flags,
+    strict_fp32,
+    tf32_flags_for,
+    tf32_mode,
+)
 
 # --- the launcher and MPI agree -------------------------------------------------------------------
 
@@ -172,7 +187,7 @@ def test_evaluation_does_not_flip_the_global_switches(tf32_allowed, precision):
 @pytest.fixture
 def fake_gpus(monkeypatch):
     """Two usable GPUs as pick_device sees them; returns the list of set_device calls."""
-    import landscape.mpi as mpi
+    import landscape.job.mpi as mpi
     bound = []
     monkeypatch.setattr(mpi, "probe_cuda", lambda: CudaState(2, False, "13.0", available=True, count=2))
     monkeypatch.setattr(mpi, "_check_kernels_run", lambda device: None)
@@ -183,7 +198,7 @@ def fake_gpus(monkeypatch):
 
 
 def test_each_rank_binds_its_gpu_and_says_so(fake_gpus, monkeypatch, capsys):
-    from landscape.mpi import World, pick_device, ranks_per_gpu
+    from landscape.job.mpi import World, pick_device, ranks_per_gpu
     monkeypatch.setenv("SLURM_LOCALID", "1")
     monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
     world = World(None)
@@ -198,16 +213,16 @@ def test_each_rank_binds_its_gpu_and_says_so(fake_gpus, monkeypatch, capsys):
 def test_the_gpu_is_bound_before_any_data_or_model_factory_runs(fake_gpus, monkeypatch):
     import landscape.cli.context as context
     from landscape.cli.surface import parser
-    from landscape.mpi import World
+    from landscape.job.mpi import World
 
     class Stop(Exception):
         pass
 
-    def load_data(args, world):
+    def load_data(spec, world):
         assert fake_gpus == [torch.device("cuda", 0)]
         raise Stop
     monkeypatch.setattr(context, "load_data", load_data)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    flags = context.read_flags(parser().parse_args(["--model", "tiny:make_model", "--dataset", "tiny:make_data"]))
     with pytest.raises(Stop):
-        context.build_context(parser().parse_args(["--model", "tiny:make_model", "--dataset", "tiny:make_data"]),
-                              World(None))
+        context.build_context(flags, World(None))

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from landscape.directions import (named_entries, normalize_direction, random_direction, target_direction)
+from landscape.space.directions import named_entries, normalize_direction, random_direction, target_direction
 
 
 def small_net():

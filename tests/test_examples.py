@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import landscape
+
 from conftest import ROOT, TESTS, python_cmd, run
 
 pytestmark = pytest.mark.slow  # starts processes

@@ -8,8 +8,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from landscape.hessian import hessian_param_names, mean_loss_hvp
-from landscape.lanczos import lanczos_extremes, lanczos_steps, log_christoffel_sum, start_vector
+from landscape.curvature.hvp import hessian_param_names, mean_loss_hvp
+from landscape.curvature.lanczos import lanczos_extremes, lanczos_steps, log_christoffel_sum, start_vector
+
 from test_hessian import dense_hessian, known_spectrum_operator
 
 MAX_ERR, MIN_ERR = 1e-3, 2e-3
@@ -96,8 +97,34 @@ def test_the_known_spectrum_is_a_trap_for_a_residual_test():
     assert steps < 12 and abs(theta_min - spectrum.min()) > 0.01
 
 
+def christoffel_bound(matrix, state, lam, u):
+    """A bound on log sum_j p_j(lam)^2 that holds for the computed recurrence, derived from its rounding.
+
+    The computed Lanczos vectors satisfy A q_j = beta_{j-1} q_{j-1} + alpha_j q_j + beta_j q_{j+1} + f_j,
+    with f_j measured here. Projected on the eigenvector u (A^T u = lam u + s), r_j = <q_{j+1}, u> / <q_1, u>
+    follows the polynomial recurrence forced by (<f_j, u> - <q_j, s>) / <q_1, u>, so d_j = r_j - p_j(lam)
+    obeys |d_{j+1}| <= (|lam - alpha_j| |d_j| + beta_{j-1} |d_{j-1}| + (|f_j| + |s|) / |<q_1, u>|) / beta_j,
+    and sum_j r_j^2 = |Q^T u|^2 / <q_1, u>^2 <= ||Q^T Q|| |u|^2 / w. Hence
+    sqrt(sum p_j^2) <= sqrt(||Q^T Q|| |u|^2 / w) + sqrt(sum d_j^2): exactly 1/w in exact arithmetic, and
+    as wide as the recurrence amplifies the rounding of the machine it runs on (past convergence at an
+    isolated eigenvalue the forced error grows geometrically), whatever that machine is."""
+    q = torch.stack(state.basis, 1)
+    k = q.shape[1]
+    residuals = (matrix @ q[:, :k - 1] - q @ state.tridiagonal()[:, :k - 1]).norm(dim=0)
+    forcing = (residuals + (matrix.T @ u - lam * u).norm()).tolist()
+    c1 = abs((q[:, 0] @ u).item())
+    a, b = state.alphas, state.betas
+    d_prev, d, squares = 0.0, 0.0, 0.0
+    for j in range(k - 1):
+        d_prev, d = d, (abs(lam - a[j]) * d + (b[j - 1] * d_prev if j else 0.0) + forcing[j] / c1) / b[j]
+        squares += d * d
+    gram = torch.linalg.matrix_norm(q.T @ q, ord=2).item()
+    return 2 * np.log(np.sqrt(gram * (u @ u).item()) / c1 + np.sqrt(squares))
+
+
 def test_christoffel_sum_bounds_the_weight_of_any_eigenvalue():
-    """sum_j p_j(lambda)^2 <= 1 / (weight of lambda's eigenvector in the start): checked exactly."""
+    """sum_j p_j(lambda)^2 <= 1 / (weight of lambda's eigenvector in the start), up to the rounding of
+    the recurrence that computed p_j, bounded from the run itself (christoffel_bound), not from a CPU."""
     spectrum = np.concatenate([[-0.5], np.linspace(0, 1, 199)])
     matvec = known_spectrum_operator(spectrum, 3)
     dim = len(spectrum)
@@ -105,11 +132,15 @@ def test_christoffel_sum_bounds_the_weight_of_any_eigenvalue():
     matrix = torch.stack([matvec(e) for e in torch.eye(dim, dtype=torch.float64)], 1)
     lam, vecs = torch.linalg.eigh(matrix)
     weights = (vecs.T @ (v0 / v0.norm())) ** 2
+    tight_and_converged = 0
     for state in lanczos_steps(matvec, v0, 30):
         for i in (0, dim // 2, dim - 1):
-            # equal once converged; 1e-3 in the log (0.1 %) leaves room for the rounding of a converged recurrence,
-            # which depends on the BLAS threads (2.4e-4 seen in the full suite)
-            assert log_christoffel_sum(state.alphas, state.betas, lam[i].item()) <= -np.log(weights[i].item()) + 1e-3
+            bound = christoffel_bound(matrix, state, lam[i].item(), vecs[:, i])
+            got = log_christoffel_sum(state.alphas, state.betas, lam[i].item())
+            assert got <= bound + 1e-12, (state.steps, i, got, bound)  # 1e-12: float64 sums of <= 30 terms
+            if bound <= -np.log(weights[i].item()) + 1e-4 and got >= -np.log(weights[i].item()) - 1e-4:
+                tight_and_converged += 1  # here the check is sharp: a sum off by 1e-4 would fail it
+    assert tight_and_converged >= 5  # λ = -0.5 converges within ~9 steps, before rounding widens the bound
 
 
 def test_bad_miss_prob_raises():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from landscape.errors import GridSpecError
-from landscape.grid import coarse_to_fine, make_grid, parse_axis
+from landscape.space.grid import coarse_to_fine, make_grid, parse_axis
 
 
 def test_parse_axis_accepts_negative_and_zero_bounds():

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call
 
+from landscape.curvature.hvp import hessian_param_names, mean_loss_hvp
+from landscape.curvature.lanczos import lanczos_extremes
 from landscape.errors import DataError
-from landscape.hessian import hessian_param_names, mean_loss_hvp
-from landscape.lanczos import lanczos_extremes
 
 NUM_SAMPLES = 30  # not a multiple of 4 or 16, so batch weights n_b / N are uneven
 
@@ -221,8 +221,8 @@ def test_small_dim_stops_at_dim_and_is_deterministic():
 
 def test_hessian_samples_default_is_a_5000_subset_and_all_is_every_sample():
     from landscape.cli.hessian import parser
-    from landscape.curvature_job import sample_subset
-    from landscape.evaluate import tensor_batches
+    from landscape.curvature.plan import sample_subset
+    from landscape.space.evaluate import tensor_batches
     assert parser().parse_args([]).hessian_samples == 5000
     assert parser().parse_args(["--hessian_samples", "all"]).hessian_samples is None
     with pytest.raises(SystemExit):

@@ -5,7 +5,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,14 +12,17 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, env
 from landscape.cli.surface import main
 from landscape.errors import SurfaceFileError
-from landscape.grid import make_grid
-from landscape.surfile import FileLock, KINDS, open_for_writing, prepare, run_provenances, write_points
+from landscape.files.lock import FileLock
+from landscape.files.results import QUANTITIES, Layout, open_for_writing, run_provenances, write_points
+from landscape.files.resume import prepare
+from landscape.space.grid import make_grid
+
+from conftest import env
 
 TINY = ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--progress_secs", "5"]
-QUANTITIES = KINDS["surface"]
+SURFACE = QUANTITIES["surface"][:2]
 SETTINGS = dict(model="m", checkpoint_sha256="c", directions_sha256="d", dir_type="weights")
 
 
@@ -40,10 +42,10 @@ def paths(folder):
 
 def results_file(path, grid, finished):
     """A results file made by prepare/write_points alone, with `finished` points written."""
-    todo = prepare(str(path), grid, "surface", QUANTITIES, SETTINGS, {"started": "t0"}, "dirs.h5")
+    todo = prepare(str(path), Layout(grid, "surface", SURFACE), SETTINGS, {"started": "t0"}, "dirs.h5")
     values = [(int(i), (0.5 + i, 100.0 - i)) for i in todo[:finished]]
     with open_for_writing(str(path)) as f:
-        write_points(f, "surface", QUANTITIES, grid.shape, values)
+        write_points(f, Layout(grid, "surface", SURFACE), values)
 
 
 def test_a_damaged_finished_value_is_named_on_resume(tmp_path):
@@ -53,7 +55,7 @@ def test_a_damaged_finished_value_is_named_on_resume(tmp_path):
         f["train_acc"][1, 2] = 42.0  # flat index 5
     before = sha(tmp_path / "s.h5")
     with pytest.raises(SurfaceFileError, match=r"1 finished point\(s\) do not match their checksum.*index 5 "):
-        prepare(str(tmp_path / "s.h5"), grid, "surface", QUANTITIES, SETTINGS, {}, "dirs.h5")
+        prepare(str(tmp_path / "s.h5"), Layout(grid, "surface", SURFACE), SETTINGS, {}, "dirs.h5")
     assert sha(tmp_path / "s.h5") == before
 
 
@@ -64,15 +66,16 @@ def test_a_set_done_bit_of_an_unfinished_point_is_caught(tmp_path):
         unfinished = int(np.flatnonzero(f["surface_done"][()].reshape(-1) == 0)[0])
         f["surface_done"][np.unravel_index(unfinished, grid.shape)] = 1
     with pytest.raises(SurfaceFileError, match=f"index {unfinished} "):
-        prepare(str(tmp_path / "s.h5"), grid, "surface", QUANTITIES, SETTINGS, {}, "dirs.h5")
+        prepare(str(tmp_path / "s.h5"), Layout(grid, "surface", SURFACE), SETTINGS, {}, "dirs.h5")
 
 
 SWEEP = r"""
 import json, shutil, sys
 import numpy as np
 from landscape.errors import LandscapeError
-from landscape.grid import make_grid
-from landscape.surfile import KINDS, prepare, read_results
+from landscape.files.results import Layout, read_results
+from landscape.files.resume import prepare
+from landscape.space.grid import make_grid
 src, work, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 grid = make_grid("-1:1:3", "-1:1:3")
 original = read_results(src)
@@ -84,13 +87,13 @@ for offset in range(0, len(data), max(1, len(data) // 160)):
     damaged[offset:offset + 64] = rng.integers(0, 256, len(damaged[offset:offset + 64]), dtype=np.uint8).tobytes()
     open(work, "wb").write(bytes(damaged))
     try:
-        todo = prepare(work, grid, "surface", KINDS["surface"], settings, {"started": "t1"}, "dirs.h5")
+        todo = prepare(work, Layout(grid, "surface", ("train_loss", "train_acc")), settings, {"started": "t1"}, "dirs.h5")
         now = read_results(work)
     except LandscapeError:  # refused, naming the problem
         outcome["refused"] += 1
         continue
     accepted = now["surface_done"].astype(bool)  # what a resume keeps: every point not in todo
-    same = all(np.array_equal(now[q][accepted], original[q][accepted], equal_nan=True) for q in KINDS["surface"])
+    same = all(np.array_equal(now[q][accepted], original[q][accepted], equal_nan=True) for q in ("train_loss", "train_acc"))
     if same and np.array_equal(accepted, original["surface_done"].astype(bool) & accepted):
         outcome["harmless"] += 1
     else:

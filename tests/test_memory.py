@@ -2,11 +2,21 @@
 import pytest
 import torch
 
-from landscape.devices import DeviceError, read_tf32_flags, tf32_flags_for
-from landscape.evaluate import auto_batch_size
-from landscape.hessian import hessian_param_names, mean_loss_hvp
-from landscape.memory import (HESSIAN_CPU_BATCH, Probe, basis_bytes, hessian_batch_size, is_allocation_failure,
-                              largest_that_runs, plan_basis, power_of_two_at_least, rank_headroom, with_margin)
+from landscape.curvature.hvp import hessian_param_names, mean_loss_hvp
+from landscape.errors import DeviceError
+from landscape.job.batch import HESSIAN_CPU_BATCH, auto_batch_size, hessian_batch_size
+from landscape.job.memory import (
+    Probe,
+    basis_bytes,
+    is_allocation_failure,
+    largest_that_runs,
+    plan_basis,
+    power_of_two_at_least,
+    rank_headroom,
+    with_margin,
+)
+from landscape.space.precision import read_tf32_flags, tf32_flags_for
+
 from tiny import make_data, make_model
 
 GiB = 2 ** 30

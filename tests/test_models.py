@@ -9,8 +9,8 @@ import torch
 import torchvision
 
 from landscape.errors import ModelError
-from landscape.models import MODEL_NAMES, build_model, get_model
-from landscape.models.resnet import BasicBlock, Bottleneck
+from landscape.inputs.models import MODEL_NAMES, build_model, get_model
+from landscape.inputs.models.resnet import BasicBlock, Bottleneck
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_KEYS_CANDIDATES = [

@@ -29,9 +29,11 @@ def inputs(tmp_path_factory):
 
 
 def flags(d, out, *extra):
+    """--threads 1: one process and each of two ranks sum their float32 products in the same order,
+    so the rank count alone changes nothing and the runs compare bit for bit."""
     return ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file", str(d / "m.t7"),
             "--dir_file", str(d / "dirs.h5"), "--surf_file", str(out), "--tol", "1e-6", "--max_iter", "200",
-            "--hessian_batch", "20", *GRID, *extra]
+            "--hessian_batch", "20", "--threads", "1", *GRID, *extra]
 
 
 def eigs(path):
@@ -86,7 +88,7 @@ def test_two_ranks_equal_one(inputs, single, tmp_path):
     assert r.returncode == 0, r.stderr + r.stdout
     got, want = eigs(out), single[1]
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)  # the same sums in the same order
 
 
 def test_negative_eigenvalues_are_results_on_resume(inputs, single):
@@ -129,9 +131,7 @@ def curvature_flags(d, out, *extra):
 
 def stored(path):
     with h5py.File(path, "r") as f:
-        # checksums digest the bits, which fp32 rounding changes with the rank count; the values are compared
-        return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset) and k != "dir_file"
-                and not k.endswith("_checksum")}
+        return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset) and k != "dir_file"}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,12 @@ def test_curvature_maps_are_stored_rendered_and_match_dense_truth(inputs, curved
     for i, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
         block = h[a:b, a:b]
         assert abs(v["layer_trace"][centre][i] - torch.trace(block).item()) < 4 * v["layer_trace_err"][centre][i]
-        assert v["layer_max_eig"][centre][i] <= torch.linalg.eigvalsh(block)[-1].item() * (1 + 1e-6)  # a Ritz value
+        # A Ritz value of the float32 operator H + E, so at most ||E|| above the block's lambda_max (the HVPs
+        # put it 1.7e-8 above here, along the top eigenvector ||E v|| = 3e-7 lambda_max). Worst case: the
+        # longest float32 sum, conv 0's weight gradient over 48 samples x 16 positions, errs by at most
+        # 768 * 2**-24 = 4.6e-5 of its sum of |terms| (1.8 |Hv| here): 1e-3 leaves 10x for the shorter sums
+        # before it. The check keeps its power: the whole Hessian's lambda_max is 3.8-27x each block's.
+        assert v["layer_max_eig"][centre][i] <= torch.linalg.eigvalsh(block)[-1].item() * (1 + 1e-3)
     assert (v["hvps_trace"] == 4).all() and (v["hvps_layers"] > 0).all() and (v["hvps_density"] >= 8).all()
     for name in ("trace", "negative_mass", "density", "layer_max_eig", "eig_maps", "eig_ratio"):
         assert f"c_{name}.png" in stdout and os.path.getsize(str(path)[:-3] + f"_{name}.png") > 0
@@ -171,8 +176,8 @@ def test_curvature_two_ranks_equal_one(inputs, curved, tmp_path):
     assert r.returncode == 0, r.stderr + r.stdout
     got, want = stored(out), curved[1]
     assert set(got) == set(want)
-    for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-9, err_msg=k)  # fp32 HVPs, other threads
+    for k in want:  # values and their checksums: one thread per process on both sides (flags), so bit for bit
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
 @pytest.mark.parametrize("change, named", [(["--trace", "5"], "trace_samples"), (["--density", "2/9"], "density"),
@@ -201,7 +206,7 @@ def test_nan_loss_is_stored_as_nan_and_marked_done(inputs, tmp_path):
         assert np.isfinite(v[name][0]).all() and np.isnan(v[name][1]).all(), name
 
 
-@pytest.mark.parametrize("bad, message", [(["--trace", "0"], "--trace '0'"), (["--density", "3"], "PROBES/STEPS"),
+@pytest.mark.parametrize("bad, message", [(["--trace", "0"], "trace=0 (--trace PROBES)"), (["--density", "3"], "PROBES/STEPS"),
                                           (["--hessian_groups", "block"], "--hessian_groups 'block' is not one of")])
 def test_bad_curvature_values_are_one_line_errors(inputs, tmp_path, bad, message):
     out = tmp_path / "b.h5"

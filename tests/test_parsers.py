@@ -8,7 +8,8 @@ import landscape
 from landscape.cli import hessian, surface, train, trajectory
 from landscape.cli.render import render_options
 from landscape.errors import GridSpecError
-from landscape.render import RenderOptions, render_hessian, render_page, render_surface
+from landscape.plot.options import RenderOptions
+from landscape.plot.render import render_hessian, render_page, render_surface
 
 TRAJECTORY = ["--model_folder", "unused"]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import pca
-from landscape.pca import pca_directions, project
+from landscape.space import pca
+from landscape.space.pca import pca_directions, project
 
 
 def _numpy_reference(matrix):

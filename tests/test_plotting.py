@@ -9,8 +9,11 @@ from matplotlib.figure import Figure
 from matplotlib.path import Path
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-from landscape import plotting
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, PlotOptionError
+from landscape.plot.base import save_figure
+from landscape.plot.curves import plot_1d, plot_contour_with_path, plot_trajectory
+from landscape.plot.hessian import plot_eig_maps, plot_eig_ratio
+from landscape.plot.maps import plot_contour, plot_heatmap, plot_surface3d
 
 # A non-square grid: 5 points along x, 3 along y, so any transposition shows up.
 X = np.linspace(0.0, 4.0, 5)
@@ -40,23 +43,23 @@ def test_every_plot_returns_a_figure():
     xs, ys = np.array([0.0, 1.0, 2.0]), np.array([10.0, 11.0, 11.5])
     min_eig, max_eig = -np.ones_like(Z_ALONG_X), 2 * np.ones_like(Z_ALONG_X)
     figures = [
-        plotting.plot_1d(X, X + 1, acc=X * 10),
-        plotting.plot_contour(X, Y, Z_ALONG_X),
-        plotting.plot_contour(X, Y, Z_ALONG_X, filled=True),
-        plotting.plot_heatmap(X, Y, Z_ALONG_X),
-        plotting.plot_surface3d(X, Y, Z_ALONG_X),
-        plotting.plot_eig_ratio(X, Y, min_eig, max_eig, contour=Z_ALONG_X),
-        plotting.plot_eig_ratio(X, None, min_eig[0], max_eig[0]),
-        plotting.plot_eig_maps(X, Y, min_eig, max_eig),
-        plotting.plot_eig_maps(X, None, min_eig[0], max_eig[0]),
-        plotting.plot_trajectory(xs, ys),
-        plotting.plot_contour_with_path(X, Y, Z_ALONG_X, xs, ys),
+        plot_1d(X, X + 1, acc=X * 10),
+        plot_contour(X, Y, Z_ALONG_X),
+        plot_contour(X, Y, Z_ALONG_X, filled=True),
+        plot_heatmap(X, Y, Z_ALONG_X),
+        plot_surface3d(X, Y, Z_ALONG_X),
+        plot_eig_ratio(X, Y, min_eig, max_eig, contour=Z_ALONG_X),
+        plot_eig_ratio(X, None, min_eig[0], max_eig[0]),
+        plot_eig_maps(X, Y, min_eig, max_eig),
+        plot_eig_maps(X, None, min_eig[0], max_eig[0]),
+        plot_trajectory(xs, ys),
+        plot_contour_with_path(X, Y, Z_ALONG_X, xs, ys),
     ]
     assert all(isinstance(fig, Figure) for fig in figures)
 
 
 def test_heatmap_cells_sit_at_their_coordinates_on_a_non_square_grid():
-    fig = plotting.plot_heatmap(X, Y, Z_ALONG_X)
+    fig = plot_heatmap(X, Y, Z_ALONG_X)
     mesh = quad_mesh(fig)
     np.testing.assert_array_equal(as_nan_filled(mesh.get_array()).reshape(Y.size, X.size), Z_ALONG_X)
     corners = mesh.get_coordinates()  # (ny + 1, nx + 1, 2) cell edges
@@ -68,7 +71,7 @@ def test_heatmap_cells_sit_at_their_coordinates_on_a_non_square_grid():
 
 
 def test_contour_lines_of_a_surface_growing_along_x_are_vertical():
-    fig = plotting.plot_contour(X, Y, Z_ALONG_X, vmin=0.5, vmax=4.0, vlevel=1.0)
+    fig = plot_contour(X, Y, Z_ALONG_X, vmin=0.5, vmax=4.0, vlevel=1.0)
     paths = contour_set(fig).get_paths()
     for level, path in zip([0.5, 1.5, 2.5, 3.5], paths):
         np.testing.assert_allclose(path.vertices[:, 0], level)
@@ -79,8 +82,8 @@ def test_contour_lines_of_a_surface_growing_along_x_are_vertical():
 
 
 def test_transposed_grid_is_refused_with_the_shapes_named():
-    with pytest.raises(plotting.PlotOptionError, match=r"\(5, 3\).*\(3, 5\)"):
-        plotting.plot_heatmap(X, Y, Z_ALONG_X.T)
+    with pytest.raises(PlotOptionError, match=r"\(5, 3\).*\(3, 5\)"):
+        plot_heatmap(X, Y, Z_ALONG_X.T)
 
 
 def with_unfinished_block(values):
@@ -91,7 +94,7 @@ def with_unfinished_block(values):
 
 def test_heatmap_masks_unfinished_cells():
     z = with_unfinished_block(Z_ALONG_X)
-    values = quad_mesh(plotting.plot_heatmap(X, Y, z)).get_array()
+    values = quad_mesh(plot_heatmap(X, Y, z)).get_array()
     mask = np.ma.getmaskarray(values).reshape(z.shape)
     np.testing.assert_array_equal(mask, np.isnan(z))
     np.testing.assert_array_equal(np.ma.filled(values, 0).reshape(z.shape)[~mask], z[~mask])
@@ -107,16 +110,16 @@ def test_contours_treat_unfinished_cells_as_missing_not_zero():
     x, y = np.linspace(-1, 1, 9), np.linspace(-1, 1, 7)
     z = np.full((7, 9), 5.5)
     z[2:5, 3:6] = np.nan  # were this read as 0, lines at 1..5 would ring the block
-    lines = contour_set(plotting.plot_contour(x, y, z, vmin=1.0, vmax=6.0, vlevel=1.0))
+    lines = contour_set(plot_contour(x, y, z, vmin=1.0, vmax=6.0, vlevel=1.0))
     assert all(len(path.vertices) == 0 for path in lines.get_paths())
-    bands = contour_set(plotting.plot_contour(x, y, z, vmin=1.0, vmax=6.0, vlevel=1.0, filled=True))
+    bands = contour_set(plot_contour(x, y, z, vmin=1.0, vmax=6.0, vlevel=1.0, filled=True))
     assert not any(filled_at(path, (0.0, 0.0)) for path in bands.get_paths())
     assert any(filled_at(path, (0.9, 0.9)) for path in bands.get_paths())
 
 
 def test_surface3d_drops_quads_touching_unfinished_cells():
     z = with_unfinished_block(Z_ALONG_X)
-    surface = only(plotting.plot_surface3d(X, Y, z).axes[0].collections, Poly3DCollection)
+    surface = only(plot_surface3d(X, Y, z).axes[0].collections, Poly3DCollection)
     heights = surface.get_array()
     # Every quad uses row 1, which is NaN in columns 2 and 3: only the quads between columns 0
     # and 1 are complete, one per row pair, each of mean height (x0 + x1) / 2 = 0.5.
@@ -126,7 +129,7 @@ def test_surface3d_drops_quads_touching_unfinished_cells():
 def test_curves_leave_gaps_at_unfinished_points():
     loss = np.array([1.0, np.nan, 3.0, 4.0, 5.0])
     acc = np.array([50.0, 60.0, np.nan, 80.0, 90.0])
-    fig = plotting.plot_1d(X, loss, acc=acc)
+    fig = plot_1d(X, loss, acc=acc)
     loss_line, acc_line = fig.axes[0].get_lines()[0], fig.axes[1].get_lines()[0]
     assert np.isnan(as_nan_filled(loss_line.get_ydata())[1])
     assert np.isnan(as_nan_filled(acc_line.get_ydata())[2])
@@ -134,13 +137,13 @@ def test_curves_leave_gaps_at_unfinished_points():
 
 def test_given_levels_are_arange_of_vmin_vmax_vlevel():
     for filled in (False, True):
-        fig = plotting.plot_contour(X, Y, Z_ALONG_X, vmin=0.1, vmax=3.0, vlevel=0.5, filled=filled)
+        fig = plot_contour(X, Y, Z_ALONG_X, vmin=0.1, vmax=3.0, vlevel=0.5, filled=filled)
         np.testing.assert_allclose(contour_set(fig).levels, np.arange(0.1, 3.0, 0.5))
 
 
 def test_missing_levels_come_from_the_finite_data():
     z = with_unfinished_block(Z_ALONG_X + 1.0)
-    levels = contour_set(plotting.plot_contour(X, Y, z, filled=True)).levels
+    levels = contour_set(plot_contour(X, Y, z, filled=True)).levels
     assert levels[0] == pytest.approx(1.0)
     assert len(levels) == 20 and levels[-1] < 5.0
 
@@ -154,24 +157,24 @@ def test_missing_levels_come_from_the_finite_data():
 ])
 def test_invalid_levels_raise_a_clear_value_error(options, message):
     with pytest.raises(ValueError, match=message) as raised:
-        plotting.plot_contour(X, Y, Z_ALONG_X, **options)
+        plot_contour(X, Y, Z_ALONG_X, **options)
     assert isinstance(raised.value, LandscapeError)
 
 
 def test_all_unfinished_grid_is_refused():
-    with pytest.raises(plotting.PlotOptionError, match="no finite values"):
-        plotting.plot_heatmap(X, Y, np.full(Z_ALONG_X.shape, np.nan))
+    with pytest.raises(PlotOptionError, match="no finite values"):
+        plot_heatmap(X, Y, np.full(Z_ALONG_X.shape, np.nan))
 
 
 def test_log_takes_levels_and_limits_in_z_units_and_blanks_non_positive_values():
     z = 10.0 ** Z_ALONG_X
     z[0, 0] = 0.0
     # Levels on grid values, so the lines sit on grid columns whatever the interpolation between them.
-    fig = plotting.plot_contour(X, Y, z, levels=[10.0, 100.0, 1000.0], log=True)
+    fig = plot_contour(X, Y, z, levels=[10.0, 100.0, 1000.0], log=True)
     for column, path in zip([1.0, 2.0, 3.0], contour_set(fig).get_paths()):
         np.testing.assert_allclose(path.vertices[:, 0], column, rtol=1e-6)
     assert isinstance(contour_set(fig).norm, LogNorm)
-    mesh = quad_mesh(plotting.plot_heatmap(X, Y, z, vmin=10.0, vmax=1000.0, log=True))
+    mesh = quad_mesh(plot_heatmap(X, Y, z, vmin=10.0, vmax=1000.0, log=True))
     assert isinstance(mesh.norm, LogNorm) and (mesh.norm.vmin, mesh.norm.vmax) == (10.0, 1000.0)
     values = mesh.get_array().reshape(z.shape)
     assert np.ma.getmaskarray(values)[0, 0]
@@ -179,12 +182,12 @@ def test_log_takes_levels_and_limits_in_z_units_and_blanks_non_positive_values()
 
 
 def test_1d_log_puts_the_loss_axis_on_a_log_scale():
-    assert plotting.plot_1d(X, X + 1.0, log=True).axes[0].get_yscale() == "log"
-    assert plotting.plot_1d(X, X + 1.0).axes[0].get_yscale() == "linear"
+    assert plot_1d(X, X + 1.0, log=True).axes[0].get_yscale() == "log"
+    assert plot_1d(X, X + 1.0).axes[0].get_yscale() == "linear"
 
 
 def test_1d_has_twin_axes_with_train_solid_and_test_dashed():
-    fig = plotting.plot_1d(X, X + 1, acc=X * 10, test_loss=X + 2, test_acc=X * 9)
+    fig = plot_1d(X, X + 1, acc=X * 10, test_loss=X + 2, test_acc=X * 9)
     assert len(fig.axes) == 2
     loss_axes, acc_axes = fig.axes
     assert [line.get_linestyle() for line in loss_axes.get_lines()] == ["-", "--"]
@@ -195,13 +198,13 @@ def test_1d_has_twin_axes_with_train_solid_and_test_dashed():
 
 
 def test_1d_without_accuracy_has_one_axis():
-    fig = plotting.plot_1d(X, X + 1)
+    fig = plot_1d(X, X + 1)
     assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 1
 
 
 def test_save_figure_writes_png_and_pdf(tmp_path):
     stem = tmp_path / "nested" / "surface_train_loss"
-    paths = plotting.save_figure(plotting.plot_heatmap(X, Y, Z_ALONG_X), stem)
+    paths = save_figure(plot_heatmap(X, Y, Z_ALONG_X), stem)
     assert paths == [f"{stem}.png", f"{stem}.pdf"]
     with open(paths[0], "rb") as png, open(paths[1], "rb") as pdf:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -209,14 +212,14 @@ def test_save_figure_writes_png_and_pdf(tmp_path):
 
 
 def test_save_figure_refuses_an_unknown_format(tmp_path):
-    with pytest.raises(plotting.PlotOptionError, match="bogus"):
-        plotting.save_figure(plotting.plot_1d(X, X), tmp_path / "f", formats=("bogus",))
+    with pytest.raises(PlotOptionError, match="bogus"):
+        save_figure(plot_1d(X, X), tmp_path / "f", formats=("bogus",))
 
 
 def test_trajectory_axes_name_the_explained_variance():
     xs, ys = np.array([0.0, 1.0, 1.5]), np.array([0.0, 0.5, 0.2])
-    for fig in (plotting.plot_trajectory(xs, ys, ratio_x=0.452, ratio_y=0.123),
-                plotting.plot_contour_with_path(X, Y, Z_ALONG_X, xs + 1, ys + 10, ratio_x=0.452,
+    for fig in (plot_trajectory(xs, ys, ratio_x=0.452, ratio_y=0.123),
+                plot_contour_with_path(X, Y, Z_ALONG_X, xs + 1, ys + 10, ratio_x=0.452,
                                                 ratio_y=0.123)):
         ax = fig.axes[0]
         assert ax.get_xlabel() == "PC1: 45.20 %"
@@ -226,15 +229,15 @@ def test_trajectory_axes_name_the_explained_variance():
 
 
 def test_trajectory_refuses_a_percentage_given_as_ratio():
-    with pytest.raises(plotting.PlotOptionError, match="fraction"):
-        plotting.plot_trajectory([0.0, 1.0], [0.0, 1.0], ratio_x=45.2)
+    with pytest.raises(PlotOptionError, match="fraction"):
+        plot_trajectory([0.0, 1.0], [0.0, 1.0], ratio_x=45.2)
 
 
 def test_eig_ratio_heatmap_shows_abs_min_over_max_in_the_reference_range():
     xx, yy = np.meshgrid(X, Y)
     min_eig, max_eig = -(xx + 1.0), (yy - 9.0) * 4.0
     max_eig[0, 0] = 0.0
-    fig = plotting.plot_eig_ratio(X, Y, min_eig, max_eig)
+    fig = plot_eig_ratio(X, Y, min_eig, max_eig)
     mesh = quad_mesh(fig)
     values = mesh.get_array().reshape(min_eig.shape)
     expected = (xx + 1.0) / ((yy - 9.0) * 4.0)
@@ -245,26 +248,26 @@ def test_eig_ratio_heatmap_shows_abs_min_over_max_in_the_reference_range():
 
 def test_eig_ratio_overlays_loss_contours_when_given():
     ones = np.ones_like(Z_ALONG_X)
-    fig = plotting.plot_eig_ratio(X, Y, -ones, ones, contour=Z_ALONG_X, levels=[1.5, 2.5])
+    fig = plot_eig_ratio(X, Y, -ones, ones, contour=Z_ALONG_X, levels=[1.5, 2.5])
     np.testing.assert_allclose(contour_set(fig).levels, [1.5, 2.5])
-    plain = plotting.plot_eig_ratio(X, Y, -ones, ones)
+    plain = plot_eig_ratio(X, Y, -ones, ones)
     assert not any(isinstance(c, ContourSet) for c in plain.axes[0].collections)
 
 
 def test_eig_ratio_on_a_1d_grid_is_a_curve():
-    fig = plotting.plot_eig_ratio(X, None, -X, np.full(X.shape, 8.0))
+    fig = plot_eig_ratio(X, None, -X, np.full(X.shape, 8.0))
     np.testing.assert_allclose(as_nan_filled(fig.axes[0].get_lines()[0].get_ydata()), X / 8.0)
     assert fig.axes[0].get_ylim() == (0.0, 1.0)
 
 
 def test_eig_maps_show_min_and_max():
     min_eig, max_eig = -Z_ALONG_X, Z_ALONG_X + 10.0
-    meshes = [only(ax.collections, QuadMesh) for ax in plotting.plot_eig_maps(X, Y, min_eig, max_eig).axes
+    meshes = [only(ax.collections, QuadMesh) for ax in plot_eig_maps(X, Y, min_eig, max_eig).axes
               if ax.get_title()]
     assert len(meshes) == 2
     np.testing.assert_allclose(meshes[0].get_array().reshape(min_eig.shape), min_eig)
     np.testing.assert_allclose(meshes[1].get_array().reshape(max_eig.shape), max_eig)
-    lines = plotting.plot_eig_maps(X, None, min_eig[0], max_eig[0]).axes[0].get_lines()
+    lines = plot_eig_maps(X, None, min_eig[0], max_eig[0]).axes[0].get_lines()
     curves = [line for line in lines if len(line.get_ydata()) == X.size]  # not the y=0 guide line
     drawn = sorted(tuple(as_nan_filled(line.get_ydata())) for line in curves)
     assert drawn == sorted([tuple(min_eig[0]), tuple(max_eig[0])])

@@ -4,20 +4,21 @@ import numpy as np
 import pytest
 from matplotlib.collections import QuadMesh
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+from test_plotting import Z_ALONG_X, X, Y, contour_set, only, with_unfinished_block
 
-from landscape import plotting
-from landscape.plotting_base import basin_range, near_log_levels
-from landscape.plotting_maps import grid_quads
-from test_plotting import X, Y, Z_ALONG_X, contour_set, only, with_unfinished_block
+from landscape.errors import PlotOptionError
+from landscape.plot.base import basin_range, near_log_levels
+from landscape.plot.curves import plot_1d, plot_contour_with_path
+from landscape.plot.maps import grid_quads, plot_contour, plot_heatmap, plot_surface3d
 
 
 def test_log_3d_heights_are_log10_with_limits_in_z_units():
     z = 10.0 ** Z_ALONG_X
-    surface = only(plotting.plot_surface3d(X, Y, z, vmin=10.0, vmax=1000.0, log=True).axes[0].collections,
+    surface = only(plot_surface3d(X, Y, z, vmin=10.0, vmax=1000.0, log=True).axes[0].collections,
                    Poly3DCollection)
     assert surface.get_clim() == (1.0, 3.0)
-    with pytest.raises(plotting.PlotOptionError, match="log scale"):
-        plotting.plot_surface3d(X, Y, z, vmin=-1.0, log=True)
+    with pytest.raises(PlotOptionError, match="log scale"):
+        plot_surface3d(X, Y, z, vmin=-1.0, log=True)
 
 
 def test_near_log_levels_are_round_and_dense_near_the_low_end():
@@ -26,7 +27,7 @@ def test_near_log_levels_are_round_and_dense_near_the_low_end():
     narrow = near_log_levels(2.2, 4.4)  # holds only the round level 3: log-spaced ones instead
     assert len(narrow) == 6 and narrow[0] > 2.2 and narrow[-1] == 4.4
     np.testing.assert_allclose(np.diff(np.log(narrow)), np.log(2) / 6, rtol=0.02)
-    with pytest.raises(plotting.PlotOptionError):
+    with pytest.raises(PlotOptionError):
         near_log_levels(0.0, 1.0)
 
 
@@ -48,36 +49,36 @@ def test_surface3d_ends_in_a_rim_at_vmax_instead_of_a_lid():
 
 
 def test_contour_labels_are_thinned_so_they_do_not_pile_up():
-    fig = plotting.plot_contour(X, Y, Z_ALONG_X, vmin=0.05, vmax=4.0, vlevel=0.1)
+    fig = plot_contour(X, Y, Z_ALONG_X, vmin=0.05, vmax=4.0, vlevel=0.1)
     lines = contour_set(fig)
     assert len(lines.levels) > 30
     assert 0 < len(lines.labelTexts) <= 8 * Y.size  # a label per labelled level and line, at most 8 levels
 
 
 def test_maps_label_their_axes_and_colourbars():
-    for fig in (plotting.plot_heatmap(X, Y, Z_ALONG_X, label="test accuracy (%)"),
-                plotting.plot_contour(X, Y, Z_ALONG_X, filled=True, label="test accuracy (%)")):
+    for fig in (plot_heatmap(X, Y, Z_ALONG_X, label="test accuracy (%)"),
+                plot_contour(X, Y, Z_ALONG_X, filled=True, label="test accuracy (%)")):
         ax, colourbar = fig.axes
         assert (ax.get_xlabel(), ax.get_ylabel()) == ("x", "y")
         assert colourbar.get_ylabel() == "test accuracy (%)"
-    assert plotting.plot_contour(X, Y, Z_ALONG_X).axes[0].get_xlabel() == "x"
+    assert plot_contour(X, Y, Z_ALONG_X).axes[0].get_xlabel() == "x"
 
 
 def test_contour_lines_shade_unfinished_cells_grey():
     z = with_unfinished_block(Z_ALONG_X + 1.0)
-    shade = only(plotting.plot_contour(X, Y, z).axes[0].collections, QuadMesh)
+    shade = only(plot_contour(X, Y, z).axes[0].collections, QuadMesh)
     np.testing.assert_array_equal(~np.ma.getmaskarray(shade.get_array()).reshape(z.shape), np.isnan(z))
 
 
 def test_1d_honours_vmin_vmax_loss_max_and_acc_max():
-    fig = plotting.plot_1d(X, X + 1, acc=X * 10, vmin=0.5, vmax=3.0)
+    fig = plot_1d(X, X + 1, acc=X * 10, vmin=0.5, vmax=3.0)
     assert fig.axes[0].get_ylim() == (0.5, 3.0) and fig.axes[0].get_xlabel() == "x"
-    fig = plotting.plot_1d(X, X + 1, acc=X * 10, vmax=3.0, loss_max=2.0, acc_max=50.0)
+    fig = plot_1d(X, X + 1, acc=X * 10, vmax=3.0, loss_max=2.0, acc_max=50.0)
     assert fig.axes[0].get_ylim() == (0.0, 2.0)
     assert fig.axes[1].get_ylim() == (0.0, 50.0)
-    assert plotting.plot_1d(X, X + 1, log=True, vmin=0.1, vmax=10.0).axes[0].get_ylim() == pytest.approx((0.1, 10.0))
-    with pytest.raises(plotting.PlotOptionError, match="log"):
-        plotting.plot_1d(X, X + 1, log=True, vmin=0.0, vmax=10.0)
+    assert plot_1d(X, X + 1, log=True, vmin=0.1, vmax=10.0).axes[0].get_ylim() == pytest.approx((0.1, 10.0))
+    with pytest.raises(PlotOptionError, match="log"):
+        plot_1d(X, X + 1, log=True, vmin=0.0, vmax=10.0)
 
 
 def test_trajectory_contours_are_near_log_levels_around_the_path_losses():
@@ -85,10 +86,10 @@ def test_trajectory_contours_are_near_log_levels_around_the_path_losses():
     xx, yy = np.meshgrid(x, y)
     z = 0.2 + 700.0 * (xx ** 2 + yy ** 2) ** 2  # 0.2 at the centre, up to ~2800 in the corners
     xs, ys = np.array([0.3, 0.2, 0.1, 0.0]), np.array([0.3, 0.2, 0.1, 0.0])
-    levels = contour_set(plotting.plot_contour_with_path(x, y, z, xs, ys)).levels
+    levels = contour_set(plot_contour_with_path(x, y, z, xs, ys)).levels
     along = 0.2 + 700.0 * (2 * xs ** 2) ** 2
     assert levels[0] >= 0.8 * 0.2 and levels[-1] <= 2 * along.max() * 1.05
     assert len(levels) >= 6  # several contours near the path, not 20 even steps up to 2800
     assert set(np.round(levels / 10.0 ** np.floor(np.log10(levels)), 6)) <= {1.0, 1.5, 2.0, 3.0, 5.0, 7.0}
-    narrow = contour_set(plotting.plot_contour_with_path(x, y, z, xs[3:], ys[3:])).levels  # one point at 0.2
+    narrow = contour_set(plot_contour_with_path(x, y, z, xs[3:], ys[3:])).levels  # one point at 0.2
     assert len(narrow) >= 6 and narrow[0] >= 0.16 and narrow[-1] <= 0.4 * 1.001

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from landscape.refine import Refinement, cell_estimates, hierarchy, lattice, to_scale
+from landscape.space.refine import Refinement, cell_estimates, hierarchy, lattice, to_scale
 
 
 def surface(f, shape):
@@ -68,8 +68,10 @@ def test_quadratic_is_refined_to_within_the_tolerance_and_no_further():
         err = np.abs(np.log10(r.interpolate(done, values, "log10")) - np.log10(truth))
         assert err.max() <= tol
         assert 0.01 < done.mean() < 0.6
-        # one level coarser would exceed it: the refinement did not overspend on a smooth surface
-        assert err.max() > tol / 16
+        # one level coarser would exceed it: the refinement did not overspend on a smooth surface. Cells
+        # are split while their estimate, the exact error for this quadratic, exceeds tol, and halving a
+        # cell quarters a quadratic's bilinear error, so the coarser level's 4 * err.max() exceeded tol
+        assert err.max() > tol / 4
 
 
 def test_interpolation_keeps_computed_values_and_fills_every_point():

@@ -1,7 +1,6 @@
 """Refinement as a job: mpirun -n 3 equals one rank, a stopped refinement resumes, the driver's flags.
 Most runs use bench/sim_job.py, the sleep-cost simulation (real dispatcher, channel and file, no torch)."""
 import json
-import signal
 import subprocess
 import time
 

@@ -3,9 +3,12 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape import render
-from landscape.render_data import find, quantities
-from landscape.surfile import read_results
+from landscape.cli import render
+from landscape.files.results import read_results
+from landscape.plot.options import RenderOptions
+from landscape.plot.quantities import find, quantities
+from landscape.plot.render import render_surface
+
 from results_files import bowl, surface_file, write_results
 
 
@@ -59,8 +62,8 @@ def test_render_writes_every_plot_and_log_writes_log_files_beside_them(partial, 
     assert f"{stem}_eig_ratio.png" in written and f"{stem}_eig_maps.png" in written
     assert f"{stem}.html" in written  # the page beside the file, as --plot writes it
     linear = open(f"{stem}_train_loss_2dheat.png", "rb").read()
-    log = render.RenderOptions(log=True, vmin=0.1, vmax=5.0)
-    assert f"{stem}_train_loss_2dheat_log.png" in render.render_surface(path, log, page=False)
+    log = RenderOptions(log=True, vmin=0.1, vmax=5.0)
+    assert f"{stem}_train_loss_2dheat_log.png" in render_surface(path, log, page=False)
     assert open(f"{stem}_train_loss_2dheat.png", "rb").read() == linear
 
 

@@ -1,4 +1,4 @@
-from landscape.schedule import Dispatcher
+from landscape.job.schedule import Dispatcher
 
 
 class FakeClock:

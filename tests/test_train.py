@@ -5,13 +5,21 @@ import os
 import pytest
 import torch
 
-from landscape.checkpoint import load_weights, read_state_dict
-from landscape.devices import read_tf32_flags, set_tf32_flags, tf32_flags_for
-from landscape.models import get_model
-from landscape.mpi import World
 from landscape.cli.train import main
-from landscape.training import learning_rate
-from landscape.train_rng import CROP_PADDING, augment, cuda_rng_for, data_generator, draw_epoch, restore_rng, rng_state
+from landscape.inputs.checkpoint import load_weights, read_state_dict
+from landscape.inputs.models import get_model
+from landscape.job.mpi import World
+from landscape.space.precision import read_tf32_flags, set_tf32_flags, tf32_flags_for
+from landscape.training.rng import (
+    CROP_PADDING,
+    augment,
+    cuda_rng_for,
+    data_generator,
+    draw_epoch,
+    restore_rng,
+    rng_state,
+)
+from landscape.training.trainer import learning_rate
 
 TINY = ["--model", "resnet20", "--dataset", "synthetic", "--synthetic_size", "64", "32", "--batch_size", "32",
         "--save_epoch", "1", "--lr", "0.05", "--device", "cpu", "--seed", "3"]
@@ -158,10 +166,10 @@ def test_trainer_and_grid_drivers_see_the_same_synthetic_set(monkeypatch):
     """--synthetic_seed picks the data set in both; the trainer's --seed (init, order) does not."""
     from landscape.cli import context, surface
     from landscape.cli import train as train_cli
-    from landscape.mpi import World
+    from landscape.job.mpi import World
     flags = ["--dataset", "synthetic", "--synthetic_size", "20", "10", "--synthetic_seed", "3"]
     grid_args = surface.parser().parse_args(flags + ["--seed", "5"])
-    grid_train, _ = context.load_data(grid_args, World(None))
+    grid_train, _ = context.load_data(context.read_flags(grid_args).data, World(None))
     seen = {}
 
     class Asked(Exception):
@@ -174,5 +182,5 @@ def test_trainer_and_grid_drivers_see_the_same_synthetic_set(monkeypatch):
     with pytest.raises(Asked):
         train_cli.run(train_cli.parse_args(flags + ["--seed", "7", "--save", "unused"]), torch.device("cpu"))
     assert seen["seed"] == 3 and seen["synthetic_size"] == (20, 10)
-    from landscape.data import load_dataset
+    from landscape.inputs.data import load_dataset
     assert torch.equal(grid_train.x, load_dataset("synthetic", synthetic_size=(20, 10), seed=3)[0].x)

@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import mpirun_cmd, run
-from landscape.checkpoint import save_checkpoint
+from landscape.cli.train import main as train_main
 from landscape.cli.trajectory import main
 from landscape.errors import DirectionError
-from landscape.pca import project
-from landscape.cli.train import main as train_main
-from landscape.trajectory import checkpoint_series, render_path_overlay, with_final
+from landscape.inputs.checkpoint import save_checkpoint
+from landscape.inputs.series import checkpoint_series, with_final
+from landscape.plot.trajectory import render_path_overlay
+from landscape.space.pca import project
+
+from conftest import mpirun_cmd, run
 from tiny import make_model
 
 pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)

@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from landscape import render
+from landscape.cli import render
+
 from results_files import surface_file, write_results
 
 pytest.importorskip("plotly", reason="plotly is not installed (make setup adds it)")

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from landscape import render
-from landscape.surfile import read_results
+from landscape.cli import render
+from landscape.files.results import read_results
+
 from results_files import surface_file
 
 vtk_xml = pytest.importorskip("vtkmodules.vtkIOXML", reason="the vtk package is not installed (make setup adds it)")

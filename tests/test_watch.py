@@ -6,8 +6,9 @@ import sys
 import h5py
 import pytest
 
+from landscape.plot import watch
+
 from conftest import env, mpirun_cmd
-from landscape import viewer_watch
 
 pytestmark = pytest.mark.slow  # starts mpirun and a watcher process
 
@@ -46,6 +47,6 @@ def test_a_read_that_fails_mid_flush_is_tried_again(monkeypatch):
         if len(calls) < 3:
             raise OSError("bad object header (a flush in progress)")
         return {"ok": True}
-    monkeypatch.setattr(viewer_watch, "read_results", flaky)
-    assert viewer_watch.read_retrying("f.h5", sleep=lambda s: None) == {"ok": True}
+    monkeypatch.setattr(watch, "read_results", flaky)
+    assert watch.read_retrying("f.h5", sleep=lambda s: None) == {"ok": True}
     assert calls == ["f.h5"] * 3

@@ -1,4 +1,7 @@
-"""Errors a user can cause. The drivers print them as one clear line and exit with EXIT_BAD_INPUT."""
+"""Every error a user can cause, as one family: the drivers print one as a single clear line and exit 2.
+
+A LandscapeError is bad input or a refused operation, never a bug; each subclass names what was wrong.
+"""
 
 
 class LandscapeError(Exception):
@@ -6,7 +9,7 @@ class LandscapeError(Exception):
 
 
 class GridSpecError(LandscapeError):
-    pass
+    """A grid (x, y, --x/--y, refinement) that cannot be made or drawn."""
 
 
 class ModelError(LandscapeError):
@@ -29,5 +32,21 @@ class LossError(LandscapeError):
     """A user's loss function that is not callable or does not return one number per batch."""
 
 
+class CurvatureError(LandscapeError):
+    """Curvature choices (tol, max_iter, trace, density, layers, parameters, HVP method) out of range."""
+
+
 class SurfaceFileError(LandscapeError):
     """A results file that is corrupt, locked, or was made with other settings."""
+
+
+class DeviceError(LandscapeError):
+    """A device or launch setup that would break or silently spoil a run."""
+
+
+class PlotOptionError(LandscapeError, ValueError):
+    """A plotting option or array that cannot make a figure (bad levels, shapes, formats)."""
+
+
+class ExportError(LandscapeError):
+    """A ParaView export that cannot be written as asked."""

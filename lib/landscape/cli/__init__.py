@@ -1,1 +1,2 @@
-"""Command-line drivers. Each parses flags, then calls the library; no math lives here."""
+"""Command-line drivers: flags to API calls, exit codes, --plot; the only place that knows argparse.
+May import every package, api/ included; nothing imports it but the entry points."""

@@ -4,9 +4,10 @@ import argparse
 import json
 import math
 
-from ..directions import DIR_TYPES, IGNORES, NORMS
-from ..evaluate import LOSS_NAMES, PRECISIONS
-from ..runner import JobOptions
+from ..job.run import JobOptions
+from ..space.directions import DIR_TYPES, IGNORES, NORMS
+from ..space.evaluate import LOSS_NAMES
+from ..space.precision import PRECISIONS
 
 
 def positive_int(text):
@@ -92,11 +93,6 @@ def add_data_args(p):
 
 
 DIRECTION_DEFAULTS = dict(xnorm="filter", ynorm="filter", xignore="biasbn", yignore="biasbn")
-
-
-def direction_flag(args, key):
-    value = getattr(args, key)
-    return DIRECTION_DEFAULTS[key] if value is None else value
 
 
 def add_direction_args(p):

@@ -1,34 +1,115 @@
-"""What every grid driver sets up before its job: device, data, model, directions and run settings.
+"""What every grid driver sets up before its API call: device, grid, data, model, directions, results file.
 
-Every rank builds the same context; only rank 0 writes the direction file, and the drivers call
-input_settings (which hashes the inputs) on rank 0 only.
+The parsed flags are read once, by read_flags, into records (the grid parsed into one Grid, which the
+API takes as it is); everything after takes those records. Every rank builds the same context; only
+rank 0 writes a new direction file, and the drivers call input_settings (which hashes) on rank 0 only.
 """
-import hashlib
 import os
-import sys
 from dataclasses import dataclass
 
 import torch
 
-from .. import __version__
-from ..checkpoint import file_sha256, load_weights, update_with_tensors
-from ..data import load_dataset, randomize_labels, select_split
-from ..dirfile import Directions, check_fits, directions_digest, read_directions, write_directions
-from ..directions import named_entries, normalize_direction, random_direction, target_direction
-from ..errors import DataError, DirectionError, GridSpecError, LandscapeError, LossError, ModelError
-from ..evaluate import device_layout
-from ..grid import make_grid, parse_axis
+from ..api import make_grid
+from ..errors import DataError, GridSpecError, LandscapeError, LossError, ModelError
+from ..files.directions import Directions, directions_digest
 from ..imports import import_callable
-from ..models import build_model
-from ..mpi import cpu_threads_per_rank, pick_device
-from ..runner import rank0_first
-from .args import DIRECTION_DEFAULTS, direction_flag, json_flag
+from ..inputs.checkpoint import file_sha256, load_weights
+from ..inputs.data import load_dataset, randomize_labels, select_split
+from ..inputs.models import build_model
+from ..inputs.user import data_digest
+from ..job.mpi import cpu_threads_per_rank, pick_device, rank0_first
+from ..space.evaluate import device_layout
+from ..space.grid import Grid
+from .args import DIRECTION_DEFAULTS, json_flag
+from .directions import directions_for
+
+
+@dataclass(frozen=True)
+class ModelFlags:
+    name: str          # zoo name or 'module:factory'
+    kwargs: dict
+    file: str = None   # checkpoint; None: the seeded initialisation
+    seed: int = 0
+
+    def build(self, num_classes, checkpoint=None):
+        """The model in eval mode with `checkpoint`'s weights (default: this model's own file)."""
+        torch.manual_seed(self.seed)  # a model without a checkpoint starts from a reproducible init
+        model = build_model(self.name, self.kwargs, num_classes=num_classes)
+        checkpoint = checkpoint or self.file
+        if checkpoint:
+            load_weights(model, checkpoint)
+        return model.eval()
+
+
+@dataclass(frozen=True)
+class DataFlags:
+    dataset: str
+    datapath: str
+    kwargs: dict          # --dataset_kwargs (read only by 'module:factory' data sets)
+    raw: bool
+    download: bool
+    synthetic_size: tuple
+    synthetic_seed: int
+    num_classes: int
+    split: tuple          # (--data_split K, --split_idx i)
+    random_labels: float
+    label_seed: int       # --seed also draws the random labels
+
+
+@dataclass(frozen=True)
+class DirectionFlags:
+    dir_type: str
+    dir_file: str          # None: the default name
+    norms: tuple           # (x, y), defaults filled in
+    ignores: tuple
+    same_dir: bool
+    seed: int
+    model_file2: str
+    model_file3: str
+    typed: tuple           # ((flag, value), ...) the user gave, checked against an existing file
+
+
+@dataclass(frozen=True)
+class DriverFlags:
+    model: ModelFlags
+    data: DataFlags
+    directions: DirectionFlags
+    grid: Grid
+    surf_file: str
+    device: str
+    threads: int
+    plot: bool
+    loss_name: str
+    loss: str              # --loss MODULE:FUNCTION, or None
+
+
+def read_flags(args):
+    """The grid drivers' parsed flags as records: the one place a driver's namespace is read for them."""
+    return DriverFlags(
+        model=ModelFlags(args.model, json_flag(args.model_kwargs, "--model_kwargs", ModelError), args.model_file,
+                         args.seed),
+        data=DataFlags(args.dataset, args.datapath, json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError),
+                       args.raw_data, args.download, tuple(args.synthetic_size), args.synthetic_seed,
+                       args.num_classes, (args.data_split, args.split_idx), args.random_labels, args.seed),
+        directions=_direction_flags(args), grid=make_grid(args.x, args.y), surf_file=args.surf_file,
+        device="cuda" if args.cuda else args.device, threads=args.threads, plot=args.plot,
+        loss_name=args.loss_name, loss=args.loss)
+
+
+def _direction_flags(args):
+    def flag(key):
+        return DIRECTION_DEFAULTS[key] if getattr(args, key) is None else getattr(args, key)
+    typed = {key: getattr(args, key) for key in (*DIRECTION_DEFAULTS, "dir_type", "model_file2", "model_file3")}
+    typed = {k: v for k, v in typed.items() if v is not None}
+    typed.update({k: getattr(args, k) for k in ("seed", "same_dir") if k in getattr(args, "given", frozenset())})
+    return DirectionFlags(args.dir_type, args.dir_file, (flag("xnorm"), flag("ynorm")), (flag("xignore"), flag("yignore")),
+                          args.same_dir, args.seed, args.model_file2, args.model_file3, tuple(typed.items()))
 
 
 @dataclass
 class Context:
     device: torch.device
-    grid: object
+    grid: Grid
     model: torch.nn.Module
     dirs: Directions  # read from the direction file, whose path is dirs.path
     train: object
@@ -36,27 +117,16 @@ class Context:
     surf_file: str
 
 
-def load_data(args, world):
-    factory_kwargs = json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError) if ":" in args.dataset else None
-    kwargs = dict(raw=args.raw_data, synthetic_size=tuple(args.synthetic_size), seed=args.synthetic_seed,
-                  factory_kwargs=factory_kwargs,
-                  num_classes=args.num_classes)
-    if args.download:
-        rank0_first(world, lambda: load_dataset(args.dataset, args.datapath, download=True, **kwargs) and None)
-    train, test = load_dataset(args.dataset, args.datapath, **kwargs)
-    train = select_split(train, args.data_split, args.split_idx)
-    if args.random_labels:
-        train = randomize_labels(train, args.random_labels, seed=args.seed)
+def load_data(spec, world):
+    kwargs = dict(raw=spec.raw, synthetic_size=spec.synthetic_size, seed=spec.synthetic_seed,
+                  factory_kwargs=spec.kwargs if ":" in spec.dataset else None, num_classes=spec.num_classes)
+    if spec.download:
+        rank0_first(world, lambda: load_dataset(spec.dataset, spec.datapath, download=True, **kwargs) and None)
+    train, test = load_dataset(spec.dataset, spec.datapath, **kwargs)
+    train = select_split(train, *spec.split)
+    if spec.random_labels:
+        train = randomize_labels(train, spec.random_labels, seed=spec.label_seed)
     return train, test
-
-
-def load_model(args, num_classes, model_file):
-    torch.manual_seed(args.seed)  # a model without a checkpoint starts from a reproducible init
-    kwargs = json_flag(args.model_kwargs, "--model_kwargs", ModelError)
-    model = build_model(args.model, kwargs, num_classes=num_classes)
-    if model_file:
-        load_weights(model, model_file)
-    return model.eval()
 
 
 def check_output_classes(model, data, model_name):
@@ -72,90 +142,8 @@ def check_output_classes(model, data, model_name):
                          f"model the right number of outputs, or --num_classes if the data cannot say")
 
 
-def default_dir_file(args):
-    stem = args.model_file or f"{args.model.replace(':', '_')}_init_seed{args.seed}"
-    parts = [stem, args.dir_type]
-    if args.model_file2:
-        parts.append("to_" + os.path.basename(args.model_file2))
-    else:
-        parts.append(f"xignore={direction_flag(args, 'xignore')}_xnorm={direction_flag(args, 'xnorm')}")
-    if args.y is not None and not args.same_dir:
-        parts.append("to_" + os.path.basename(args.model_file3) if args.model_file3
-                     else f"yignore={direction_flag(args, 'yignore')}_ynorm={direction_flag(args, 'ynorm')}")
-    if args.same_dir:
-        parts.append("same_dir")
-    parts.append(f"seed={args.seed}")
-    return "_".join(parts) + ".h5"
-
-
-def spelled_axis(spec, name):
-    """One spelling per axis ('-1.0:1.0:5' and '-1:1:5' are the same grid, so the same default file)."""
-    lo, hi, num = parse_axis(spec, name)
-    return f"{lo:g},{hi:g},{num}"
-
-
-def default_surf_file(args, dir_file):
-    grid = f"x={spelled_axis(args.x, 'x')}" + (f"_y={spelled_axis(args.y, 'y')}" if args.y is not None else "")
-    return os.path.splitext(dir_file)[0] + "_surf_" + grid + ".h5"
-
-
-def make_directions(args, model, num_classes, two_d):
-    """New directions: targets from --model_file2/3, else filter-normalized Gaussians (seeded)."""
-    names, entries = zip(*named_entries(model, args.dir_type))
-
-    def one(model_file, seed, norm, ignore):
-        if model_file:  # targets are used as they are: interpolation moves every entry, biases too
-            other = dict(named_entries(load_model(args, num_classes, model_file), args.dir_type))
-            return target_direction(entries, [other[n] for n in names])
-        return normalize_direction(random_direction(entries, seed), entries, norm, ignore)
-    flags = {key: direction_flag(args, key) for key in DIRECTION_DEFAULTS}
-    x = one(args.model_file2, args.seed, flags["xnorm"], flags["xignore"])
-    y = None
-    if two_d:
-        y = x if args.same_dir else one(args.model_file3, args.seed + 1, flags["ynorm"], flags["yignore"])
-    attrs = dict(names=list(names), dir_type=args.dir_type, model=args.model, seed=args.seed, **flags,
-                 same_dir=args.same_dir, model_file=str(args.model_file), model_file2=str(args.model_file2),
-                 model_file3=str(args.model_file3), landscape_version=__version__)
-    return Directions(x, y, attrs)
-
-
-def given_direction_flags(args):
-    """The direction-making flags the user typed, and --dir_type (always set): {name: value}."""
-    given = {key: getattr(args, key) for key in (*DIRECTION_DEFAULTS, "dir_type", "model_file2", "model_file3")}
-    given = {k: v for k, v in given.items() if v is not None}
-    typed = getattr(args, "given", frozenset())
-    given.update({k: getattr(args, k) for k in ("seed", "same_dir") if k in typed})
-    return given
-
-
-def _same_target(stored, given):
-    """A stored --model_file2/3 path against a given one: the same file, however it is spelled."""
-    if stored in (None, "None"):
-        return False
-    if os.path.exists(stored) and os.path.exists(given):
-        return os.path.samefile(stored, given)
-    return os.path.realpath(stored) == os.path.realpath(given)
-
-
-def check_direction_flags(args, dirs, dir_file):
-    """Every direction flag given must match an existing direction file: none is silently dropped.
-
-    Returns notes for flags the file does not record (a reference-code file), which cannot be checked."""
-    differ, unchecked = [], []
-    for k, v in given_direction_flags(args).items():
-        if k not in dirs.attrs:
-            unchecked.append(f"--{k}")
-        elif k.startswith("model_file"):
-            if not _same_target(dirs.attrs[k], v):
-                has = "a random direction" if dirs.attrs[k] in (None, "None") else dirs.attrs[k]
-                differ.append(f"--{k} {v} (the file has {has})")
-        elif dirs.attrs[k] != v:
-            differ.append(f"--{k} {v} (the file has {dirs.attrs[k]})")
-    if differ:
-        raise DirectionError(f"{dir_file} exists and was made with other settings: {', '.join(differ)}; "
-                             f"drop those flags to reuse it, or give a new --dir_file")
-    return [f"note: {dir_file} does not record {', '.join(unchecked)} (a reference-code file?), so those flags "
-            f"cannot be checked against it; its directions are used as they are"] if unchecked else []
+def default_surf_file(flags, dir_file):
+    return os.path.splitext(dir_file)[0] + "_surf_" + flags.grid.spelled() + ".h5"
 
 
 def unplottable_grid(grid):
@@ -166,51 +154,31 @@ def unplottable_grid(grid):
     return None
 
 
-def build_context(args, world, precision="fp32"):
+def build_context(flags, world, precision="fp32"):
     """precision: the surface driver's --precision; plot_hessian_eig.py has no such flag (strict fp32)."""
-    device = pick_device(world, "cuda" if args.cuda else args.device, precision)  # binds the GPU first
-    torch.set_num_threads(args.threads or cpu_threads_per_rank())
+    device = pick_device(world, flags.device, precision)  # binds the GPU first
+    torch.set_num_threads(flags.threads or cpu_threads_per_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    grid = make_grid(args.x, args.y)  # a grid too large to hold is refused before any linspace
-    if args.plot and unplottable_grid(grid):
+    grid = flags.grid
+    if flags.plot and unplottable_grid(grid):
         raise GridSpecError(unplottable_grid(grid))
-    for flag in ("model_file", "model_file2", "model_file3", "dir_file", "surf_file"):
-        refuse_directory(getattr(args, flag), flag)
-    train, test = load_data(args, world)
-    model = load_model(args, train.num_classes, args.model_file)
-    check_output_classes(model, train, args.model)
-    dir_file = args.dir_file or default_dir_file(args)
-    def ensure_directions():  # only rank 0 looks, so every rank takes part in the same broadcast
-        if not os.path.exists(dir_file):
-            write_new_directions(dir_file, make_directions(args, model, train.num_classes, grid.is_2d))
-    rank0_first(world, ensure_directions)
-    dirs = read_directions(dir_file)
-    for note in check_direction_flags(args, dirs, dir_file):
-        if world.rank == 0:
-            print(note, file=sys.stderr, flush=True)
-    dirs.attrs.setdefault("dir_type", args.dir_type)  # a reference-code file records none: the flag says
-    names, entries = zip(*named_entries(model, args.dir_type))
-    check_fits(dirs, names, [t.shape for t in entries], dir_file)
-    if grid.is_2d and not dirs.is_2d:
-        raise DirectionError(f"--y asks for a 2D grid but {dir_file} holds only an x direction; "
-                             f"use another --dir_file or drop --y")
+    for flag, path in (("model_file", flags.model.file), ("model_file2", flags.directions.model_file2),
+                       ("model_file3", flags.directions.model_file3), ("dir_file", flags.directions.dir_file),
+                       ("surf_file", flags.surf_file)):
+        refuse_directory(path, flag)
+    train, test = load_data(flags.data, world)
+    model = flags.model.build(train.num_classes)
+    check_output_classes(model, train, flags.model.name)
+    dirs = directions_for(flags, world, model, train.num_classes)
     model.to(device)
-    surf_file = args.surf_file or default_surf_file(args, dir_file)
+    surf_file = flags.surf_file or default_surf_file(flags, dirs.path)
     return Context(device, grid, model, dirs, on_device(train, device), on_device(test, device), surf_file)
 
 
 def refuse_directory(path, flag):
     if path and os.path.isdir(path):
         raise LandscapeError(f"--{flag} {path} is a directory; give a file")
-
-
-def write_new_directions(dir_file, dirs):
-    try:
-        write_directions(dir_file, dirs)
-    except OSError as e:
-        raise DirectionError(f"cannot write the direction file {dir_file} ({e.strerror or e}); choose a writable "
-                             f"--dir_file") from None
 
 
 def on_device(data, device):
@@ -220,25 +188,20 @@ def on_device(data, device):
     return type(data)(device_layout(data.x.to(device)), data.y.to(device), data.num_classes)
 
 
-def data_digest(data):
-    return update_with_tensors(hashlib.sha256(), (data.x, data.y)).hexdigest()
-
-
-def input_settings(args, ctx, precision="fp32"):
-    """The settings a resume must share (compared key by key) — inputs are identified by hashes.
+def input_settings(flags, ctx, precision="fp32"):
+    """The settings a resume must share (compared key by key): inputs are identified by hashes.
     precision as for build_context: a Hessian file always records fp32, as it did when the flag existed."""
+    model, data = flags.model, flags.data
     return dict(
-        model=args.model, model_kwargs=json_flag(args.model_kwargs, "--model_kwargs", ModelError),
-        checkpoint_sha256=file_sha256(args.model_file) if args.model_file else f"init(seed={args.seed})",
-        directions_sha256=directions_digest(ctx.dirs), dir_type=args.dir_type,
-        x=args.x, y=args.y, dataset=args.dataset, num_classes=ctx.train.num_classes,
-        dataset_kwargs=json_flag(args.dataset_kwargs, "--dataset_kwargs", DataError),
-        train_data_sha256=data_digest(ctx.train),
-        raw_data=args.raw_data, data_split=args.data_split, split_idx=args.split_idx,
-        random_labels=args.random_labels, loss_name=args.loss_name, loss=args.loss, precision=precision)
+        model=model.name, model_kwargs=model.kwargs,
+        checkpoint_sha256=file_sha256(model.file) if model.file else f"init(seed={model.seed})",
+        directions_sha256=directions_digest(ctx.dirs), dir_type=flags.directions.dir_type, **ctx.grid.record(),
+        dataset=data.dataset, num_classes=ctx.train.num_classes, dataset_kwargs=data.kwargs,
+        train_data_sha256=data_digest((ctx.train.x, ctx.train.y)), raw_data=data.raw, data_split=data.split[0],
+        split_idx=data.split[1], random_labels=data.random_labels, loss_name=flags.loss_name, loss=flags.loss,
+        precision=precision)
 
 
-
-def loss_of(args):
+def loss_of(flags):
     """--loss (a user's loss(outputs, targets) -> batch mean, imported) or --loss_name, as the API takes it."""
-    return args.loss_name if args.loss is None else import_callable(args.loss, LossError, "--loss")
+    return flags.loss_name if flags.loss is None else import_callable(flags.loss, LossError, "--loss")

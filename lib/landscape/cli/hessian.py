@@ -2,11 +2,11 @@
 import sys
 
 from ..api import hessian_map
-from ..curvature_job import DEFAULT_SAMPLES
-from ..hessian import HVP_METHODS, PARAM_SUBSETS
+from ..curvature.hvp import HVP_METHODS, PARAM_SUBSETS
+from ..curvature.plan import DEFAULT_SAMPLES
 from .args import batch_size, hessian_parser, job_options, positive_float, positive_int
+from .context import build_context, input_settings, loss_of, read_flags
 from .curvature_args import add_curvature_args, curvature_choices
-from .context import build_context, input_settings, loss_of
 from .render import plot_hessian
 from .run import guarded_main, report
 
@@ -36,12 +36,13 @@ def parser():
 
 def run(args, world, stop):
     choices = curvature_choices(args)  # checks the curvature flags before any data is loaded
-    loss = loss_of(args)
-    ctx = build_context(args, world)
-    result = hessian_map(ctx.model, (ctx.train.x, ctx.train.y), loss=loss, directions=ctx.dirs, x=args.x, y=args.y,
+    flags = read_flags(args)
+    loss = loss_of(flags)
+    ctx = build_context(flags, world)
+    result = hessian_map(ctx.model, (ctx.train.x, ctx.train.y), loss=loss, directions=ctx.dirs, x=ctx.grid,
                          path=ctx.surf_file, tol=args.tol, max_iter=args.max_iter, samples=args.hessian_samples,
                          params=args.hessian_params, hvp_batch=args.hessian_batch, hvp=args.hvp, seed=args.seed,
-                         device=ctx.device, overwrite=args.overwrite, settings=lambda: input_settings(args, ctx),
+                         device=ctx.device, overwrite=args.overwrite, settings=lambda: input_settings(flags, ctx),
                          progress_secs=args.progress_secs, job=job_options(args, stop), **choices)
     return report(result, args, world, "hessian", ctx.surf_file, plot_hessian)
 

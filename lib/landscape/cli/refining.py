@@ -1,4 +1,4 @@
-"""--refine's flags; landscape.surface(refine=Refine(...)) does the work (runner.finish_refinement)."""
+"""--refine's flags; landscape.surface(refine=Refine(...)) does the work (job/run.finish_refinement)."""
 from .args import positive_float, positive_int
 
 

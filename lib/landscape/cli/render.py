@@ -10,9 +10,8 @@ import webbrowser
 from dataclasses import fields
 
 from ..errors import LandscapeError
-from ..render_options import RenderOptions
-
-EXIT_BAD_INPUT = 2
+from ..plot.options import RenderOptions
+from .exits import EXIT_BAD_INPUT, EXIT_OK
 
 
 def render_options(args, vmax_is_ratio=False):
@@ -26,7 +25,7 @@ def render_options(args, vmax_is_ratio=False):
 
 def plot_hessian(path, args):
     """plot_hessian_eig.py's --plot (run_job's render): its flags as RenderOptions for render_hessian."""
-    from ..render import render_hessian  # matplotlib only once there is something to plot
+    from ..plot.render import render_hessian  # matplotlib only once there is something to plot
     return render_hessian(path, render_options(args, vmax_is_ratio=True))
 
 
@@ -67,10 +66,10 @@ def check(args):
 
 
 def outputs(args, opts):
-    from ..render import page_path, render_hessian, render_page, render_surface
-    from ..surfile import read_results
-    from ..viewer_watch import watch
-    from ..vtk_export import export_vtk
+    from ..files.results import read_results
+    from ..plot.render import page_path, render_hessian, render_page, render_surface
+    from ..plot.vtk import export_vtk
+    from ..plot.watch import watch
     saved = []
     if args.png or not (args.html or args.vtk):
         saved += render_surface(args.surf_file, opts, page=False) + render_hessian(args.surf_file, opts, page=False)
@@ -100,7 +99,7 @@ def main(argv=None):
         print(out)
     if args.show:
         webbrowser.open("file://" + os.path.abspath(saved[-1]))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

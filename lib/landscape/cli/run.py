@@ -6,18 +6,20 @@ import time
 import numpy as np
 
 from ..errors import LandscapeError
-from ..job import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED, install_stop_signals
-from ..mpi import abort_on_uncaught, check_launch, init_world
-from ..surfile import KINDS, open_checked
+from ..files.results import QUANTITIES, open_checked
+from ..job.loop import install_stop_signals
+from ..job.mpi import abort_on_uncaught, check_launch, init_world
+from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED
 
 OTHER_RANKS_WAIT = 5.0  # seconds a rank > 0 waits before printing its own error (see guarded_main)
 
 
-def unplottable_values(path, quantities):
-    """Why the plots of a finished file cannot be drawn (every value NaN), or None."""
+def unplottable_values(path, kind):
+    """Why the plots of a finished file cannot be drawn (every value of its main map NaN), or None."""
+    name = QUANTITIES[kind][0]
     with open_checked(path) as f:
-        if np.isnan(f[quantities[0]][()]).all():
-            return f"every {quantities[0]} value is NaN, there is nothing to draw"
+        if np.isnan(f[name][()]).all():
+            return f"every {name} value is NaN, there is nothing to draw"
     return None
 
 
@@ -32,14 +34,14 @@ def report(result, args, world, kind, path, render=None, refined=False):
     if world.rank == 0:
         print(f"[{kind}] complete: {path}", flush=True)
         if args.plot and render is not None:
-            return plot(path, args, kind, KINDS[kind], render)
+            return plot(path, args, kind, render)
     return EXIT_OK
 
 
-def plot(path, args, kind, quantities, render):
+def plot(path, args, kind, render):
     """Draw the plots of a complete file; a failure here keeps its own exit code, as the results exist."""
     try:
-        reason = unplottable_values(path, quantities)
+        reason = unplottable_values(path, kind)
         if reason is None:
             for out in render(path, args):
                 print(f"[{kind}] plot: {out}", flush=True)

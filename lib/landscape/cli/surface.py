@@ -3,11 +3,12 @@ import os
 import sys
 
 from ..api import Refine, surface
-from ..devices import check_precision_applies
 from ..errors import DataError, DirectionError, GridSpecError
-from ..surfile import KINDS, TEST_QUANTITIES
+from ..files.results import QUANTITIES
+from ..inputs.user import data_digest
+from ..space.precision import check_precision_applies
 from .args import job_options, levels_of, surface_parser
-from .context import build_context, data_digest, input_settings, loss_of
+from .context import build_context, input_settings, loss_of, read_flags
 from .refining import add_refine_args
 from .render import render_options
 from .run import guarded_main, report
@@ -17,13 +18,13 @@ def parser():
     p = surface_parser(__doc__)
     p.add_argument("--test", action="store_true", help="also evaluate the test set (test_loss, test_acc)")
     p.add_argument("--proj_file", help="with --plot: draw this projected optimizer path over the contours")
-    add_refine_args(p, KINDS["surface"] + TEST_QUANTITIES)
+    add_refine_args(p, QUANTITIES["surface"])
     return p
 
 
 def render(path, args):
-    from ..render import render_surface  # matplotlib only once there is something to plot
-    from ..trajectory import render_path_overlay
+    from ..plot.render import render_surface  # matplotlib only once there is something to plot
+    from ..plot.trajectory import render_path_overlay
     saved = render_surface(path, render_options(args))
     if args.proj_file:
         saved += render_path_overlay(path, args.proj_file, **levels_of(args))
@@ -41,8 +42,9 @@ def refine_of(args):
 
 
 def run(args, world, stop):
-    loss = loss_of(args)  # a bad --loss is refused before any file is made
-    ctx = build_context(args, world, args.precision)
+    flags = read_flags(args)
+    loss = loss_of(flags)  # a bad --loss is refused before any file is made
+    ctx = build_context(flags, world, args.precision)
     check_precision_applies(args.precision, ctx.device.type)
     if args.test and ctx.test is None:
         raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
@@ -51,9 +53,9 @@ def run(args, world, stop):
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
 
     def settings():
-        return dict(input_settings(args, ctx, args.precision), test=args.test,
-                    test_data_sha256=data_digest(ctx.test) if args.test else None)
-    result = surface(ctx.model, (ctx.train.x, ctx.train.y), loss=loss, directions=ctx.dirs, x=args.x, y=args.y,
+        return dict(input_settings(flags, ctx, args.precision), test=args.test,
+                    test_data_sha256=data_digest((ctx.test.x, ctx.test.y)) if args.test else None)
+    result = surface(ctx.model, (ctx.train.x, ctx.train.y), loss=loss, directions=ctx.dirs, x=ctx.grid,
                      test_data=(ctx.test.x, ctx.test.y) if args.test else None, path=ctx.surf_file,
                      batch_size=args.batch_size, device=ctx.device, precision=args.precision,
                      overwrite=args.overwrite, refine=refine_of(args), settings=settings,

@@ -14,17 +14,25 @@ import time
 
 import torch
 
-from ..data import DEFAULT_SYNTHETIC_SIZE, load_dataset, randomize_labels
 from ..errors import DataError, LandscapeError
-from ..evaluate import LOSS_NAMES, loss_function
-from ..models import build_model
-from ..mpi import World, pick_device
-from ..progress import format_seconds
-from ..train_rng import data_generator
-from ..training import (black_pixel, checkpoint_epochs, evaluate, learning_rate, make_optimizer, reference_init,
-                        resume, save_state, train_epoch)
-
-EXIT_OK, EXIT_BAD_INPUT = 0, 2  # as landscape.job's, without importing h5py for a trainer
+from ..inputs.data import DEFAULT_SYNTHETIC_SIZE, load_dataset, randomize_labels
+from ..inputs.models import build_model
+from ..job.mpi import World, pick_device
+from ..job.progress import format_seconds
+from ..space.evaluate import LOSS_NAMES, loss_function
+from ..training.rng import data_generator
+from ..training.trainer import (
+    black_pixel,
+    checkpoint_epochs,
+    evaluate,
+    learning_rate,
+    make_optimizer,
+    reference_init,
+    resume,
+    save_state,
+    train_epoch,
+)
+from .exits import EXIT_BAD_INPUT, EXIT_OK
 
 
 def parse_args(argv=None):

@@ -18,18 +18,24 @@ import json
 import os
 import sys
 
-from ..checkpoint import file_sha256
-from ..data import LAYOUTS
-from ..directions import DIR_TYPES, IGNORES
-from ..errors import GridSpecError, ModelError
-from ..grid import parse_axis
-from ..job import EXIT_OK
-from ..models import build_model
-from ..pca import PROJECTION_METHODS
-from .. import trajectory as tj
-from . import context, surface
+import numpy as np
+
+from ..errors import DirectionError, GridSpecError, ModelError
+from ..files.pca_record import check_reusable, explained_ratios, load_plane, write_pca_directions
+from ..files.projection import projection_file_name, write_projection
+from ..inputs.checkpoint import file_sha256
+from ..inputs.cifar import LAYOUTS
+from ..inputs.models import build_model
+from ..inputs.series import check_series, checkpoint_series, difference_matrix, with_final
+from ..job.mpi import rank0_first
+from ..plot.trajectory import render_path_overlay, render_trajectory
+from ..space.directions import DIR_TYPES, IGNORES
+from ..space.grid import parse_axis
+from ..space.pca import PROJECTION_METHODS, pca_directions, project
+from . import surface
 from .args import levels_of, positive_int
-from ..runner import rank0_first
+from .context import default_surf_file, read_flags
+from .exits import EXIT_OK
 from .run import guarded_main
 
 # this parser's flags that only the --surface stage reads
@@ -91,56 +97,81 @@ def build_path_model(args):
 def ensure_directions(dir_file, matrix, shapes, attrs, checkpoints, overwrite):
     """Reuse a fitting direction file, else write the PCA of the path there."""
     if os.path.exists(dir_file) and not overwrite:
-        tj.check_reusable(dir_file, attrs, [sha for _, sha in checkpoints])
+        check_reusable(dir_file, attrs, [sha for _, sha in checkpoints])
         print(f"using the existing direction file {dir_file}", flush=True)
         return
-    pca = tj.pca_of_path(matrix)
-    tj.write_pca_directions(dir_file, pca, shapes, attrs, checkpoints)
+    pca = pca_of_path(matrix)
+    write_pca_directions(dir_file, pca, shapes, attrs, checkpoints)
     shares = ", ".join(f"PC{i + 1} {100 * r:.2f} %" for i, r in enumerate(pca.explained_variance_ratio.tolist()))
     print(f"PCA directions ({shares} of the variance) saved in {dir_file}", flush=True)
 
 
 def trajectory_stage(args):
     """Rank 0's work: series, matrix, direction file, projection file and plot; returns a summary."""
-    series = tj.checkpoint_series(args.model_folder, args.prefix, args.suffix, args.start_epoch,
+    series = checkpoint_series(args.model_folder, args.prefix, args.suffix, args.start_epoch,
                                   args.max_epoch, args.save_epoch)
     final = args.model_file or series[-1]
-    paths = tj.with_final(series, final)
-    tj.check_series(paths)
-    matrix, names, shapes = tj.difference_matrix(build_path_model(args), paths, final, args.dir_type, args.ignore)
+    paths = with_final(series, final)
+    check_series(paths)
+    matrix, names, shapes = difference_matrix(build_path_model(args), paths, final, args.dir_type, args.ignore)
     checkpoints = [(path, file_sha256(path)) for path in paths]
     dir_file = args.dir_file or default_dir_file(args)
     attrs = dict(names=names, dir_type=args.dir_type, ignore=args.ignore, model=args.model,
                  model_kwargs=json.loads(args.model_kwargs), final_model=final, final_sha256=file_sha256(final),
                  start_epoch=args.start_epoch, max_epoch=args.max_epoch, save_epoch=args.save_epoch)
     ensure_directions(dir_file, matrix, shapes, attrs, checkpoints, args.overwrite)
-    dx, dy, digest = tj.load_plane(dir_file, names, shapes)
-    xs, ys = tj.project_path(matrix, dx, dy, args.proj_method)
+    dx, dy, digest = load_plane(dir_file, names, shapes)
+    xs, ys = project_path(matrix, dx, dy, args.proj_method)
     proj_file = save_projection(args, dir_file, digest, checkpoints, xs.numpy(), ys.numpy())
     return dict(dir_file=dir_file, proj_file=proj_file, final=final, xs=xs.tolist(), ys=ys.tolist())
 
 
 def save_projection(args, dir_file, digest, checkpoints, xs, ys):
     """The projection file (with the PCA shares when the directions are PCA's) and its plot."""
-    ratios = tj.explained_ratios(dir_file)
-    proj_file = tj.projection_file_name(dir_file, args.proj_method)
+    ratios = explained_ratios(dir_file)
+    proj_file = projection_file_name(dir_file, args.proj_method)
     proj_attrs = dict(dir_file=dir_file, proj_method=args.proj_method, dir_type=args.dir_type,
                       ignore=args.ignore, directions_sha256=digest)
     if ratios[0] is not None:
         proj_attrs["explained_variance_ratio"] = list(ratios)
-    tj.write_projection(proj_file, xs, ys, checkpoints, proj_attrs)
+    write_projection(proj_file, xs, ys, checkpoints, proj_attrs)
     for (path, _), x, y in zip(checkpoints, xs, ys):
         print(f"{path}  ({x:.4f}, {y:.4f})", flush=True)
     print(f"projection saved in {proj_file}", flush=True)
-    for out in tj.render_trajectory(proj_file, ratios):
+    for out in render_trajectory(proj_file, ratios):
         print(f"plot: {out}", flush=True)
     return proj_file
+
+
+def pca_of_path(matrix):
+    """Top-2 PCA of the path, with a path that spans no plane reported as a DirectionError."""
+    try:
+        return pca_directions(matrix, k=2)
+    except ValueError as err:
+        raise DirectionError(f"cannot take PCA directions of this trajectory: {err}") from None
+
+
+def project_path(matrix, dx, dy, method):
+    """Coordinates of each row in the plane of dx, dy; bad directions become a DirectionError."""
+    try:
+        return project(matrix, dx, dy, method)
+    except ValueError as err:
+        raise DirectionError(f"cannot project the trajectory: {err}") from None
+
+
+def path_range(values, margin, axis):
+    """'min:max' of the projected coordinates padded by `margin` of their span on each side."""
+    low, high = float(np.min(values)), float(np.max(values))
+    span = high - low
+    if not span > 0:
+        raise GridSpecError(f"the projected path has no extent along {axis} (all at {low}); give --{axis}")
+    return low - margin * span, high + margin * span
 
 
 def axis_spec(given, values, args, axis):
     if given is not None:
         return given
-    low, high = tj.path_range(values, args.path_margin, axis)
+    low, high = path_range(values, args.path_margin, axis)
     return f"{low:.4g}:{high:.4g}:{args.grid_points}"
 
 
@@ -177,8 +208,8 @@ def run(args, world, stop):
     code = surface.run(opts, world, stop)  # the same ranks and stop signal, no second entry point
     if code != EXIT_OK:
         return code
-    surf_file = opts.surf_file or context.default_surf_file(opts, summary["dir_file"])
-    overlay = rank0_first(world, lambda: tj.render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)))
+    surf_file = opts.surf_file or default_surf_file(read_flags(opts), summary["dir_file"])
+    overlay = rank0_first(world, lambda: render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)))
     if world.rank == 0:
         for out in overlay:
             print(f"plot: {out}", flush=True)

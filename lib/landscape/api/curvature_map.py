@@ -1,0 +1,116 @@
+"""landscape.hessian_map: the mean-loss Hessian's extremes (and, if asked, its trace, spectral density and
+per-layer values) at every point of a grid, as plot_hessian_eig.py computes them (it is this function
+behind flags). Hessian-vector products run in strict fp32; the Lanczos basis lives where memory allows.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from ..curvature.hvp import hessian_param_names, mean_loss_hvp
+from ..curvature.plan import DEFAULT_SAMPLES, check_choices, hessian_dim, make_plan, plan_settings, sample_subset
+from ..curvature.point import curvature_shapes, point_curvature
+from ..files.results import hessian_layout
+from ..inputs.user import (
+    check_batch_size,
+    check_identifiable,
+    check_reiterable,
+    check_samples,
+    is_pair,
+    mean_loss,
+    on_device_pair,
+    probe,
+)
+from ..job.batch import hessian_batch_size
+from ..job.memory import lanczos_basis_plan
+from ..job.mpi import rank0_first, ranks_per_gpu
+from ..job.run import GridJob, JobOptions
+from ..space.evaluate import tensor_batches
+from ..space.precision import strict_fp32
+from .session import identity, model_in_call, provenance, run_to_result, settings_function
+
+
+@dataclass(frozen=True)
+class MeanLossHessian:
+    """The Hessian of the mean loss over the parameters `names` of `model`: its product operators over
+    any batches, for all of `names` or for one block of them (a layer)."""
+    model: torch.nn.Module
+    names: tuple
+    loss: object
+    method: str
+
+    @property
+    def dim(self):
+        return hessian_dim(self.model, self.names)
+
+    def operator(self, batches, names=None):
+        return mean_loss_hvp(self.model, list(names or self.names), self.loss, batches, method=self.method)
+
+
+def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, path=None, tol=1e-3,
+                max_iter=100, samples=DEFAULT_SAMPLES, params="reference", trace=None, density=None, layers=False,
+                hvp_batch="auto", hvp="double_backward", seed=0, device=None, overwrite=False, settings=None,
+                progress_secs=10.0, job=None):
+    """λmin and λmax of the mean-loss Hessian (and, if asked, its trace, spectral density and per-layer
+    values) at every point of the grid, as plot_hessian_eig.py computes them.
+
+    data: an (inputs, targets) pair (a fixed subset of `samples` of them, seeded by `seed`; None: all,
+    cut into batches of `hvp_batch`), or a re-iterable of batches, used whole. loss: as for surface().
+    tol: accuracy of λmin and λmax relative to max|λ|; params: 'reference' (weights with more than one
+    dimension) or 'all'; trace: Hutchinson probes per point; density: (probes, steps) of stochastic
+    Lanczos quadrature; layers: per-layer blocks too. seed: the subset and the Lanczos start vectors.
+    x, y, path, settings, job: as for surface(). Returns a Result with max_eig, min_eig, ...
+    """
+    check_choices(tol, max_iter, trace, density, params, hvp)
+    check_batch_size(hvp_batch, "hvp_batch")
+    check_samples(samples)
+    check_identifiable(data, path, settings)
+    hessian = MeanLossHessian(model, tuple(hessian_param_names(model, params)), mean_loss(loss), hvp)
+    plan = make_plan(model, hessian.names, tol, max_iter, seed, trace, density, layers)
+    with model_in_call(model, directions, x, y, device) as call:
+        batches = _hessian_batches(call, hessian, data, samples, hvp_batch, seed)
+        probe(model, batches, hessian.loss, call.device)  # a bad loss fails before any file
+        layout = hessian_layout(call.grid, curvature_shapes(plan, hessian.dim), [block[0] for block in plan.layers])
+        settings_of = settings_function(settings, lambda: identity(call, model, data, loss),
+                                        hessian_samples=samples if is_pair(data) else "all",
+                                        hessian_params=params, **plan_settings(plan))
+        grid_job = GridJob(None, layout, _point_evaluator(call, hessian, batches, plan, layout.quantities),
+                           settings_of, provenance(call, None), call.dir_file, overwrite, max_chunk=1,  # slow points
+                           progress_secs=progress_secs)
+        return run_to_result(call, path, grid_job, job or JobOptions())
+
+
+def _hessian_batches(call, hessian, data, samples, batch, seed):
+    """The batches every product passes over: a tensor pair's fixed subset in HVP batches, or the user's."""
+    if not is_pair(data):
+        return check_reiterable(data)  # used as given, as by surface(); probe() refuses an empty one
+    inputs, targets = on_device_pair(data, call.device)
+    size = _choose_hvp_batch(call, hessian, inputs, targets, batch)
+    return tensor_batches(*sample_subset(inputs, targets, samples, seed), size)
+
+
+def _choose_hvp_batch(call, hessian, inputs, targets, batch):
+    """The HVP batch: as given, or (auto) the largest that fits, probed by rank 0 for all ranks."""
+    if batch != "auto":
+        return int(batch)
+    sharing = ranks_per_gpu(call.world, call.device)
+    batch = rank0_first(call.world, lambda: hessian_batch_size(hessian.operator, inputs, targets, hessian.dim,
+                                                               call.device, sharing))
+    if call.world.rank == 0:
+        print(f"[hessian] HVP batch size {batch} (auto)", flush=True)
+    return batch
+
+
+def _point_evaluator(call, hessian, batches, plan, quantities):
+    """evaluate_point(index) -> the plan's quantities at that grid point, in `quantities` order."""
+    dim = hessian.dim
+    basis = lanczos_basis_plan(dim, plan.max_iter, call.device, ranks_per_gpu(call.world, call.device),
+                               call.world.local_size)
+    hvp = hessian.operator(batches)
+    layer_ops = tuple(hessian.operator(batches, block[3]) for block in plan.layers)
+
+    def evaluate_point(index):
+        call.setter.set(*call.grid.coords(index))
+        with strict_fp32():  # TF32 noise (~1e-3) would swamp lambda_min at a minimum
+            values = point_curvature(hvp, dim, plan, layer_ops, device=basis.device, dtype=basis.dtype)
+        return tuple(values[name] for name in quantities)
+    return evaluate_point

@@ -1,0 +1,76 @@
+"""A landscape held in memory: coordinates, values shaped (len(y), len(x)) (or (len(x),) in 1D), done masks.
+
+What `landscape.surface`, `landscape.hessian_map` and `landscape.load` return. Unfinished points are NaN
+and only the done masks say what is finished. `.save(path)` writes a results file through the files
+package, checksums and settings included, so a saved Result resumes like the file a run writes.
+"""
+import numpy as np
+
+from ..files.results import QUANTITIES, interp_name, read_results
+from ..files.resume import save_result
+from ..space.grid import Grid
+
+NOT_VALUES = ("xcoordinates", "ycoordinates", "dir_file", "attrs", "dataset_attrs", "grid")
+
+
+class Result:
+    def __init__(self, x, y, values, done, attrs=None, dataset_attrs=None, dir_file=""):
+        self.x, self.y = np.asarray(x), None if y is None else np.asarray(y)
+        self.values, self.done, self.attrs = dict(values), dict(done), dict(attrs or {})
+        self.dataset_attrs, self.dir_file = dict(dataset_attrs or {}), dir_file
+
+    @classmethod
+    def from_file(cls, path):
+        r = read_results(path)
+        done = {name[:-len("_done")]: r[name].astype(bool) for name in r if name.endswith("_done")}
+        values = {n: v for n, v in r.items() if n not in NOT_VALUES and not n.endswith(("_done", "_checksum"))}
+        dir_file = r["dir_file"].decode() if isinstance(r["dir_file"], bytes) else str(r["dir_file"])
+        return cls(r["xcoordinates"], r.get("ycoordinates"), values, done, r["attrs"], r["dataset_attrs"], dir_file)
+
+    @property
+    def grid(self):
+        return Grid(self.x, self.y)
+
+    def __getattr__(self, name):  # train_loss, test_acc, max_eig, ...: None when the file has no such values
+        if name.startswith("_") or name in ("values", "done", "attrs", "dataset_attrs", "dir_file", "x", "y"):
+            raise AttributeError(name)
+        if name in self.values or any(name in names for names in QUANTITIES.values()):
+            return self.values.get(name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def complete(self):
+        return all(self.is_complete(kind) for kind in self.done)
+
+    def is_complete(self, kind):
+        """Every point of `kind` ('surface', 'hessian') is done, or an adaptive run finished its
+        refinement (its '<name>_interp' full grid exists only then)."""
+        return bool(self.done[kind].all()) or interp_name(QUANTITIES[kind][0]) in self.values
+
+    def __repr__(self):
+        shape = "x".join(str(n) for n in self.grid.shape)
+        done = ", ".join(f"{kind} {int(m.sum())}/{m.size} done" for kind, m in self.done.items())
+        return f"Result({shape} grid; {', '.join(sorted(self.values))}; {done})"
+
+    def save(self, path):
+        """Write a results file (plot_surface.py's layout) holding exactly these values, with the checksums
+        and settings a resume checks: `landscape.surface(..., path=path)` continues it. Never replaces a file."""
+        save_result(str(path), self)
+
+    def plot(self, name="train_loss", **options):
+        """Matplotlib figures of one quantity: {'1d'} for a 1D grid, else {'contour', 'contourf',
+        'heatmap', 'surface3d'}; options (vmin, vmax, vlevel, log) go to the plotting functions."""
+        from ..plot.curves import plot_1d  # matplotlib only once something is drawn
+        from ..plot.maps import plot_contour, plot_heatmap, plot_surface3d
+        z = self.values.get(name)
+        if z is None:
+            raise KeyError(f"no {name!r} in this result; it has {', '.join(sorted(self.values))}")
+        if self.y is None:
+            test = name.replace("train", "test") if name.startswith("train") else None
+            return {"1d": plot_1d(self.x, z, test_loss=self.values.get(test), log=options.get("log", False))}
+        levels = {k: options.get(k) for k in ("vmin", "vmax", "vlevel")}
+        log = options.get("log", False)
+        return {"contour": plot_contour(self.x, self.y, z, log=log, **levels),
+                "contourf": plot_contour(self.x, self.y, z, filled=True, log=log, **levels),
+                "heatmap": plot_heatmap(self.x, self.y, z, levels["vmin"], levels["vmax"], log, label=name),
+                "surface3d": plot_surface3d(self.x, self.y, z, levels["vmin"], levels["vmax"], log)}

@@ -1,0 +1,120 @@
+"""The drivers' direction file: its default name, a new one made through the API from the flags, and
+an existing one checked against the flags (those it records) and against --model_file2/3 by value
+(a reference-code file records nothing), before anything else is written."""
+import os
+import sys
+
+from ..api import check_targets, random_directions, target_directions
+from ..errors import DirectionError
+from ..files.directions import Directions, check_fits, read_directions, write_directions
+from ..job.mpi import rank0_first
+from ..space.directions import named_entries
+from ..version import __version__
+
+
+def default_dir_file(flags):
+    model, d = flags.model, flags.directions
+    parts = [model.file or f"{model.name.replace(':', '_')}_init_seed{model.seed}", d.dir_type]
+    if d.model_file2:
+        parts.append("to_" + os.path.basename(d.model_file2))
+    else:
+        parts.append(f"xignore={d.ignores[0]}_xnorm={d.norms[0]}")
+    if flags.grid.is_2d and not d.same_dir:
+        parts.append("to_" + os.path.basename(d.model_file3) if d.model_file3
+                     else f"yignore={d.ignores[1]}_ynorm={d.norms[1]}")
+    if d.same_dir:
+        parts.append("same_dir")
+    parts.append(f"seed={d.seed}")
+    return "_".join(parts) + ".h5"
+
+
+def make_directions(flags, model, num_classes):
+    """New directions through the API: targets from --model_file2/3, else filter-normalized Gaussians
+    (x seeded by --seed, y by --seed + 1), with the flags that made them as the file's attributes."""
+    d, two_d = flags.directions, flags.grid.is_2d
+    made = random_directions(model, 2 if two_d else 1, norm=d.norms, ignore=d.ignores, dir_type=d.dir_type,
+                             seed=d.seed)
+
+    def target(model_file):  # used as they are: interpolation moves every entry, biases too
+        return target_directions(model, flags.model.build(num_classes, model_file), dir_type=d.dir_type).x
+    x = target(d.model_file2) if d.model_file2 else made.x
+    y = None
+    if two_d:
+        y = x if d.same_dir else target(d.model_file3) if d.model_file3 else made.y
+    attrs = dict(names=made.attrs["names"], dir_type=d.dir_type, model=flags.model.name, seed=d.seed,
+                 xnorm=d.norms[0], ynorm=d.norms[1], xignore=d.ignores[0], yignore=d.ignores[1], same_dir=d.same_dir,
+                 model_file=str(flags.model.file), model_file2=str(d.model_file2), model_file3=str(d.model_file3),
+                 landscape_version=__version__)
+    return Directions(x, y, attrs)
+
+
+def _same_target(stored, given):
+    """A stored --model_file2/3 path against a given one: the same file, however it is spelled."""
+    if stored in (None, "None"):
+        return False
+    if os.path.exists(stored) and os.path.exists(given):
+        return os.path.samefile(stored, given)
+    return os.path.realpath(stored) == os.path.realpath(given)
+
+
+def check_direction_flags(flags, dirs, dir_file):
+    """Every direction flag given must match an existing direction file: none is silently dropped.
+
+    Returns the flags the file does not record (a reference-code file), which cannot be checked there."""
+    differ, unchecked = [], []
+    for k, v in flags.directions.typed:
+        if k not in dirs.attrs:
+            unchecked.append(k)
+        elif k.startswith("model_file"):
+            if not _same_target(dirs.attrs[k], v):
+                has = "a random direction" if dirs.attrs[k] in (None, "None") else dirs.attrs[k]
+                differ.append(f"--{k} {v} (the file has {has})")
+        elif dirs.attrs[k] != v:
+            differ.append(f"--{k} {v} (the file has {dirs.attrs[k]})")
+    if differ:
+        raise DirectionError(f"{dir_file} exists and was made with other settings: {', '.join(differ)}; "
+                             f"drop those flags to reuse it, or give a new --dir_file")
+    return unchecked
+
+
+def check_unrecorded_targets(flags, dirs, model, num_classes, unchecked):
+    """--model_file2/3 that the file does not record are checked by value: its x (y) direction must be
+    that model minus this one. Returns a note naming the flags that could not be checked at all."""
+    d = flags.directions
+    x_model, y_model = ([flags.model.build(num_classes, path) if f"model_file{n}" in unchecked else None
+                         for n, path in ((2, d.model_file2), (3, d.model_file3))])
+    check_targets(dirs, model, x_model, y_model, d.dir_type)
+    rest = [f"--{k}" for k in unchecked if not k.startswith("model_file")]
+    return (f"note: {dirs.path} does not record {', '.join(rest)} (a reference-code file?), so those flags cannot "
+            f"be checked against it; its directions are used as they are") if rest else None
+
+
+def directions_for(flags, world, model, num_classes):
+    """The direction file's directions, made first when it does not exist, and checked against the flags
+    and the model before anything else is written."""
+    dir_file = flags.directions.dir_file or default_dir_file(flags)
+
+    def ensure_directions():  # only rank 0 looks, so every rank takes part in the same broadcast
+        if not os.path.exists(dir_file):
+            write_new_directions(dir_file, make_directions(flags, model, num_classes))
+    rank0_first(world, ensure_directions)
+    dirs = read_directions(dir_file)
+    unchecked = check_direction_flags(flags, dirs, dir_file)
+    note = check_unrecorded_targets(flags, dirs, model, num_classes, unchecked)
+    if note and world.rank == 0:
+        print(note, file=sys.stderr, flush=True)
+    dirs.attrs.setdefault("dir_type", flags.directions.dir_type)  # a reference-code file records none: the flag says
+    names, entries = zip(*named_entries(model, flags.directions.dir_type))
+    check_fits(dirs, names, [t.shape for t in entries], dir_file)
+    if flags.grid.is_2d and not dirs.is_2d:
+        raise DirectionError(f"--y asks for a 2D grid but {dir_file} holds only an x direction; "
+                             f"use another --dir_file or drop --y")
+    return dirs
+
+
+def write_new_directions(dir_file, dirs):
+    try:
+        write_directions(dir_file, dirs)
+    except OSError as e:
+        raise DirectionError(f"cannot write the direction file {dir_file} ({e.strerror or e}); choose a writable "
+                             f"--dir_file") from None

@@ -1,0 +1,109 @@
+"""Hessian-vector products of the mean training loss at one point (pure; Lanczos is in lanczos.py).
+
+Two differences from the reference code (tomgoldstein/loss-landscape, hess_vec_prod.py):
+- The operator is the Hessian of the MEAN loss over all samples. The reference sums the
+  HVPs of per-batch mean losses, so its eigenvalues are about (number of batches) too large
+  and change with the batch size.
+- Both extremes come from ONE Lanczos run with full reorthogonalization (lanczos.py). The
+  reference runs ARPACK twice (lambda_max, then the 0.51*lambda_max-shifted operator for
+  lambda_min); Krylov spaces are shift invariant, so the second run rebuilds a space the first had.
+"""
+import torch
+from torch.func import functional_call, grad, jvp
+
+from ..errors import DataError
+
+PARAM_SUBSETS = ('reference', 'all')
+HVP_METHODS = ('double_backward', 'fwd_rev')
+
+
+def hessian_param_names(model, which='reference'):
+    """Names of the parameters the Hessian is taken over, in model.named_parameters() order.
+
+    'reference': those with more than one dimension (weights of conv/linear layers), as the
+    reference code does; 'all': every parameter, biases and BN affine included.
+    """
+    if which not in PARAM_SUBSETS:
+        raise ValueError(f"unknown Hessian parameter subset {which!r}; choose one of {PARAM_SUBSETS}")
+    return [name for name, p in model.named_parameters() if which == 'all' or p.ndim > 1]
+
+
+class MeanLossHVP:
+    """The map v -> H v, H the Hessian of the mean loss over all samples of `batches`.
+
+    v is a flat 1-D vector over the named parameters, concatenated in the order of `names`.
+    Per-batch HVPs of the batch-mean `loss_fn(logits, targets)` are weighted by n_b / N, which
+    equals the HVP of the mean over all N samples. Other parameters and the buffers are held
+    at the model's current values, which are read at every call. The model is put in eval mode
+    (BN uses running statistics), as the reference does. `calls` counts the products.
+    """
+
+    def __init__(self, model, names, loss_fn, batches, method='double_backward'):
+        if method not in HVP_METHODS:
+            raise ValueError(f"unknown HVP method {method!r}; choose one of {HVP_METHODS}")
+        params = dict(model.named_parameters())
+        missing = [n for n in names if n not in params]
+        if missing or not names:
+            raise ValueError(f"Hessian parameter names must be a non-empty list of model parameters; "
+                             f"got {list(names)}, unknown: {missing}")
+        model.eval()
+        self.model, self.names, self.loss_fn, self.batches = model, list(names), loss_fn, batches
+        self.shapes = [params[n].shape for n in self.names]
+        self.numels = [params[n].numel() for n in self.names]
+        self.dim = sum(self.numels)
+        self.calls = 0
+        self._batch_hvp = self._hvp_double_backward if method == 'double_backward' else self._hvp_fwd_rev
+
+    def __call__(self, v):
+        if v.shape != (self.dim,):
+            raise ValueError(f"HVP vector has shape {tuple(v.shape)}, expected ({self.dim},)")
+        current = {n: p.detach() for n, p in self.model.named_parameters()}
+        ref = current[self.names[0]]
+        tangent = dict(zip(self.names, (t.view(s) for t, s in
+                                        zip(v.to(ref.device, ref.dtype).split(self.numels), self.shapes))))
+        total = torch.zeros(self.dim, dtype=ref.dtype, device=ref.device)
+        count = 0
+        with torch.no_grad():  # no outer graph; the inner transforms build their own
+            for inputs, targets in self.batches:
+                inputs, targets = inputs.to(ref.device), targets.to(ref.device)
+                hv = self._batch_hvp(current, tangent, inputs, targets)
+                total += len(targets) * torch.cat([hv[n].reshape(-1) for n in self.names])
+                count += len(targets)
+        if count == 0:
+            raise DataError("the batches for the Hessian hold no samples: give it a non-empty data set")
+        self.calls += 1
+        return (total / count).to(v.device, v.dtype)
+
+    def _loss(self, named, rest, inputs, targets):
+        return self.loss_fn(functional_call(self.model, {**rest, **named}, (inputs,)), targets)
+
+    def _split(self, current):
+        named = {n: current[n] for n in self.names}
+        rest = {n: p for n, p in current.items() if n not in named}
+        return named, rest
+
+    def _hvp_fwd_rev(self, current, tangent, inputs, targets):
+        named, rest = self._split(current)
+        grad_fn = grad(lambda p: self._loss(p, rest, inputs, targets))
+        return jvp(grad_fn, (named,), (tangent,))[1]
+
+    def _hvp_double_backward(self, current, tangent, inputs, targets):
+        named, rest = self._split(current)
+        leaves = {n: p.detach().requires_grad_() for n, p in named.items()}
+        with torch.enable_grad():
+            loss = self._loss(leaves, rest, inputs, targets)
+            grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, materialize_grads=True)
+            dot = sum((g * tangent[n]).sum() for g, n in zip(grads, leaves))
+            hv = torch.autograd.grad(dot, list(leaves.values()), materialize_grads=True)
+        return dict(zip(leaves, hv))
+
+
+def mean_loss_hvp(model, names, loss_fn, batches, method='double_backward'):
+    """HVP operator of the mean loss over all samples; see MeanLossHVP.
+
+    `batches` must be re-iterable (a list of (inputs, targets) or a DataLoader): every product
+    passes over all of it. 'double_backward' (autograd grad of g.v) and 'fwd_rev' (torch.func
+    jvp of grad) give the same products; double_backward measured faster on CPU, and fwd_rev
+    pays seconds of one-off set-up on its first call (docs/bench_hessian.md).
+    """
+    return MeanLossHVP(model, names, loss_fn, batches, method)

@@ -1,0 +1,88 @@
+"""One writer per results file, whatever path leads to it: an OS lock on '<real path>.lock'.
+
+The lock file is named after the results file's real path (symlinks and '..' resolved) and lives in
+that file's own directory, so two jobs that reach one file through different names (a symlink, a
+'..' path, a bind-mounted directory: one directory inode) meet at one lock file. Hard links and
+bind mounts of the file itself are not detectable this way. The OS drops the lock when its holder
+dies; a lock file left by a killed job is harmless and is reused.
+"""
+import fcntl
+import os
+import platform
+import time
+
+from ..errors import SurfaceFileError
+
+
+def lock_path(path):
+    return os.path.realpath(path) + ".lock"
+
+
+class FileLock:
+    """Exclusive lock held for a whole run; the lock file is removed when the run ends."""
+
+    def __init__(self, path):
+        self.target, self.path, self.fd = path, lock_path(path), None
+
+    def __enter__(self):
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise SurfaceFileError(f"cannot create the folder {folder} for {self.target}: {e.strerror}") from None
+        while self.fd is None:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise SurfaceFileError(
+                    f"another job is writing to {self.target} ({holder}; it holds {self.path}); wait for it "
+                    f"to end, or write to another --surf_file") from None
+            if _still_linked(fd, self.path):
+                self.fd = fd
+            else:  # its last holder removed it between our open and our lock: open the current one
+                os.close(fd)
+        _write_holder(self.fd)
+        return self
+
+    def _open(self):
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise SurfaceFileError(f"cannot create the lock file {self.path} ({e.strerror}); the folder of "
+                                   f"--surf_file must be writable") from None
+
+    def __exit__(self, *exc):
+        try:  # unlink while still holding it, so a waiting job re-opens the new file (see _still_linked)
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)  # releases the lock
+        self.fd = None
+
+
+def _still_linked(fd, path):
+    try:
+        st, held = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _write_holder(fd):
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+                  .encode(), 0)
+    except OSError:  # the name of the holder is a courtesy; a full disk must not stop the job here
+        pass
+
+
+def _read_holder(fd):
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "holder unknown"

@@ -1,0 +1,128 @@
+"""The user's own objects, checked and described: data given as a tensor pair or as batches, the loss
+(named or a function), batch sizes, and the digests that identify model and data in a results file.
+
+Pure: no files, flags or MPI. What needs the ranks or the results file (the device, the batch a
+resume reuses) is decided in api/.
+"""
+import hashlib
+
+import numpy as np
+import torch
+
+from ..errors import DataError, LandscapeError, LossError
+from ..space.evaluate import (
+    LOSS_NAMES,
+    checked_mean_loss,
+    device_layout,
+    gives_accuracy,
+    loss_function,
+    mean_loss_total,
+    qualified_name,
+)
+from ..space.precision import PRECISIONS, check_precision_applies
+from .checkpoint import update_with_tensors
+
+
+def is_pair(data):
+    return isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data)
+
+
+def on_device_pair(data, device):
+    """An (inputs, targets) pair on the device, checked; images in the faster channels_last layout."""
+    inputs, targets = data
+    if len(inputs) != len(targets) or len(inputs) == 0:
+        raise DataError(f"data: {len(inputs)} inputs and {len(targets)} targets; need the same number, > 0")
+    return device_layout(inputs.to(device)), targets.to(device)
+
+
+def check_reiterable(data):
+    if not hasattr(data, "__iter__") or iter(data) is data:
+        raise DataError(f"data must be an (inputs, targets) pair of tensors or a re-iterable of batches "
+                        f"(a DataLoader, a list); got a {type(data).__name__}")
+    return data
+
+
+def _positive_whole(value):
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
+
+
+def check_batch_size(value, name):
+    if value != "auto" and not _positive_whole(value):
+        raise DataError(f"{name}={value!r}: give a positive whole number or 'auto'")
+
+
+def check_precision(precision, device):
+    if precision not in PRECISIONS:
+        raise LandscapeError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    check_precision_applies(precision, device.type)
+
+
+def check_samples(samples):
+    if samples is not None and not _positive_whole(samples):
+        raise DataError(f"samples={samples!r}: give a positive whole number, or None for every sample")
+
+
+def check_identifiable(data, path, settings):
+    """A shuffled DataLoader gives other batches, so another hash, on every pass: a resume of `path`
+    could never match it. Without settings= describing the data, it is refused before any work."""
+    shuffled = isinstance(getattr(data, "sampler", None), torch.utils.data.RandomSampler)
+    if shuffled and path is not None and settings is None and not _tensor_dataset(data):
+        raise DataError("a shuffled DataLoader hashes differently on every pass, so its results file could not be "
+                        "resumed: give settings={...} that describe the data (the hash is then skipped), or "
+                        "shuffle=False")
+
+
+def _tensor_dataset(data):
+    dataset = getattr(data, "dataset", None)
+    return dataset.tensors if isinstance(dataset, torch.utils.data.TensorDataset) else None
+
+
+def summed_loss(loss):
+    """The batch's summed loss: None/'crossentropy' or 'mse' (the reference's), or a user's mean loss."""
+    if isinstance(loss, str):
+        if loss not in LOSS_NAMES:
+            raise LossError(f"loss {loss!r} is not one of {', '.join(LOSS_NAMES)}; or give a function "
+                            f"loss(outputs, targets) -> mean loss")
+        return loss_function(loss)
+    return mean_loss_total(loss)
+
+
+def mean_loss(loss):
+    """The batch-mean loss, as the Hessian is taken of it: a user's function as it is (checked for one
+    number per batch), a named loss as its sum over the batch size."""
+    if loss is None or isinstance(loss, str):
+        total = summed_loss(loss)
+        return lambda outputs, targets: total(outputs, targets) / len(targets)
+    return checked_mean_loss(loss)
+
+
+def loss_label(loss):
+    return loss if isinstance(loss, str) else "crossentropy" if loss is None else qualified_name(loss)
+
+
+@torch.inference_mode()
+def probe(model, batches, loss_total, device):
+    """Check the loss on the first batch before any work; returns whether accuracy applies."""
+    for inputs, targets in batches:
+        outputs = model(inputs.to(device))
+        loss_total(outputs, targets.to(device))
+        return gives_accuracy(outputs, targets)
+    raise DataError("the data hold no batches")
+
+
+def state_digest(model):
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        update_with_tensors(h, [t])
+    return h.hexdigest()
+
+
+def data_digest(data):
+    if data is None:
+        return None
+    h = hashlib.sha256()
+    tensors = _tensor_dataset(data)  # a DataLoader over tensors: them, whatever its batches and order
+    for batch in [data] if is_pair(data) else [tensors] if tensors else data:
+        update_with_tensors(h, batch)
+    return h.hexdigest()

@@ -1,0 +1,125 @@
+"""One grid job from start to end, for the Python API and the drivers alike: run_job is the one entry.
+
+It locks the results file, creates or checks it (rank 0, under the lock), runs the points over all
+ranks (loop.run_grid) and tells whether the job is complete. No flags here: callers pass a GridJob
+(what to compute, and where) and JobOptions (how to commit, report and stop).
+"""
+import contextlib
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from ..files.lock import FileLock
+from ..files.results import Layout, done_name, drop_interp, open_checked, write_interp
+from ..files.resume import prepare
+from ..space.refine import scale_of
+from .loop import run_grid
+from .mpi import rank0_first
+
+FLUSH_POINTS, FLUSH_SECS = 256, 60.0  # the default commit interval, spaced (schedule.py)
+
+
+@dataclass
+class JobOptions:
+    """How a call commits, reports and stops; the defaults suit a notebook and a cluster alike.
+
+    flush_points / flush_secs: commit at least every N points / T seconds. Without either, 256
+    points / 60 s with commits spaced to cost at most 2 % of the time (schedule.py); given, kept to
+    the letter. stop: a threading.Event that asks for a clean stop (the drivers set it on SIGTERM
+    or SIGUSR1); the call then returns with the grid unfinished and a rerun resumes it.
+    stop_margin: seconds between a stop signal and the kill (sbatch --signal=USR1@300).
+    serial_io: rank 0 writes everything even where h5py has MPI.
+    """
+    flush_points: int = None
+    flush_secs: float = None
+    serial_io: bool = False
+    stop_margin: float = 300.0
+    stop: threading.Event = None
+
+    @property
+    def spaced(self):
+        """Commits are spaced (schedule.py) only when neither interval was given."""
+        return self.flush_points is None and self.flush_secs is None
+
+    def flush_limits(self):
+        return (FLUSH_POINTS if self.flush_points is None else self.flush_points,
+                FLUSH_SECS if self.flush_secs is None else self.flush_secs)
+
+
+@dataclass(frozen=True)
+class GridJob:
+    """What one job computes and where: `layout` (grid, kind, quantities) in the file at `path`.
+
+    evaluate_point(flat index) returns the point's values in layout.quantities order. settings_of()
+    (rank 0 only, under the lock) gives what a resume must share; provenance and dir_file are recorded.
+    planner: a space.refine.Refinement deciding which points to compute, or None for all of them.
+    max_chunk: most points per hand-out (1 for slow points such as Hessians).
+    """
+    path: str
+    layout: Layout
+    evaluate_point: Callable
+    settings_of: Callable
+    provenance: dict
+    dir_file: str
+    overwrite: bool = False
+    planner: object = None
+    max_chunk: int = 8
+    progress_secs: float = 10.0
+
+
+def run_job(world, job, options):
+    """Lock job.path, prepare it, evaluate every unfinished point across the ranks (or the points the
+    planner asks for); returns whether the job is complete: every point is, or the refinement ended."""
+    options = options if options.stop is not None else _with_stop(options)
+    with contextlib.ExitStack() as held:
+        def lock_and_prepare():  # rank 0 holds the lock until the job ends
+            held.enter_context(FileLock(job.path))
+            todo = prepare(job.path, job.layout, job.settings_of(), job.provenance, job.dir_file, job.overwrite)
+            drop_interp(job.path, job.layout.quantities)  # the points this run adds would make them stale
+            return todo
+        todo = rank0_first(world, lock_and_prepare)
+        if world.rank == 0:
+            grid = job.layout.grid
+            print(f"[{job.layout.kind}] {job.path}: {grid.size - len(todo)}/{grid.size} points already done, "
+                  f"{world.size} rank(s), device {job.provenance.get('device')}", flush=True)
+        if len(todo):  # a finished file is not opened for writing at all
+            run_grid(world, job, options, todo)
+        return rank0_first(world, lambda: _finished(job))
+
+
+def _with_stop(options):
+    return replace(options, stop=threading.Event())
+
+
+def _finished(job):
+    """Rank 0 after the run: the grid is complete, or the refinement wants no more points (then its
+    '<name>_interp' full grids are written)."""
+    if job.planner is None:
+        with open_checked(job.path) as f:
+            return bool(np.all(f[done_name(job.layout.kind)][()]))
+    return finish_refinement(job.path, job.layout, job.planner)
+
+
+def refinement_summary(planner, done):
+    return dict(tol=planner.tol, quantity=planner.quantity, scale=planner.scale, budget=planner.budget,
+                base_stride=planner.base, spread=planner.spread, computed=int(done.sum()), points=int(done.size),
+                method="hierarchical surplus, piecewise bilinear on dyadic cells (lib/landscape/space/refine.py)")
+
+
+def finish_refinement(path, layout, planner):
+    """Rank 0 after the run: True and '<name>_interp' written when the planner wants no more points."""
+    kind, quantities = layout.kind, layout.quantities
+    with open_checked(path) as f:
+        done = f[done_name(kind)][()].astype(bool)
+        values = {name: f[name][()] for name in quantities}
+    if len(planner.next_points(done, values[planner.quantity])):
+        return False
+    arrays = {name: planner.interpolate(done, v, scale_of(name)) for name, v in values.items()}
+    write_interp(path, kind, arrays, refinement_summary(planner, done))
+    share = 100.0 * done.mean()
+    print(f"[{kind}] refinement to {planner.tol:g} ({planner.scale} {planner.quantity}) done: "
+          f"{int(done.sum())}/{done.size} points computed ({share:.1f}%), the rest interpolated into "
+          f"{', '.join(n + '_interp' for n in quantities)}", flush=True)
+    return True

@@ -1,0 +1,128 @@
+"""Figures of the curvature maps: trace, negative spectral mass, spectral densities, per-layer λmax.
+
+2D grids: x (nx,), y (ny,), maps (ny, nx). 1D grids: y=None and maps (nx,), drawn as curves.
+NaN (not computed yet) shows blank. Every function takes arrays and returns a Figure.
+"""
+import numpy as np
+
+from ..curvature.density import density_curve
+from ..errors import PlotOptionError
+from .base import as_axis, as_curve, as_grid, masked, new_figure, plot_curves, set_title, value_range
+from .maps import draw_contour_lines, draw_heatmap, fit_axes_to_grid
+
+DENSITY_FLOOR = 1e-8  # the log-scale densities are clipped here, so empty stretches do not stretch the axis
+MAX_PANELS = 6  # per-layer small maps: the layers with the largest λmax
+
+
+def _over_contours(ax, x, y, contour):
+    if contour is not None:
+        _, _, loss = as_grid(x, y, contour, "contour")
+        draw_contour_lines(ax, x, y, masked(loss), 20, colors="white", linewidths=0.8)
+        fit_axes_to_grid(ax, x, y)
+
+
+def plot_trace_map(x, y, trace, trace_err, contour=None, title=None):
+    """Hessian trace: a heatmap (2D) under optional loss contours, or a curve with its ±1σ band (1D;
+    trace_err None draws none)."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    if y is None:
+        x = as_axis(x, "x")
+        trace, err = as_curve(x, trace, "trace"), as_curve(x, trace_err, "trace_err")
+        if err is not None:
+            ax.fill_between(x, masked(trace - err), masked(trace + err), color="tab:blue", alpha=0.3, label="±1σ")
+        ax.plot(x, masked(trace), "b-", linewidth=1, label="trace")
+        ax.axhline(0.0, color="gray", linewidth=0.5)
+        ax.set_xlim(x[0], x[-1])
+        ax.set_xlabel("x")
+        ax.set_ylabel("Hessian trace")
+        ax.legend()
+    else:
+        x, y, trace = as_grid(x, y, trace, "trace")
+        values = masked(trace)
+        draw_heatmap(ax, x, y, values, *value_range(values, name="trace"), cmap="magma", label="Hessian trace")
+        _over_contours(ax, x, y, contour)
+    set_title(ax, title)
+    return fig
+
+
+def plot_negative_mass(x, y, neg_mass, neg_share, contour=None, title=None):
+    """The density's mass below 0 and its |λ|-weighted share: two maps (2D) or two curves (1D)."""
+    if y is None:
+        x = as_axis(x, "x")
+        curves = [(as_curve(x, neg_mass, "neg_mass"), "b-", "mass below 0"),
+                  (as_curve(x, neg_share, "neg_share"), "r--", "|λ|-weighted share")]
+        return plot_curves(x, curves, "negative spectral mass", title, ylim=(0.0, 1.0))
+    fig = new_figure(figsize=(11, 4.2), layout="constrained")
+    for ax, values, name in zip(fig.subplots(1, 2), (neg_mass, neg_share), ("mass below 0", "|λ|-weighted share")):
+        x, y, values = as_grid(x, y, values, name)
+        draw_heatmap(ax, x, y, masked(values), 0.0, max(value_range(masked(values), name=name)[1], 1e-6), label=name)
+        _over_contours(ax, x, y, contour)
+        ax.set_title(name)
+    if title is not None:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_densities(points, title=None):
+    """Spectral densities on a log scale, as PyHessian draws them.
+
+    points: [(label, nodes, weights)], the quadrature of each point; each is smoothed by Gaussians
+    (density.density_curve) and drawn as one curve.
+    """
+    if not points:
+        raise PlotOptionError("no points with a finished spectral density to draw")
+    fig = new_figure()
+    ax = fig.add_subplot()
+    for label, nodes, weights in points:
+        grid, rho = density_curve(nodes, weights)
+        ax.semilogy(grid, np.maximum(rho, DENSITY_FLOOR), linewidth=1, label=label)
+    ax.axvline(0.0, color="gray", linewidth=0.5)
+    ax.set_xlabel("eigenvalue")
+    ax.set_ylabel("density (log scale)")
+    ax.legend(fontsize=8)
+    set_title(ax, title)
+    return fig
+
+
+def top_layers(layer_values, count=MAX_PANELS):
+    """Indices of the layers with the largest finite value anywhere on the grid, largest first."""
+    flat = np.asarray(layer_values, dtype=float).reshape(-1, np.shape(layer_values)[-1])
+    peak = np.nanmax(np.where(np.isfinite(flat), flat, -np.inf), axis=0)
+    return [int(i) for i in np.argsort(-peak, kind="stable")[:count]]
+
+
+def plot_layer_curvature(x, y, layers, layer_max_eig, count=MAX_PANELS, title=None):
+    """λmax of the top layers' diagonal blocks: curves along a 1D grid, small maps on a 2D grid.
+
+    layers: names along the last axis of layer_max_eig, which is (nx, L) or (ny, nx, L).
+    """
+    values = np.asarray(layer_max_eig, dtype=float)
+    if values.shape[-1] != len(layers):
+        raise PlotOptionError(f"layer_max_eig has {values.shape[-1]} layers but {len(layers)} names were given")
+    chosen = top_layers(values, count)
+    if y is None:
+        x = as_axis(x, "x")
+        fig = new_figure()
+        ax = fig.add_subplot()
+        for i in chosen:
+            ax.plot(x, masked(as_curve(x, values[:, i], layers[i])), linewidth=1, label=layers[i])
+        ax.set_xlim(x[0], x[-1])
+        ax.set_xlabel("x")
+        ax.set_ylabel("λmax of the layer's Hessian block")
+        ax.legend(fontsize=8)
+        set_title(ax, title)
+        return fig
+    cols = min(3, len(chosen))
+    rows = -(-len(chosen) // cols)
+    fig = new_figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, i in zip(axes, chosen):
+        _, _, grid = as_grid(x, y, values[..., i], layers[i])
+        draw_heatmap(ax, x, y, masked(grid), *value_range(masked(grid), name=layers[i]), label="λmax")
+        ax.set_title(f"layer {layers[i]}", fontsize=9)
+    for ax in axes[len(chosen):]:
+        ax.set_visible(False)
+    if title is not None:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,98 @@
+"""The maps a results file holds, ready to draw: every value dataset shaped like the grid.
+
+A quantity's values are NaN wherever its job kind's done mask is 0 (unfinished points are gaps,
+never zeros). Where an adaptive run left `<name>_interp` (full grid: computed values kept, the rest
+interpolated), that is drawn instead, and its note says so. |λmin/λmax| is derived from
+min_eig/max_eig. Datasets with an extra trailing dimension (grid + (k,)) are not maps: skipped.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..files.results import QUANTITIES, done_name, kind_of
+from .hessian import eig_abs_ratio
+
+INTERP_SUFFIX = "_interp"
+NOT_VALUES = {"xcoordinates", "ycoordinates", "dir_file"}
+LABELS = {"train_loss": "train loss", "test_loss": "test loss", "train_acc": "train accuracy (%)",
+          "test_acc": "test accuracy (%)", "min_eig": "λmin (Hessian)", "max_eig": "λmax (Hessian)",
+          "eig_ratio": "|λmin/λmax|", "eig_iters": "Lanczos iterations", "eig_res_max": "λmax residual",
+          "eig_res_min": "λmin residual", "trace": "Hessian trace", "neg_mass": "negative eigenvalue mass"}
+# Listed first in menus, in this order; any other map follows alphabetically.
+FIRST = ("train_loss", "test_loss", "train_acc", "test_acc", "min_eig", "max_eig", "eig_ratio", "trace",
+         "neg_mass")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str           # dataset name, or eig_ratio for the derived |λmin/λmax|
+    label: str          # what an axis or colourbar says
+    values: np.ndarray  # shaped like the grid, NaN where there is nothing to draw
+    computed: int       # points finished for this quantity's kind
+    interpolated: bool  # drawn from <name>_interp
+
+    @property
+    def is_loss(self):
+        return self.name.endswith("loss")
+
+    @property
+    def note(self):
+        """One line for a title: where the values come from and what is blank."""
+        total, blank = self.values.size, int(np.count_nonzero(~np.isfinite(self.values)))
+        parts = [f"interpolated from {self.computed} computed points"] if self.interpolated else []
+        if blank:
+            parts.append(f"{blank} of {total} points not drawn (unfinished or NaN)")
+        return "; ".join(parts)
+
+    def title(self):
+        return self.label + (f"\n{self.note}" if self.note else "")
+
+
+def done_mask(results, name):
+    """Finished points of a quantity: its kind's mask; one of no known kind is finished where not NaN
+    (every value dataset starts as NaN) and where any kind's mask says finished."""
+    kind = kind_of(name)
+    if kind is not None and done_name(kind) in results:
+        return results[done_name(kind)].astype(bool)
+    masks = [results[done_name(k)].astype(bool) for k in QUANTITIES if done_name(k) in results]
+    return np.logical_or.reduce(masks) if masks else np.isfinite(results[name])
+
+
+def is_map(results, name):
+    shape = results["grid"].shape
+    value = results[name]
+    return (isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu"
+            and name not in NOT_VALUES and not name.endswith(("_done", "_checksum", INTERP_SUFFIX)))
+
+
+def quantity(results, name):
+    """One Quantity from read_results' dict, preferring <name>_interp."""
+    done = done_mask(results, name)
+    interp = results.get(name + INTERP_SUFFIX)
+    if interp is not None and interp.shape == done.shape:
+        values = np.asarray(interp, dtype=float)
+    else:
+        values = np.where(done, results[name].astype(float), np.nan)
+    return Quantity(name, LABELS.get(name, name.replace("_", " ")), values, int(done.sum()), interp is not None)
+
+
+def eig_ratio_quantity(low, high):
+    return Quantity("eig_ratio", LABELS["eig_ratio"], eig_abs_ratio(low.values, high.values),
+                    min(low.computed, high.computed), low.interpolated or high.interpolated)
+
+
+def sort_key(name):
+    return (FIRST.index(name), "") if name in FIRST else (len(FIRST), name)
+
+
+def quantities(results):
+    """Every map of the file, derived |λmin/λmax| included, in menu order (losses first)."""
+    found = {name: quantity(results, name) for name in results if name != "grid" and is_map(results, name)}
+    if "min_eig" in found and "max_eig" in found:
+        found["eig_ratio"] = eig_ratio_quantity(found["min_eig"], found["max_eig"])
+    return [found[name] for name in sorted(found, key=sort_key)]
+
+
+def find(results, name):
+    """The named Quantity, or None when the file has no such map."""
+    return next((q for q in quantities(results) if q.name == name), None)

@@ -1,0 +1,83 @@
+"""Move a model to theta0 + a*dx + b*dy with one fused update of a flat buffer.
+
+The model's movable tensors (float parameters, and BN statistics for 'states' directions)
+are re-bound as views into one flat buffer, so setting a grid point is two vector ops and
+no per-tensor Python loop or copy.
+"""
+import numpy as np
+import torch
+
+from .directions import is_movable
+
+
+def _owner(model, name):
+    module_name, _, attr = name.rpartition(".")
+    return (model.get_submodule(module_name) if module_name else model), attr
+
+
+def bind_flat(model, names):
+    """Re-bind the named tensors of `model` as views of one new flat buffer; return the buffer.
+    The tensors they replace are left untouched (unbind_flat puts them back)."""
+    tensors = [_resolve(model, n) for n in names]
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors]).clone()
+    offset = 0
+    for name, t in zip(names, tensors):
+        view = flat[offset:offset + t.numel()].view_as(t)
+        offset += t.numel()
+        module, attr = _owner(model, name)
+        if isinstance(getattr(module, attr), torch.nn.Parameter):
+            getattr(module, attr).data = view
+        else:
+            module._buffers[attr] = view
+    return flat
+
+
+def unbind_flat(model, names, originals):
+    """Put the tensors that bind_flat replaced back in place, values and storage as they were."""
+    for name, original in zip(names, originals):
+        module, attr = _owner(model, name)
+        if isinstance(getattr(module, attr), torch.nn.Parameter):
+            getattr(module, attr).data = original
+        else:
+            module._buffers[attr] = original
+
+
+def _resolve(model, name):
+    module, attr = _owner(model, name)
+    return getattr(module, attr)
+
+
+class PointSetter:
+    """Holds theta0, dx and dy as flat vectors over the movable entries of a direction."""
+
+    def __init__(self, model, entry_names, entries, xdir, ydir=None):
+        keep = [i for i, t in enumerate(entries) if is_movable(t)]
+        names = [entry_names[i] for i in keep]
+        self.model, self.names = model, names
+        self.originals = [_resolve(model, n).data for n in names]
+        self.flat = bind_flat(model, names)
+        device, dtype = self.flat.device, self.flat.dtype
+        self.theta0 = self.flat.clone()
+        self.dx = _flat_of([xdir[i] for i in keep], device, dtype)
+        self.dy = None if ydir is None else _flat_of([ydir[i] for i in keep], device, dtype)
+
+    @torch.no_grad()
+    def set(self, a, b=0.0):
+        torch.add(self.theta0, self.dx, alpha=a, out=self.flat)
+        if self.dy is not None:
+            self.flat.add_(self.dy, alpha=b)
+
+
+    def restore(self):
+        """Give the model back its own tensors, holding exactly theta0 (the flat buffer is dropped)."""
+        unbind_flat(self.model, self.names, self.originals)
+
+
+def _flat_of(tensors, device, dtype):
+    return torch.cat([torch.as_tensor(t).reshape(-1) for t in tensors]).to(device=device, dtype=dtype)
+
+
+def split_entries(vector, shapes):
+    """A flat vector cut back into one array per entry, with the entries' shapes."""
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    return [chunk.reshape(shape).cpu().numpy() for chunk, shape in zip(torch.split(vector, sizes), shapes)]
