@@ -42,6 +42,13 @@ def test_coarse_to_fine_is_a_permutation_whose_prefix_is_a_coarse_lattice(shape)
     order = coarse_to_fine(shape)
     size = int(np.prod(shape))
     assert sorted(order.tolist()) == list(range(size))
+    coords = np.stack(np.unravel_index(order, shape), axis=-1)  # (size, ndim) grid indices in hand-out order
+    stride = 2
+    while stride < 2 * max(shape):  # every power-of-two lattice, up to one that holds only the origin
+        on_lattice = (coords % stride == 0).all(axis=1)
+        count = int(on_lattice.sum())
+        assert count and on_lattice[:count].all(), f"the stride-{stride} lattice is not a prefix: {order}"
+        stride *= 2
     if len(shape) == 2 and shape == (5, 9):
         first = [np.unravel_index(k, shape) for k in order[:6]]
         # stride 4 lattice: rows 0, 4 and columns 0, 4, 8 come first

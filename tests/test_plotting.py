@@ -131,8 +131,9 @@ def test_curves_leave_gaps_at_unfinished_points():
     acc = np.array([50.0, 60.0, np.nan, 80.0, 90.0])
     fig = plot_1d(X, loss, acc=acc)
     loss_line, acc_line = fig.axes[0].get_lines()[0], fig.axes[1].get_lines()[0]
-    assert np.isnan(as_nan_filled(loss_line.get_ydata())[1])
-    assert np.isnan(as_nan_filled(acc_line.get_ydata())[2])
+    # NaN exactly where unfinished, every other point drawn as it is (assert_array_equal matches NaN with NaN)
+    np.testing.assert_array_equal(as_nan_filled(loss_line.get_ydata()), loss)
+    np.testing.assert_array_equal(as_nan_filled(acc_line.get_ydata()), acc)
 
 
 def test_given_levels_are_arange_of_vmin_vmax_vlevel():
@@ -171,8 +172,12 @@ def test_log_takes_levels_and_limits_in_z_units_and_blanks_non_positive_values()
     z[0, 0] = 0.0
     # Levels on grid values, so the lines sit on grid columns whatever the interpolation between them.
     fig = plot_contour(X, Y, z, levels=[10.0, 100.0, 1000.0], log=True)
-    for column, path in zip([1.0, 2.0, 3.0], contour_set(fig).get_paths()):
+    paths = contour_set(fig).get_paths()
+    assert len(paths) == 3  # zip() below stops at the shorter list
+    for column, path in zip([1.0, 2.0, 3.0], paths):
+        assert len(path.vertices) >= 2, f"no line drawn at level {10 ** column:g}"  # an empty path passes allclose
         np.testing.assert_allclose(path.vertices[:, 0], column, rtol=1e-6)
+        assert path.vertices[:, 1].max() == pytest.approx(Y[-1])
     assert isinstance(contour_set(fig).norm, LogNorm)
     mesh = quad_mesh(plot_heatmap(X, Y, z, vmin=10.0, vmax=1000.0, log=True))
     assert isinstance(mesh.norm, LogNorm) and (mesh.norm.vmin, mesh.norm.vmax) == (10.0, 1000.0)

@@ -17,6 +17,9 @@ def test_log_3d_heights_are_log10_with_limits_in_z_units():
     surface = only(plot_surface3d(X, Y, z, vmin=10.0, vmax=1000.0, log=True).axes[0].collections,
                    Poly3DCollection)
     assert surface.get_clim() == (1.0, 3.0)
+    # log10(10 ** x) = x: heights 0..4 along x, raised to log10(vmin) = 1 and cut at log10(vmax) = 3, so the
+    # quads between columns (0, 1), (1, 2), (2, 3), (3, 4) have mean heights 1, 1.5, 2.5 and 3 (two rows of each).
+    np.testing.assert_allclose(sorted(surface.get_array()), [1.0, 1.0, 1.5, 1.5, 2.5, 2.5, 3.0, 3.0])
     with pytest.raises(PlotOptionError, match="log scale"):
         plot_surface3d(X, Y, z, vmin=-1.0, log=True)
 

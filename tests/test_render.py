@@ -5,6 +5,7 @@ import pytest
 
 from landscape.cli import render
 from landscape.files.results import read_results
+from landscape.plot import render as plot_render
 from landscape.plot.options import RenderOptions
 from landscape.plot.quantities import find, quantities
 from landscape.plot.render import render_surface
@@ -52,7 +53,7 @@ def test_interpolated_values_are_preferred_and_said_so(partial):
     assert "train_loss_interp" not in [m.name for m in quantities(read_results(path))]
 
 
-def test_render_writes_every_plot_and_log_writes_log_files_beside_them(partial, capsys):
+def test_render_writes_every_plot_and_log_writes_log_files_beside_them(partial, capsys, monkeypatch):
     path, _ = partial
     assert render.main([path]) == 0
     written = capsys.readouterr().out.split()
@@ -62,17 +63,41 @@ def test_render_writes_every_plot_and_log_writes_log_files_beside_them(partial, 
     assert f"{stem}_eig_ratio.png" in written and f"{stem}_eig_maps.png" in written
     assert f"{stem}.html" in written  # the page beside the file, as --plot writes it
     linear = open(f"{stem}_train_loss_2dheat.png", "rb").read()
+    figures, save = {}, plot_render.save_figure
+
+    def keep(fig, file_stem, *args, **kwargs):  # every figure as drawn, by file stem; still written
+        figures[str(file_stem)] = fig
+        return save(fig, file_stem, *args, **kwargs)
+    monkeypatch.setattr(plot_render, "save_figure", keep)
     log = RenderOptions(log=True, vmin=0.1, vmax=5.0)
     assert f"{stem}_train_loss_2dheat_log.png" in render_surface(path, log, page=False)
     assert open(f"{stem}_train_loss_2dheat.png", "rb").read() == linear
 
+    def on_a_log_scale(norm):  # the geometric mean of the ends sits mid-way on a log colour scale only
+        return norm(np.sqrt(norm.vmin * norm.vmax)) == pytest.approx(0.5)
+    heat = figures[f"{stem}_train_loss_2dheat_log"].axes[0].collections[0]
+    assert (heat.norm.vmin, heat.norm.vmax) == (0.1, 5.0) and on_a_log_scale(heat.norm)
+    for kind in ("2dcontour", "2dcontourf"):
+        levels = [c for c in figures[f"{stem}_train_loss_{kind}_log"].axes[0].collections if hasattr(c, "levels")]
+        assert len(levels) == 1 and on_a_log_scale(levels[0].norm), kind
+    surface = figures[f"{stem}_train_loss_3dsurface_log"].axes[0].collections[0]
+    assert surface.get_clim() == pytest.approx((np.log10(0.1), np.log10(5.0)))  # log10 heights
 
-def test_1d_render_honours_the_reference_flags(tmp_path, capsys):
+
+def test_1d_render_honours_the_reference_flags(tmp_path, capsys, monkeypatch):
     x = np.linspace(-1, 1, 21)
     loss = 0.1 + 800 * x ** 4
     path = write_results(str(tmp_path / "one.h5"), x, None, {"train_loss": loss, "train_acc": 90 - 10 * x ** 2})
+    figures, save = {}, plot_render.save_figure
+
+    def keep(fig, file_stem, *args, **kwargs):  # every figure as drawn, by file stem; still written
+        figures[str(file_stem)] = fig
+        return save(fig, file_stem, *args, **kwargs)
+    monkeypatch.setattr(plot_render, "save_figure", keep)
     assert render.main([path, "--loss_max", "3", "--acc_max", "95"]) == 0
     assert capsys.readouterr().out.split()[0] == f"{path[:-3]}_1d_loss_acc.png"
+    loss_axes, acc_axes = figures[f"{path[:-3]}_1d_loss_acc"].axes
+    assert loss_axes.get_ylim() == (0.0, 3.0) and acc_axes.get_ylim() == (0.0, 95.0)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -35,6 +35,8 @@ def test_page_is_self_contained_with_every_map_and_gaps_as_null(tmp_path, capsys
     assert capsys.readouterr().out.split() == [out]  # no PNGs with --html alone
     text, data = page_data(out)
     assert not re.search(r"<(script|link)[^>]+(src|href)=\"(?!data:)", text)  # nothing fetched from anywhere
+    inline = re.findall(r"<script>(.*?)</script>", text, re.S)  # ...and what it draws with is carried inline
+    assert any(re.match(r"\s*/\*\*?\s*\*?\s*plotly\.js v\d+\.\d+", script) for script in inline)
     names = [q["name"] for q in data["quantities"]]
     assert names == ["train_loss", "test_loss", "train_acc", "test_acc", "min_eig", "max_eig", "eig_ratio"]
     loss = data["quantities"][0]["values"]
