@@ -52,9 +52,11 @@ def script_results(folder, text, ranks=(1, 2)):
 @pytest.fixture(autouse=True)
 def one_torch_thread():
     """Drivers run in-process set torch's threads for their rank; every test starts from one thread again,
-    so a test's rounding never depends on which tests ran before it."""
+    so a test's rounding never depends on which tests ran before it. Reset again afterwards: module
+    fixtures are set up before this one, and would otherwise run with what the last test left."""
     torch.set_num_threads(1)
     yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

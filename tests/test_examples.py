@@ -1,4 +1,5 @@
 """examples/: the transformer's landscape through the API script and through plot_surface.py agree."""
+import json
 import os
 
 import numpy as np
@@ -14,20 +15,27 @@ pytestmark = pytest.mark.slow  # starts processes
 def test_transformer_example_api_and_command_line_agree(tmp_path):
     out = tmp_path / "out"
     r = run(python_cmd("examples/transformer_landscape.py", str(out)), cwd=ROOT, TRAIN_SECONDS="2", POINTS="3",
-            PYTHONPATH=f"{ROOT}/lib:{ROOT}")
+            PYTHONPATH=f"{ROOT}/lib:{ROOT}", OMP_NUM_THREADS="1")  # the API keeps torch's threads: one
     assert r.returncode == 0, r.stderr + r.stdout
     assert (out / "transformer_train_loss.png").exists()
+    api = landscape.load(str(out / "transformer_api.h5"))
+    # The API timed its batch size (auto: the fastest of 64..512 here, so it varies from run to run); the
+    # command line takes the same one and one thread too, so both sum every point alike: equal values.
+    batch = str(json.loads(api.attrs["surface_settings"])["eval_batch"])
     spec = "examples.transformer"
     r = run(python_cmd("plot_surface.py", "--model", f"{spec}:make_model", "--dataset", f"{spec}:make_data",
                        "--loss", f"{spec}:next_token_loss", "--model_file", str(out / "transformer.t7"),
                        "--dir_file", str(out / "transformer_dirs.h5"), "--surf_file", str(tmp_path / "cli.h5"),
-                       "--x=-1:1:3", "--y=-1:1:3", "--test"), cwd=ROOT, PYTHONPATH=f"{ROOT}/lib:{ROOT}")
+                       "--x=-1:1:3", "--y=-1:1:3", "--test", "--batch_size", batch, "--threads", "1"),
+            cwd=ROOT, PYTHONPATH=f"{ROOT}/lib:{ROOT}")
     assert r.returncode == 0, r.stderr + r.stdout
-    api, cli = landscape.load(str(out / "transformer_api.h5")), landscape.load(str(tmp_path / "cli.h5"))
+    cli = landscape.load(str(tmp_path / "cli.h5"))
     assert cli.train_acc is None  # (B, T, vocab) outputs: accuracy does not apply
     for name in ("train_loss", "test_loss"):
-        np.testing.assert_allclose(getattr(api, name), getattr(cli, name), rtol=1e-5, err_msg=name)
-    assert api.train_loss[1, 1] < api.train_loss.max()  # the trained point is below the corners
+        np.testing.assert_array_equal(getattr(api, name), getattr(cli, name), err_msg=name)
+    # it trained: below a uniform guess over the Zen of Python's 45 characters (ln 45 = 3.81; the untrained
+    # model's 4.01); a few AdamW steps suffice, 2 s give ~140 on 2 cores
+    assert api.train_loss[1, 1] < np.log(45), api.train_loss
 
 
 def test_a_bad_loss_flag_is_one_line_and_exit_2(tmp_path, tiny_args):

@@ -1,5 +1,4 @@
 """Launch checks before any work, on real drivers: a launcher that disagrees with MPI, rank lines, precision."""
-import os
 
 import pytest
 
@@ -47,4 +46,4 @@ def test_pmi_size_that_disagrees_is_refused(tmp_path, tiny_args):
 def test_precision_is_refused_where_it_does_not_apply(tmp_path, tiny_args, script, precision, message):
     r = run(python_cmd(script, *tiny_args, *GRID, "--precision", precision, "--device", "cpu"), cwd=tmp_path)
     assert r.returncode == 2 and message in r.stderr, r.stdout + r.stderr
-    assert not any(name.endswith("_surf_x=-1,1,3.h5") for name in os.listdir(tmp_path))
+    assert outputs(tmp_path) == []  # refused before the direction file, the results file or the lock

@@ -33,7 +33,7 @@ def inputs(tmp_path_factory):
 def job(inputs, out, *extra):
     return ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file",
             str(inputs / "model_3.t7"), "--dir_file", str(inputs / "dirs.h5"), "--surf_file", str(out),
-            "--progress_secs", "0.2", "--flush_points", "4", *GRID, *extra]
+            "--progress_secs", "0.2", "--flush_points", "4", "--threads", "1", *GRID, *extra]
 
 
 def values(path):
@@ -67,12 +67,12 @@ def test_three_ranks_write_the_same_values(inputs, single, tmp_path, io):
     r = run(mpirun_cmd(3, "plot_surface.py", *job(inputs, out, *extra)))
     assert r.returncode == 0, r.stderr + r.stdout
     got = values(out)
-    for k in got:
-        np.testing.assert_allclose(got[k], single[k], rtol=1e-6, atol=1e-9)
+    for k in got:  # one thread per rank on both sides: each point is the same float32 arithmetic
+        np.testing.assert_array_equal(got[k], single[k], err_msg=k)
     with h5py.File(out, "r") as f:
         prov = f.attrs["surface_provenance"]
         assert '"ranks": 3' in prov
-    assert "points/s" in r.stdout and "ETA" in r.stdout
+    assert "[surface] 15/15 points (100.0%)" in r.stdout, r.stdout  # every rank's points counted
 
 
 def sha(path):
@@ -100,8 +100,7 @@ def test_bad_input_fails_clearly_and_leaves_files_alone(inputs, single, tmp_path
     else:
         cmd = [sys.executable, os.path.join(ROOT, "plot_surface.py")]
     r = run([*cmd, *job(inputs, out), *flags])
-    assert r.returncode != 0
-    assert message in r.stderr
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert (sha(out), sha(inputs / "dirs.h5")) == before
 
 

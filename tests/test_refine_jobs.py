@@ -37,14 +37,34 @@ def one_rank(tmp_path_factory):
 
 def test_three_ranks_refine_exactly_like_one(one_rank, tmp_path):
     stats = tmp_path / "stats.json"
-    r = run(mpirun_cmd(3, "bench/sim_job.py", *SIM, "--sleep", "0.002", "--surf_file", str(tmp_path / "sim.h5"),
+    # sim_job.py as is, its closed_form counted per rank: 'requests' counts flush, round and done replies
+    # too (every rank gets one per commit), so it is > 1 even for a rank that never computed a point
+    counted = tmp_path / "counted_sim_job.py"
+    counted.write_text(
+        "import os, sys\n"
+        "import landscape\n"
+        "root = os.path.dirname(os.path.dirname(os.path.dirname(landscape.__file__)))\n"
+        "sys.path.insert(0, os.path.join(root, 'bench'))\n"
+        "import sim_job\n"
+        "form, count = sim_job.closed_form, [0]\n"
+        "def counted(x, y):\n"
+        "    count[0] += 1\n"
+        "    return form(x, y)\n"
+        "sim_job.closed_form = counted\n"
+        "code = sim_job.main(sys.argv[1:])\n"
+        f"with open(os.path.join({str(tmp_path)!r}, 'points-' + os.environ['OMPI_COMM_WORLD_RANK']), 'w') as f:\n"
+        "    f.write(str(count[0]))\n"
+        "sys.exit(code)\n")
+    r = run(mpirun_cmd(3, str(counted), *SIM, "--sleep", "0.002", "--surf_file", str(tmp_path / "sim.h5"),
                        "--stats", str(stats)))
     assert r.returncode == 0, r.stderr + r.stdout
     same(read(tmp_path / "sim.h5"), one_rank)
     measured = json.loads(stats.read_text())
     assert measured["ranks"] == 3 and len(measured["per_rank"]) == 3
     assert measured["torch_imported"] is False  # 64 simulated ranks must not each load torch
-    assert all(rank["requests"] > 1 for rank in measured["per_rank"])  # every rank took part
+    points = [int((tmp_path / f"points-{rank}").read_text()) for rank in range(3)]
+    assert all(n > 0 for n in points), points  # every rank computed points
+    assert sum(points) == one_rank["surface_done"].sum(), points  # and none was computed twice
 
 
 def test_a_stopped_refinement_resumes_to_the_same_result(one_rank, tmp_path):

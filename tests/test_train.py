@@ -28,6 +28,10 @@ TINY = ["--model", "resnet20", "--dataset", "synthetic", "--synthetic_size", "64
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """An uninterrupted 2-epoch run, and the same run stopped after epoch 1 and then resumed."""
+    # A module fixture is set up before the autouse one_torch_thread and the trainer keeps torch's thread
+    # count, so without this these runs take the count a driver called in-process by an earlier test left
+    # (cores/ranks), while the resume in test_resumed_run_equals_uninterrupted_run runs with one thread.
+    torch.set_num_threads(1)
     whole = tmp_path_factory.mktemp("whole")
     split = tmp_path_factory.mktemp("split")
     assert main(TINY + ["--epochs", "2", "--save", str(whole)]) == 0

@@ -20,6 +20,7 @@ from ..inputs.user import data_digest
 from ..job.mpi import cpu_threads_per_rank, pick_device, rank0_first
 from ..space.evaluate import device_layout
 from ..space.grid import Grid
+from ..space.precision import check_precision_applies
 from .args import DIRECTION_DEFAULTS, json_flag
 from .directions import directions_for
 
@@ -157,6 +158,7 @@ def unplottable_grid(grid):
 def build_context(flags, world, precision="fp32"):
     """precision: the surface driver's --precision; plot_hessian_eig.py has no such flag (strict fp32)."""
     device = pick_device(world, flags.device, precision)  # binds the GPU first
+    check_precision_applies(precision, device.type)  # before the direction file is written
     torch.set_num_threads(flags.threads or cpu_threads_per_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

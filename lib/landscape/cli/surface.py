@@ -6,7 +6,6 @@ from ..api import Refine, surface
 from ..errors import DataError, DirectionError, GridSpecError
 from ..files.results import QUANTITIES
 from ..inputs.user import data_digest
-from ..space.precision import check_precision_applies
 from .args import job_options, levels_of, surface_parser
 from .context import build_context, input_settings, loss_of, read_flags
 from .refining import add_refine_args
@@ -44,8 +43,7 @@ def refine_of(args):
 def run(args, world, stop):
     flags = read_flags(args)
     loss = loss_of(flags)  # a bad --loss is refused before any file is made
-    ctx = build_context(flags, world, args.precision)
-    check_precision_applies(args.precision, ctx.device.type)
+    ctx = build_context(flags, world, args.precision)  # refuses a precision the device would ignore
     if args.test and ctx.test is None:
         raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
     if args.proj_file and not (os.path.exists(args.proj_file) and ctx.grid.is_2d):
