@@ -1,9 +1,9 @@
 """landscape: loss-landscape maps of neural networks (Li et al., NeurIPS 2018) at cluster scale.
 
 The Python API (see README, "Python API"): random_directions, target_directions, check_targets,
-load_directions, surface, hessian_map, load, make_grid; Directions.save, Result.save / .plot; JobOptions and Refine for
-the calls. They live in landscape.api and are imported on first use, so that `import landscape.job`
-(e.g. the coordinator's simulation at 64 ranks) does not load torch.
+load_directions, surface, hessian_map, load, make_grid; Directions.save, Result.save / .plot;
+JobOptions and Refine for the calls. They live in landscape.api and are imported on first use, so
+that `import landscape.job` (e.g. the coordinator's simulation at 64 ranks) does not load torch.
 
 The packages, each importing only those listed before it (README, "Code layout"):
 errors, imports, host, version (shared leaves) < space < curvature < inputs < files < job < plot < training < api < cli.
