@@ -190,7 +190,7 @@ METHODS = [("ours (defaults)", "ours"), ("previous residual rule", "residual"),
            ("PyHessian eigenvalues()", "pyhessian"), ("tight (truth)", "tight")]
 NOTES = [
     "## Notes", "",
-    "- Stopping rule (lib/landscape/lanczos.py, `lanczos_extremes`): a residual only proves that a Ritz value "
+    "- Stopping rule (lib/landscape/curvature/lanczos.py, `lanczos_extremes`): a residual only proves that a Ritz value "
     "is near *some* eigenvalue; at a minimum the lowest Ritz value sits in the bulk near 0 with a small "
     "residual for several steps before the negative outlier, whose share of a random start is ~1/dim, shows "
     "up (the 'previous residual rule' rows). Instead the run stops when nothing can hide beyond the extremes: "

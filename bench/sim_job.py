@@ -12,6 +12,7 @@ import os
 import resource
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,6 +34,18 @@ def closed_form(x, y):
     ridge = np.exp(-((y - 0.4 * np.sin(3 * x)) ** 2) / 0.01)
     loss = 0.05 + 2.0 * (x ** 2 + y ** 2) + 1.5 * ridge
     return float(loss), float(np.exp(-loss))
+
+
+@dataclass
+class SimOptions(JobOptions):
+    """The simulation's commit rule: --flush_points/--flush_secs as given and spaced (schedule.py) unless
+    --fixed_epochs, so the coordinator bench can compare the two rules at any interval (a user's
+    JobOptions spaces only its default intervals)."""
+    spacing: bool = True
+
+    @property
+    def spaced(self):
+        return self.spacing
 
 
 class Timers:
@@ -71,8 +84,7 @@ def parse(argv):
     p.add_argument("--flush_secs", type=float, default=60.0)
     p.add_argument("--max_chunk", type=int, default=8)
     p.add_argument("--request_secs", type=float, default=0.5, help="0: fixed chunks of --max_chunk (the old rule)")
-    p.add_argument("--fixed_epochs", action="store_true", help="commit every --flush_points without spacing (the "
-                   "defaults are spaced; other --flush_points/--flush_secs are always kept to the letter)")
+    p.add_argument("--fixed_epochs", action="store_true", help="commit every --flush_points without spacing")
     p.add_argument("--serial_io", action="store_true")
     p.add_argument("--stats", help="JSON file for rank 0's measurements")
     return p.parse_args(argv)
@@ -87,16 +99,15 @@ def main(argv=None):
     ny, nx = args.shape
     grid = Grid(np.linspace(-1, 1, nx), np.linspace(-1, 1, ny))
     planner = Refinement(grid.shape, args.refine, budget=args.refine_budget) if args.refine else None
-    # the default intervals are the job's own, spaced (schedule.py); others are kept to the letter, as JobOptions does
-    explicit = args.fixed_epochs or (args.flush_points, args.flush_secs) != (256, 60.0)
-    options = JobOptions(args.flush_points if explicit else None, args.flush_secs if explicit else None,
-                         args.serial_io, 1e9, loop.install_stop_signals())
+    options = SimOptions(args.flush_points, args.flush_secs, args.serial_io, 1e9, loop.install_stop_signals(),
+                         spacing=not args.fixed_epochs)
 
     def evaluate_point(index):
         time.sleep(args.sleep)
         return closed_form(*grid.coords(index))
     job = GridJob(args.surf_file, Layout(grid, "surface", QUANTITIES), evaluate_point, lambda: {"sim": True},
-                  {"started": time.time()}, "-", planner=planner, max_chunk=args.max_chunk, progress_secs=1e9)
+                  {"started": time.time(), "device": "none (sleeps)"}, "-", planner=planner, max_chunk=args.max_chunk,
+                  progress_secs=1e9)
     t0 = time.monotonic()
     complete = run_job(world, job, options)
     wall = time.monotonic() - t0

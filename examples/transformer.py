@@ -71,13 +71,16 @@ def make_model(**kwargs):
     return TinyGPT(**kwargs)
 
 
-def train(model, data, seconds=60.0, batch=64, lr=3e-3):
-    """AdamW on random batches until `seconds` have passed; returns the last batch's loss."""
+def train(model, data, seconds=60.0, batch=64, lr=3e-3, steps=None):
+    """AdamW on random batches until `seconds` have passed, or for exactly `steps` steps when given (the
+    same training on any CPU); returns the last batch's loss."""
     inputs, targets = data
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     generator, deadline = torch.Generator().manual_seed(0), time.monotonic() + seconds
     model.train()
-    while time.monotonic() < deadline:
+    done = 0
+    while (done < steps) if steps is not None else (time.monotonic() < deadline):
+        done += 1
         pick = torch.randint(0, len(inputs), (batch,), generator=generator)
         loss = next_token_loss(model(inputs[pick]), targets[pick])
         optimizer.zero_grad()

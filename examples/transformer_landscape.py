@@ -1,7 +1,8 @@
 """2D loss landscape of a small transformer through the Python API (about a minute of training first).
 
     PYTHONPATH=lib:. python examples/transformer_landscape.py [out_folder]     # or under mpirun -n 2
-TRAIN_SECONDS and POINTS (per axis) shrink it; it also saves the checkpoint that the README's
+TRAIN_SECONDS (or TRAIN_STEPS, a fixed number of steps) and POINTS (per axis) shrink it; it also saves the
+checkpoint that the README's
 plot_surface.py command maps again through the command line.
 """
 import os
@@ -14,9 +15,11 @@ from examples.transformer import make_data, make_model, next_token_loss, train
 
 out = sys.argv[1] if len(sys.argv) > 1 else "examples_out"
 seconds, points = float(os.environ.get("TRAIN_SECONDS", 60)), int(os.environ.get("POINTS", 21))
+steps = int(os.environ["TRAIN_STEPS"]) if "TRAIN_STEPS" in os.environ else None
 os.makedirs(out, exist_ok=True)
 (train_set, test_set), model = make_data(), make_model()
-print(f"training for {seconds:.0f} s: last batch loss {train(model, train_set, seconds):.3f}")
+budget = f"{steps} steps" if steps is not None else f"{seconds:.0f} s"
+print(f"training for {budget}: last batch loss {train(model, train_set, seconds, steps=steps):.3f}")
 torch.save(model.state_dict(), f"{out}/transformer.t7")
 dirs = landscape.random_directions(model, n=2, seed=0)
 dirs.save(f"{out}/transformer_dirs.h5")

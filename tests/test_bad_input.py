@@ -237,3 +237,15 @@ def test_a_full_disk_at_creation_leaves_nothing_and_commits_need_no_new_space(ma
     assert r.returncode == 0, r.stderr
     with h5py.File(tmp_path / "surf.h5", "r") as f:
         assert f["surface_done"][()].all()
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--refine_budget", "5"], "--refine_budget needs --refine"),
+    (["--refine", "0.1", "--refine_on", "test_loss"], "--refine_on test_loss needs --test"),
+    (["--proj_file", "no_such_projection.h5"], "no such file"),
+    (["--test", "--dataset", "tiny:make_train_only"], "--test asks for the test set"),
+])
+def test_the_surface_drivers_own_flags_are_refused_before_the_direction_file(tmp_path, capsys, flags, named):
+    """Before: these refusals came after the direction file was written (exit 2, a new file left behind)."""
+    line = refused(capsys, tmp_path, *GRID_2D, *paths(tmp_path), *flags)
+    assert named in line and not (tmp_path / "dirs.h5").exists()

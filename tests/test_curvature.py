@@ -320,9 +320,9 @@ class Flags:
 
 
 @pytest.mark.parametrize("flags, message", [
-    (dict(trace="0"), "trace=0 (--trace PROBES)"), (dict(trace="1"), ">= 2"), (dict(trace="x"), "--trace 'x'"),
-    (dict(density="3"), "--density '3': give PROBES/STEPS"), (dict(density="0/10"), "density=(0, 10)"),
-    (dict(density="2/1"), "density=(2, 1)"),
+    (dict(trace="0"), "trace=0 (--trace 0)"), (dict(trace="1"), ">= 2"), (dict(trace="x"), "--trace 'x'"),
+    (dict(density="3"), "--density '3': give PROBES/STEPS as whole numbers, e.g. --density 3/40"),
+    (dict(density="0/10"), "density=(0, 10) (--density 0/10)"), (dict(density="2/1"), "density=(2, 1)"),
     (dict(hessian_groups="layers"), "--hessian_groups 'layers' is not one of none, layer")])
 def test_bad_curvature_flags_are_refused(flags, message):
     with pytest.raises(CurvatureError, match=re.escape(message)):
@@ -330,7 +330,7 @@ def test_bad_curvature_flags_are_refused(flags, message):
 
 
 @pytest.mark.parametrize("choices, message", [
-    (dict(trace=1), ">= 2"), (dict(trace=True), "integer"), (dict(density=(0, 10)), "probes >= 1"),
+    (dict(trace=1), ">= 2"), (dict(trace=True), "whole number"), (dict(density=(0, 10)), "probes >= 1"),
     (dict(density=(2, 1)), "steps >= 2"), (dict(tol=0), "tol > 0"), (dict(max_iter=2.5), "max_iter")])
 def test_bad_curvature_choices_of_the_api_are_refused(choices, message):
     model = mlp()

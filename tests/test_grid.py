@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from landscape.errors import GridSpecError
-from landscape.space.grid import coarse_to_fine, make_grid, parse_axis
+from landscape.space.grid import Grid, coarse_to_fine, make_grid, parse_axis
 
 
 def test_parse_axis_accepts_negative_and_zero_bounds():
@@ -53,3 +53,14 @@ def test_coarse_to_fine_is_a_permutation_whose_prefix_is_a_coarse_lattice(shape)
         first = [np.unravel_index(k, shape) for k in order[:6]]
         # stride 4 lattice: rows 0, 4 and columns 0, 4, 8 come first
         assert all(j % 4 == 0 and i % 4 == 0 for j, i in first)
+
+
+def test_a_grid_made_elsewhere_is_held_to_what_make_grid_makes():
+    grid = make_grid("-1:1:5", "0:1:3")
+    assert make_grid(grid) is grid  # the drivers' Grid, parsed once, passes through the API as it is
+    for bad in (Grid(np.array([0.0, 2.0, 1.0])), Grid(np.array([0.0, 1.0, 3.0])), Grid(np.array([0.0, np.inf])),
+                Grid(np.linspace(-1, 1, 3), np.array([1.0, 0.0]))):
+        with pytest.raises(GridSpecError, match="make it with landscape.make_grid"):
+            make_grid(bad)
+    with pytest.raises(GridSpecError, match="not both"):
+        make_grid(grid, "0:1:3")

@@ -51,7 +51,7 @@ def test_todays_settings_are_the_legacy_ones_key_for_key(legacy, driver, flags, 
     old, new = settings(legacy / "surf.h5", kind), settings(legacy / "new.h5", kind)
     assert sorted(old) == sorted(new)
     assert (old["x"], old["y"]) == ("-1.0:1.0:3", "-1:1:2") and (new["x"], new["y"]) == ([-1.0, 1.0, 3], [-1.0, 1.0, 2])
-    assert in_current_form(old) == new  # the same checkpoint, directions, data and choices
+    assert in_current_form(old, new) == new  # the same checkpoint, directions, data and choices
 
 
 def test_todays_direction_file_has_the_legacy_attributes_and_values(legacy):

@@ -206,7 +206,7 @@ def test_nan_loss_is_stored_as_nan_and_marked_done(inputs, tmp_path):
         assert np.isfinite(v[name][0]).all() and np.isnan(v[name][1]).all(), name
 
 
-@pytest.mark.parametrize("bad, message", [(["--trace", "0"], "trace=0 (--trace PROBES)"), (["--density", "3"], "PROBES/STEPS"),
+@pytest.mark.parametrize("bad, message", [(["--trace", "0"], "trace=0 (--trace 0)"), (["--density", "3"], "PROBES/STEPS"),
                                           (["--hessian_groups", "block"], "--hessian_groups 'block' is not one of")])
 def test_bad_curvature_values_are_one_line_errors(inputs, tmp_path, bad, message):
     out = tmp_path / "b.h5"

@@ -70,7 +70,7 @@ def test_a_reference_file_holding_another_direction_is_refused_before_anything_i
     other[0] = other[0] * (1 + 2 ** -20)  # off by far more than float32 rounding in one entry only
     reference_file(tmp_path / "ref.h5", {"xdirection": other})
     line = refused(capsys, tmp_path, *flags(tmp_path, "--x=0:1:3"))
-    assert "record nothing of how they were made" in line and "x direction is not --model_file2" in line
+    assert "does not record how it was made" in line and "the x direction is not --model_file2 minus" in line
     assert "entry '0.weight'" in line
     assert not (tmp_path / "surf.h5").exists()
 
@@ -90,12 +90,20 @@ def test_states_directions_are_checked_over_the_state_dict(tmp_path, capsys):
     assert "entry '1.running_var'" in line
 
 
+def test_a_file_of_other_entries_is_refused_for_its_shape_before_its_values(tmp_path, capsys):
+    """A 'states' file given as 'weights': the entry count says what is wrong, not a value difference."""
+    first, second = two_models(tmp_path)
+    reference_file(tmp_path / "ref.h5", {"xdirection": difference(first, second, "states")})
+    line = refused(capsys, tmp_path, *flags(tmp_path, "--x=0:1:3"))
+    assert "its xdirection has 11 entries, the model has 8" in line, line
+
+
 def test_model_file3_is_checked_against_the_y_direction(tmp_path, capsys):
     first, second = two_models(tmp_path)
     x = difference(first, second, "weights")
     reference_file(tmp_path / "ref.h5", {"xdirection": x, "ydirection": [-d for d in x]})
     line = refused(capsys, tmp_path, *flags(tmp_path, *GRID_2D, "--model_file3", str(tmp_path / "m2.t7")))
-    assert "y direction is not --model_file3" in line
+    assert "the y direction is not --model_file3 minus" in line
 
 
 def test_float32_rounding_is_accepted_and_nothing_more(tmp_path):

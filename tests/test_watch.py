@@ -42,7 +42,7 @@ def test_watch_rewrites_the_page_while_a_job_runs_and_stops_when_it_is_complete(
 def test_a_read_that_fails_mid_flush_is_tried_again(monkeypatch):
     calls = []
 
-    def flaky(path):  # read_results never takes HDF5's lock (surfile.h5open), which could block a writer
+    def flaky(path):  # read_results never takes HDF5's lock (files/results.h5open), which could block a writer
         calls.append(path)
         if len(calls) < 3:
             raise OSError("bad object header (a flush in progress)")

@@ -17,6 +17,11 @@ def make_data(n_train=48, n_test=16, seed=0):
     return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
 
 
+def make_train_only():
+    """A data factory with a training set and no test set."""
+    return make_data()[0], None
+
+
 def make_linear(num_classes=3, features=5):
     return nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes, bias=False))
 

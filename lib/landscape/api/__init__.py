@@ -2,7 +2,8 @@
 explicit values do). May import every package below it; only cli/ and the entry points import it.
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
-    landscape.load_directions, landscape.load, landscape.make_grid; Result, Directions, Grid, JobOptions, Refine.
+    landscape.check_targets, landscape.load_directions, landscape.load, landscape.make_grid; Result,
+    Directions, Grid, JobOptions, Refine.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions

@@ -51,15 +51,14 @@ def target_directions(model, x_model, y_model=None, dir_type="weights"):
     return Directions(towards(x_model), None if y_model is None else towards(y_model), attrs)
 
 
-def check_targets(dirs, model, x_model=None, y_model=None, dir_type="weights"):
-    """Refuse directions that do not hold x_model - model (and y_model - model) within float32 rounding.
-
-    For a direction file that records nothing of how it was made (the reference code's): given with
-    --model_file2/--model_file3, it must be their difference from the model, or the surface would be
-    drawn along whatever it holds instead."""
+def check_targets(dirs, model, x_model=None, y_model=None, dir_type="weights", labels=("x_model", "y_model")):
+    """Refuse directions that do not hold x_model - model (and y_model - model) within float32 rounding,
+    naming the first entry that differs. The drivers run it on a direction file that records nothing of
+    --model_file2/--model_file3 (the reference code's), which would otherwise be drawn along whatever it
+    holds; `labels` name the two targets in the message."""
     names, entries = zip(*named_entries(model, dir_type))
     shapes = [t.shape for t in entries]
-    for axis, direction, other, flag in (("x", dirs.x, x_model, "--model_file2"), ("y", dirs.y, y_model, "--model_file3")):
+    for axis, direction, other, label in (("x", dirs.x, x_model, labels[0]), ("y", dirs.y, y_model, labels[1])):
         if other is None or direction is None:
             continue
         target = _entries_of(other, names, shapes, dir_type)
@@ -69,10 +68,9 @@ def check_targets(dirs, model, x_model=None, y_model=None, dir_type="weights"):
             norm = float(np.sqrt(sum(float(np.square(np.asarray(d, dtype=np.float64)).sum()) for d in direction)))
             want = float(torch.cat([(b.double() - a.double()).reshape(-1) for a, b in zip(entries, target)
                                     if a.is_floating_point()]).norm())
-            raise DirectionError(f"{dirs.path or 'the directions'} record nothing of how they were made, and their "
-                                 f"{axis} direction is not {flag} minus the model: entry {names[index]!r} differs by up "
-                                 f"to {difference:.3g} (|{axis}| = {norm:.4g}, |{flag} - model| = {want:.4g}); give the "
-                                 f"direction file made from these checkpoints, or a new --dir_file")
+            raise DirectionError(f"the {axis} direction is not {label} minus the model: entry {names[index]!r} "
+                                 f"differs by up to {difference:.3g} (|{axis}| = {norm:.4g}, |{label} - model| = "
+                                 f"{want:.4g})")
 
 
 def load_directions(path):

@@ -23,7 +23,7 @@ from .session import eval_batches, identity, model_in_call, provenance, run_to_r
 
 @dataclass(frozen=True)
 class Refine:
-    """Adaptive refinement (README "Adaptive grids"): x/y give the finest grid; cells whose estimated
+    """Adaptive refinement (README "Adaptive refinement"): x/y give the finest grid; cells whose estimated
     interpolation error of `on` (log10 for losses) exceeds tol are split; stop at `budget` points."""
     tol: float
     on: str = None  # default: the first quantity, train_loss

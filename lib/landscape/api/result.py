@@ -6,11 +6,9 @@ package, checksums and settings included, so a saved Result resumes like the fil
 """
 import numpy as np
 
-from ..files.results import QUANTITIES, interp_name, read_results
+from ..files.results import QUANTITIES, done_masks, interp_name, read_results, value_names
 from ..files.resume import save_result
 from ..space.grid import Grid
-
-NOT_VALUES = ("xcoordinates", "ycoordinates", "dir_file", "attrs", "dataset_attrs", "grid")
 
 
 class Result:
@@ -22,10 +20,11 @@ class Result:
     @classmethod
     def from_file(cls, path):
         r = read_results(path)
-        done = {name[:-len("_done")]: r[name].astype(bool) for name in r if name.endswith("_done")}
-        values = {n: v for n, v in r.items() if n not in NOT_VALUES and not n.endswith(("_done", "_checksum"))}
-        dir_file = r["dir_file"].decode() if isinstance(r["dir_file"], bytes) else str(r["dir_file"])
-        return cls(r["xcoordinates"], r.get("ycoordinates"), values, done, r["attrs"], r["dataset_attrs"], dir_file)
+        values = {name: r[name] for name in value_names(r)}
+        dir_file = r.get("dir_file", b"")  # a file of other tools may have none
+        dir_file = dir_file.decode() if isinstance(dir_file, bytes) else str(dir_file)
+        return cls(r["xcoordinates"], r.get("ycoordinates"), values, done_masks(r), r["attrs"], r["dataset_attrs"],
+                   dir_file)
 
     @property
     def grid(self):
@@ -55,7 +54,7 @@ class Result:
     def save(self, path):
         """Write a results file (plot_surface.py's layout) holding exactly these values, with the checksums
         and settings a resume checks: `landscape.surface(..., path=path)` continues it. Never replaces a file."""
-        save_result(str(path), self)
+        save_result(str(path), self.grid, self.values, self.done, self.attrs, self.dataset_attrs, self.dir_file)
 
     def plot(self, name="train_loss", **options):
         """Matplotlib figures of one quantity: {'1d'} for a 1D grid, else {'contour', 'contourf',

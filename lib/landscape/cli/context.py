@@ -82,6 +82,7 @@ class DriverFlags:
     plot: bool
     loss_name: str
     loss: str              # --loss MODULE:FUNCTION, or None
+    test: bool             # plot_surface.py --test: the data set must have a test set
 
 
 def read_flags(args):
@@ -94,7 +95,7 @@ def read_flags(args):
                        args.num_classes, (args.data_split, args.split_idx), args.random_labels, args.seed),
         directions=_direction_flags(args), grid=make_grid(args.x, args.y), surf_file=args.surf_file,
         device="cuda" if args.cuda else args.device, threads=args.threads, plot=args.plot,
-        loss_name=args.loss_name, loss=args.loss)
+        loss_name=args.loss_name, loss=args.loss, test=getattr(args, "test", False))
 
 
 def _direction_flags(args):
@@ -170,6 +171,8 @@ def build_context(flags, world, precision="fp32"):
                        ("surf_file", flags.surf_file)):
         refuse_directory(path, flag)
     train, test = load_data(flags.data, world)
+    if flags.test and test is None:
+        raise DataError(f"--test asks for the test set but --dataset {flags.data.dataset} has none")
     model = flags.model.build(train.num_classes)
     check_output_classes(model, train, flags.model.name)
     dirs = directions_for(flags, world, model, train.num_classes)

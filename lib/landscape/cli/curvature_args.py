@@ -7,6 +7,7 @@ from ..curvature.plan import DENSITY, TRACE_SAMPLES, check_choices
 from ..errors import CurvatureError
 
 HESSIAN_GROUPS = ("none", "layer")
+EXAMPLES = {"--trace": str(TRACE_SAMPLES), "--density": "/".join(map(str, DENSITY))}
 
 
 def add_curvature_args(g):
@@ -29,7 +30,7 @@ def _numbers(text, flag, form):
     except ValueError:
         numbers = ()
     if len(numbers) != form.count("/") + 1:
-        raise CurvatureError(f"{flag} {text!r}: give {form}, whole numbers")
+        raise CurvatureError(f"{flag} {text!r}: give {form} as whole numbers, e.g. {flag} {EXAMPLES[flag]}")
     return numbers
 
 

@@ -32,8 +32,9 @@ def make_directions(flags, model, num_classes):
     """New directions through the API: targets from --model_file2/3, else filter-normalized Gaussians
     (x seeded by --seed, y by --seed + 1), with the flags that made them as the file's attributes."""
     d, two_d = flags.directions, flags.grid.is_2d
-    made = random_directions(model, 2 if two_d else 1, norm=d.norms, ignore=d.ignores, dir_type=d.dir_type,
-                             seed=d.seed)
+    random_y = two_d and not d.same_dir and not d.model_file3
+    made = random_directions(model, 2 if random_y else 1, norm=d.norms, ignore=d.ignores, dir_type=d.dir_type,
+                             seed=d.seed) if random_y or not d.model_file2 else None
 
     def target(model_file):  # used as they are: interpolation moves every entry, biases too
         return target_directions(model, flags.model.build(num_classes, model_file), dir_type=d.dir_type).x
@@ -41,7 +42,8 @@ def make_directions(flags, model, num_classes):
     y = None
     if two_d:
         y = x if d.same_dir else target(d.model_file3) if d.model_file3 else made.y
-    attrs = dict(names=made.attrs["names"], dir_type=d.dir_type, model=flags.model.name, seed=d.seed,
+    attrs = dict(names=[name for name, _ in named_entries(model, d.dir_type)], dir_type=d.dir_type,
+                 model=flags.model.name, seed=d.seed,
                  xnorm=d.norms[0], ynorm=d.norms[1], xignore=d.ignores[0], yignore=d.ignores[1], same_dir=d.same_dir,
                  model_file=str(flags.model.file), model_file2=str(d.model_file2), model_file3=str(d.model_file3),
                  landscape_version=__version__)
@@ -78,12 +80,22 @@ def check_direction_flags(flags, dirs, dir_file):
 
 
 def check_unrecorded_targets(flags, dirs, model, num_classes, unchecked):
-    """--model_file2/3 that the file does not record are checked by value: its x (y) direction must be
-    that model minus this one. Returns a note naming the flags that could not be checked at all."""
+    """--model_file2/3 that the file does not record are checked by value (rank 0 alone: it loads those
+    checkpoints): its x (y) direction must be that model minus this one."""
     d = flags.directions
     x_model, y_model = ([flags.model.build(num_classes, path) if f"model_file{n}" in unchecked else None
                          for n, path in ((2, d.model_file2), (3, d.model_file3))])
-    check_targets(dirs, model, x_model, y_model, d.dir_type)
+    try:
+        check_targets(dirs, model, x_model, y_model, d.dir_type, labels=("--model_file2", "--model_file3"))
+    except DirectionError as e:
+        flags_named = " or ".join(f"--{k}" for k in unchecked if k.startswith("model_file"))
+        raise DirectionError(f"{dirs.path} does not record how it was made (a reference-code file?), so it was "
+                             f"checked against {flags_named}: {e}; give the direction file made from these "
+                             f"checkpoints, or a new --dir_file") from None
+
+
+def unchecked_note(dirs, unchecked):
+    """A note naming the flags the file does not record and that nothing checks, or None."""
     rest = [f"--{k}" for k in unchecked if not k.startswith("model_file")]
     return (f"note: {dirs.path} does not record {', '.join(rest)} (a reference-code file?), so those flags cannot "
             f"be checked against it; its directions are used as they are") if rest else None
@@ -91,7 +103,8 @@ def check_unrecorded_targets(flags, dirs, model, num_classes, unchecked):
 
 def directions_for(flags, world, model, num_classes):
     """The direction file's directions, made first when it does not exist, and checked against the flags
-    and the model before anything else is written."""
+    and the model (its shape, then its values where it records nothing of --model_file2/3) before
+    anything else is written."""
     dir_file = flags.directions.dir_file or default_dir_file(flags)
 
     def ensure_directions():  # only rank 0 looks, so every rank takes part in the same broadcast
@@ -100,15 +113,16 @@ def directions_for(flags, world, model, num_classes):
     rank0_first(world, ensure_directions)
     dirs = read_directions(dir_file)
     unchecked = check_direction_flags(flags, dirs, dir_file)
-    note = check_unrecorded_targets(flags, dirs, model, num_classes, unchecked)
-    if note and world.rank == 0:
-        print(note, file=sys.stderr, flush=True)
     dirs.attrs.setdefault("dir_type", flags.directions.dir_type)  # a reference-code file records none: the flag says
     names, entries = zip(*named_entries(model, flags.directions.dir_type))
     check_fits(dirs, names, [t.shape for t in entries], dir_file)
     if flags.grid.is_2d and not dirs.is_2d:
         raise DirectionError(f"--y asks for a 2D grid but {dir_file} holds only an x direction; "
                              f"use another --dir_file or drop --y")
+    rank0_first(world, lambda: check_unrecorded_targets(flags, dirs, model, num_classes, unchecked))
+    note = unchecked_note(dirs, unchecked)
+    if note and world.rank == 0:
+        print(note, file=sys.stderr, flush=True)
     return dirs
 
 

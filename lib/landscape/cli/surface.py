@@ -3,7 +3,7 @@ import os
 import sys
 
 from ..api import Refine, surface
-from ..errors import DataError, DirectionError, GridSpecError
+from ..errors import DirectionError, GridSpecError
 from ..files.results import QUANTITIES
 from ..inputs.user import data_digest
 from .args import job_options, levels_of, surface_parser
@@ -37,18 +37,28 @@ def refine_of(args):
             if getattr(args, flag) is not None:  # it would do nothing
                 raise GridSpecError(f"--{flag} needs --refine TOL")
         return None
+    if args.refine_on and args.refine_on.startswith("test_") and not args.test:
+        raise GridSpecError(f"--refine_on {args.refine_on} needs --test: without it no test values are computed")
     return Refine(args.refine, args.refine_on, args.refine_budget)
 
 
-def run(args, world, stop):
-    flags = read_flags(args)
-    loss = loss_of(flags)  # a bad --loss is refused before any file is made
-    ctx = build_context(flags, world, args.precision)  # refuses a precision the device would ignore
-    if args.test and ctx.test is None:
-        raise DataError(f"--test asks for the test set but --dataset {args.dataset} has none")
-    if args.proj_file and not (os.path.exists(args.proj_file) and ctx.grid.is_2d):
+def check_path_overlay(args, grid):
+    if args.proj_file and not (os.path.exists(args.proj_file) and grid.is_2d):
         raise DirectionError(f"--proj_file {args.proj_file}: the path is drawn over a 2D grid's contours; "
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
+
+
+def run(args, world, stop):
+    return run_surface(args, world, stop)[0]
+
+
+def run_surface(args, world, stop):
+    """(exit code, results file): plot_surface.py's work, also the surface stage of plot_trajectory.py."""
+    flags = read_flags(args)
+    loss = loss_of(flags)  # bad flags are refused before any file is made
+    refine = refine_of(args)
+    check_path_overlay(args, flags.grid)
+    ctx = build_context(flags, world, args.precision)  # refuses a precision the device would ignore, a missing test set
 
     def settings():
         return dict(input_settings(flags, ctx, args.precision), test=args.test,
@@ -56,9 +66,9 @@ def run(args, world, stop):
     result = surface(ctx.model, (ctx.train.x, ctx.train.y), loss=loss, directions=ctx.dirs, x=ctx.grid,
                      test_data=(ctx.test.x, ctx.test.y) if args.test else None, path=ctx.surf_file,
                      batch_size=args.batch_size, device=ctx.device, precision=args.precision,
-                     overwrite=args.overwrite, refine=refine_of(args), settings=settings,
+                     overwrite=args.overwrite, refine=refine, settings=settings,
                      progress_secs=args.progress_secs, job=job_options(args, stop))
-    return report(result, args, world, "surface", ctx.surf_file, render, refined=args.refine is not None)
+    return report(result, args, world, "surface", ctx.surf_file, render, refined=args.refine is not None), ctx.surf_file
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@
 
 Flags keep the reference trainer's names (cifar10/main.py): --lr --lr_decay --batch_size --epochs
 --save --save_epoch --rand_seed --optimizer --weight_decay --momentum --noaug --label_corrupt_prob.
-The files it writes are described in landscape/training.py; log.out gets one line per epoch.
+The files it writes are described in landscape/training/trainer.py; log.out gets one line per epoch.
 Rerunning a command resumes from the newest model_{e}.t7 that has its opt_state_{e}.t7.
 """
 import argparse

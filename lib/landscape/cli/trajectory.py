@@ -30,11 +30,10 @@ from ..inputs.series import check_series, checkpoint_series, difference_matrix, 
 from ..job.mpi import rank0_first
 from ..plot.trajectory import render_path_overlay, render_trajectory
 from ..space.directions import DIR_TYPES, IGNORES
-from ..space.grid import parse_axis
+from ..space.grid import make_grid, parse_axis
 from ..space.pca import PROJECTION_METHODS, pca_directions, project
 from . import surface
 from .args import levels_of, positive_int
-from .context import default_surf_file, read_flags
 from .exits import EXIT_OK
 from .run import guarded_main
 
@@ -168,20 +167,22 @@ def path_range(values, margin, axis):
     return low - margin * span, high + margin * span
 
 
-def axis_spec(given, values, args, axis):
+def axis_of(given, values, args, axis):
+    """(min, max, num) along one PCA direction: as given (parsed once, by check_grid_flags), else the
+    path padded by --path_margin, rounded to 4 digits as before, with --grid_points points."""
     if given is not None:
         return given
     low, high = path_range(values, args.path_margin, axis)
-    return f"{low:.4g}:{high:.4g}:{args.grid_points}"
+    return float(f"{low:.4g}"), float(f"{high:.4g}"), args.grid_points
 
 
-def surface_options(args, summary):
+def surface_options(args, summary, axes):
     """The surface driver's options: its own flags given after --surface (already parsed), with this
-    driver's model, final checkpoint, PCA directions, grid and plot levels set on them."""
+    driver's model, final checkpoint, PCA directions, grid (one Grid) and plot levels set on them."""
     opts = argparse.Namespace(**vars(args.surface_options))
     opts.model, opts.model_kwargs, opts.dataset = args.model, args.model_kwargs, args.dataset
     opts.model_file, opts.dir_file, opts.dir_type = summary["final"], summary["dir_file"], args.dir_type
-    opts.x, opts.y = (axis_spec(getattr(args, a), summary[a + "s"], args, a) for a in ("x", "y"))
+    opts.x, opts.y = make_grid(*(axis_of(axes[a], summary[a + "s"], args, a) for a in ("x", "y"))), None
     for name, value in levels_of(args).items():
         setattr(opts, name, value if value not in (None, False) else getattr(opts, name))
     opts.overwrite = opts.overwrite or args.overwrite
@@ -189,26 +190,23 @@ def surface_options(args, summary):
 
 
 def check_grid_flags(args):
-    """A bad grid is refused before the PCA too."""
-    for axis in ("x", "y"):
-        if getattr(args, axis) is not None:
-            parse_axis(getattr(args, axis), axis)
+    """A bad grid is refused before the PCA too; returns the given axes parsed, {'x': (min, max, num) or None, ...}."""
+    axes = {axis: None if getattr(args, axis) is None else parse_axis(getattr(args, axis), axis) for axis in ("x", "y")}
     if args.grid_points < 2:
         raise GridSpecError(f"--grid_points must be at least 2 for a 2D surface, got {args.grid_points}")
     if not args.path_margin >= 0:
         raise GridSpecError(f"--path_margin must be >= 0, got {args.path_margin}")
+    return axes
 
 
 def run(args, world, stop):
-    check_grid_flags(args)
+    axes = check_grid_flags(args)
     summary = rank0_first(world, lambda: trajectory_stage(args))
     if not args.surface:
         return EXIT_OK
-    opts = surface_options(args, summary)
-    code = surface.run(opts, world, stop)  # the same ranks and stop signal, no second entry point
+    code, surf_file = surface.run_surface(surface_options(args, summary, axes), world, stop)  # same ranks, stop
     if code != EXIT_OK:
         return code
-    surf_file = opts.surf_file or default_surf_file(read_flags(opts), summary["dir_file"])
     overlay = rank0_first(world, lambda: render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)))
     if world.rank == 0:
         for out in overlay:

@@ -21,12 +21,14 @@ def check_choices(tol=1e-3, max_iter=100, trace=None, density=None, params="refe
         raise CurvatureError(f"tol={tol!r}, max_iter={max_iter!r} (--tol, --max_iter): need tol > 0 and max_iter "
                              f"a whole number >= 1")
     if trace is not None and not (_whole(trace) and trace >= 2):
-        raise CurvatureError(f"trace={trace!r} (--trace PROBES): give the number of probes per point, an integer "
-                             f">= 2 (two or more give an error bar); e.g. {TRACE_SAMPLES}")
+        raise CurvatureError(f"trace={trace!r} (--trace {trace}): give the number of probes per point, a whole "
+                             f"number >= 2 (two or more give an error bar), e.g. trace={TRACE_SAMPLES} "
+                             f"(--trace {TRACE_SAMPLES})")
     if density is not None and not (isinstance(density, (tuple, list)) and len(density) == 2
                                     and all(_whole(k) for k in density) and density[0] >= 1 and density[1] >= 2):
-        raise CurvatureError(f"density={density!r} (--density PROBES/STEPS): give (probes, steps), whole numbers "
-                             f"with probes >= 1 and steps >= 2; e.g. {DENSITY}")
+        shown = "/".join(map(str, density)) if isinstance(density, (tuple, list)) else density
+        raise CurvatureError(f"density={density!r} (--density {shown}): give whole numbers of probes >= 1 and "
+                             f"steps >= 2, e.g. density={DENSITY} (--density {DENSITY[0]}/{DENSITY[1]})")
     if params not in PARAM_SUBSETS:
         raise CurvatureError(f"params={params!r} is not one of {', '.join(PARAM_SUBSETS)}")
     if hvp not in HVP_METHODS:

@@ -33,6 +33,8 @@ QUANTITIES = {
                 "trace", "trace_err", "hvps_trace",
                 "layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err", "hvps_layers"),
 }
+INTERP_SUFFIX = "_interp"  # '<name>_interp': the full grid of a finished refinement
+NOT_VALUES = ("xcoordinates", "ycoordinates", "dir_file", "attrs", "dataset_attrs", "grid")  # in read_results' dict
 PER_LAYER = ("layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err")
 
 
@@ -50,6 +52,10 @@ class Layout:
 
     def shape_of(self, name):
         return tuple(self.grid.shape) + tuple(self.trailing.get(name, ()))
+
+    def values_per_point(self):
+        """Numbers stored per grid point: one per quantity, times its trailing shape (densities, layers)."""
+        return sum(int(np.prod(self.trailing.get(name, ()))) for name in self.quantities)
 
 
 def hessian_layout(grid, shapes, layers=()):
@@ -82,7 +88,18 @@ def checksum_name(kind):
 
 
 def interp_name(name):
-    return f"{name}_interp"
+    return f"{name}{INTERP_SUFFIX}"
+
+
+def value_names(results):
+    """The value datasets in read_results' dict: quantities and their interpolations, not the grid,
+    the done masks, the checksums or the attributes."""
+    return [name for name in results if name not in NOT_VALUES and not name.endswith(("_done", "_checksum"))]
+
+
+def done_masks(results):
+    """{kind: done mask (bool)} of read_results' dict."""
+    return {name[:-len("_done")]: np.asarray(results[name]).astype(bool) for name in results if name.endswith("_done")}
 
 
 def h5open(path, mode="r", **kwargs):

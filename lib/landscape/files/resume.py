@@ -13,7 +13,7 @@ import os
 import h5py
 import numpy as np
 
-from ..errors import SurfaceFileError
+from ..errors import GridSpecError, SurfaceFileError
 from ..space.grid import coarse_to_fine, parse_axis
 from .atomic import atomic_write
 from .integrity import DIGEST, check_points, disk_refusal
@@ -129,15 +129,19 @@ def _verified_done(f, layout, path):
     return done.astype(bool).reshape(grid.shape)
 
 
-def in_current_form(settings):
+def in_current_form(stored, wanted):
     """Stored settings as this version writes them. Files written before the grid became one record
-    hold --x/--y as typed ('-1:1:51' or '-1.0:1.0:51'): they read as [min, max, num], the form written
-    now, so those files resume (their coordinates are compared by value as well)."""
-    settings = dict(settings)
+    hold the drivers' --x/--y as typed ('-1:1:51' or '-1.0:1.0:51'): where this run records the grid
+    as [min, max, num] and the file holds a string that spells one, the string is read as that record
+    (the coordinates themselves are compared by value as well). Anything else is compared as it is."""
+    stored = dict(stored)
     for axis in ("x", "y"):
-        if isinstance(settings.get(axis), str):
-            settings[axis] = list(parse_axis(settings[axis], axis)) if settings[axis] else None
-    return settings
+        if isinstance(wanted.get(axis), list) and isinstance(stored.get(axis), str):
+            try:
+                stored[axis] = list(parse_axis(stored[axis], axis))
+            except GridSpecError:
+                pass  # not a grid spelling: a difference, reported as such
+    return stored
 
 
 def _inspect(path, layout, settings):
@@ -156,7 +160,7 @@ def _inspect(path, layout, settings):
                                            f"their settings (a reference-code file, or damaged); write to a new "
                                            f"--surf_file")
                 return None
-            diff = settings_diff(in_current_form(json.loads(stored)), settings)
+            diff = settings_diff(in_current_form(json.loads(stored), settings), settings)
             if diff:
                 raise SurfaceFileError(
                     f"refusing to resume {path}: its {kind} settings differ from this run's:\n  "
@@ -231,7 +235,7 @@ def prepare(path, layout, settings, provenance, dir_file, overwrite=False):
     if os.path.isdir(path):
         open_checked(path)  # raises, naming the problem
     if overwrite or not os.path.exists(path):
-        refusal = disk_refusal(path, grid.size, len(QUANTITIES["surface"]))
+        refusal = disk_refusal(path, grid.size, layout.values_per_point())
         if refusal:
             raise SurfaceFileError(f"not enough room: {refusal}")
         _replace(path, lambda f: (_create(f, grid, dir_file), _add_kind(f, layout, settings, provenance),
@@ -258,37 +262,37 @@ def prepare(path, layout, settings, provenance, dir_file, overwrite=False):
     return todo
 
 
-def save_result(path, result):
-    """Write an api.Result as a results file that resumes like one a run wrote: each kind's values with
-    its done mask and the checksum of every finished point (written as a commit writes them), its
-    settings and provenance as recorded; other datasets (interpolations) as they are. Never replaces
-    an existing file."""
+def save_result(path, grid, values, done, attrs, dataset_attrs=None, dir_file=""):
+    """Write a landscape held in memory (api.Result's parts: {name: array}, {kind: done mask}, the file
+    attributes) as a results file that resumes like one a run wrote: each kind's values with its done
+    mask and the checksum of every finished point (written as a commit writes them), its settings and
+    provenance as recorded; other datasets (interpolations) as they are. Never replaces a file."""
     if os.path.exists(path):
         raise SurfaceFileError(f"{path} exists; save the result under a new name (a results file is never replaced)")
-    grid = result.grid
+    dataset_attrs = dataset_attrs or {}
 
     def fill(f):
-        _create(f, grid, result.dir_file)
+        _create(f, grid, dir_file)
         written = set()
-        for kind, mask in result.done.items():
-            layout = _saved_layout(result, kind)
-            settings = json.loads(result.attrs.get(f"{kind}_settings", "{}"))
-            _add_kind(f, layout, settings, json.loads(result.attrs.get(f"{kind}_provenance", "{}")))
-            points = np.flatnonzero(np.asarray(mask).reshape(-1))
-            values = [np.asarray(result.values[name]).reshape(grid.size, -1) for name in layout.quantities]
-            write_points(f, layout, [(i, [v[i].reshape(layout.trailing.get(n, ())) for v, n in
-                                          zip(values, layout.quantities)]) for i in points])
+        for kind, mask in done.items():
+            layout = _saved_layout(grid, kind, values, dataset_attrs)
+            _add_kind(f, layout, json.loads(attrs.get(f"{kind}_settings", "{}")),
+                      json.loads(attrs.get(f"{kind}_provenance", "{}")))
+            rows = [np.asarray(values[name]).reshape(grid.size, -1) for name in layout.quantities]
+            shapes = [layout.trailing.get(name, ()) for name in layout.quantities]
+            write_points(f, layout, [(i, [row[i].reshape(shape) for row, shape in zip(rows, shapes)])
+                                     for i in np.flatnonzero(np.asarray(mask).reshape(-1))])
             written.update(layout.quantities)
-        for name, value in result.values.items():
+        for name, value in values.items():
             if name not in written:
                 f.create_dataset(name, data=value, track_times=False)
-        for key, value in result.attrs.items():
+        for key, value in attrs.items():
             f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
     _replace(path, fill, copy_first=False)
 
 
-def _saved_layout(result, kind):
-    names = in_storage_order(kind, [name for name in result.values if kind_of(name) == kind])
-    trailing = {name: np.shape(result.values[name])[len(result.grid.shape):] for name in names}
-    return Layout(result.grid, kind, names, {n: t for n, t in trailing.items() if t},
-                  {n: a for n, a in result.dataset_attrs.items() if n in names})
+def _saved_layout(grid, kind, values, dataset_attrs):
+    names = in_storage_order(kind, [name for name in values if kind_of(name) == kind])
+    trailing = {name: np.shape(values[name])[len(grid.shape):] for name in names}
+    return Layout(grid, kind, names, {n: t for n, t in trailing.items() if t},
+                  {n: a for n, a in dataset_attrs.items() if n in names})

@@ -1,6 +1,6 @@
 """Decisions about devices, launchers and precision, as pure functions of what was observed.
 
-The observing (environment, torch.cuda, MPI) happens in lib/landscape/mpi.py; these functions only
+The observing (environment, torch.cuda, MPI) happens in lib/landscape/job/mpi.py; these functions only
 decide, so each rule is tested directly on a machine without a GPU or a cluster. torch is imported
 only where a function needs it, so the MPI layer can use the launch rules without loading torch.
 """

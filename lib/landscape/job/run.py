@@ -23,7 +23,7 @@ FLUSH_POINTS, FLUSH_SECS = 256, 60.0  # the default commit interval, spaced (sch
 
 @dataclass
 class JobOptions:
-    """How a call commits, reports and stops; the defaults suit a notebook and a cluster alike.
+    """How a call commits and stops; the defaults suit a notebook and a cluster alike.
 
     flush_points / flush_secs: commit at least every N points / T seconds. Without either, 256
     points / 60 s with commits spaced to cost at most 2 % of the time (schedule.py); given, kept to

@@ -1,4 +1,4 @@
-"""Hands out grid points on demand: pure bookkeeping, no MPI (lib/landscape/mpi.py carries the messages).
+"""Hands out grid points on demand: pure bookkeeping, no MPI (lib/landscape/job/mpi.py carries the messages).
 
 Every rank asks for work and receives one of:
   Reply('work', points)  evaluate these flat indices (a small chunk: faster ranks simply ask more often)

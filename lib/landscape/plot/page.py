@@ -17,6 +17,7 @@ from scipy.interpolate import RegularGridInterpolator
 
 from ..files.atomic import atomic_write
 from ..files.projection import read_projection
+from ..files.results import done_masks
 from .base import basin_range
 from .quantities import quantities
 
@@ -60,7 +61,7 @@ def page_data(results, title, path=None):
     """The page's data as a JSON text: grid, quantities, optional path (xs, ys) and progress."""
     grid = results["grid"]
     shown = [q for q in quantities(results) if q.name not in DIAGNOSTICS]
-    masks = [results[name] for name in results if name.endswith("_done") and name != "grid"]
+    masks = list(done_masks(results).values())
     done = sum(int(np.count_nonzero(m)) for m in masks)
     total = sum(m.size for m in masks)
     parts = [f'"title":{json.dumps(title)}', f'"x":{json_numbers(grid.x)}',

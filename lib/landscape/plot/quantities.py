@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..files.results import QUANTITIES, done_name, kind_of
+from ..files.results import INTERP_SUFFIX, QUANTITIES, done_name, kind_of, value_names
 from .hessian import eig_abs_ratio
 
-INTERP_SUFFIX = "_interp"
-NOT_VALUES = {"xcoordinates", "ycoordinates", "dir_file"}
 LABELS = {"train_loss": "train loss", "test_loss": "test loss", "train_acc": "train accuracy (%)",
           "test_acc": "test accuracy (%)", "min_eig": "λmin (Hessian)", "max_eig": "λmax (Hessian)",
           "eig_ratio": "|λmin/λmax|", "eig_iters": "Lanczos iterations", "eig_res_max": "λmax residual",
@@ -59,10 +57,9 @@ def done_mask(results, name):
 
 
 def is_map(results, name):
-    shape = results["grid"].shape
     value = results[name]
-    return (isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu"
-            and name not in NOT_VALUES and not name.endswith(("_done", "_checksum", INTERP_SUFFIX)))
+    return (isinstance(value, np.ndarray) and value.shape == results["grid"].shape and value.dtype.kind in "fiu"
+            and not name.endswith(INTERP_SUFFIX))
 
 
 def quantity(results, name):
@@ -87,7 +84,7 @@ def sort_key(name):
 
 def quantities(results):
     """Every map of the file, derived |λmin/λmax| included, in menu order (losses first)."""
-    found = {name: quantity(results, name) for name in results if name != "grid" and is_map(results, name)}
+    found = {name: quantity(results, name) for name in value_names(results) if is_map(results, name)}
     if "min_eig" in found and "max_eig" in found:
         found["eig_ratio"] = eig_ratio_quantity(found["min_eig"], found["max_eig"])
     return [found[name] for name in sorted(found, key=sort_key)]

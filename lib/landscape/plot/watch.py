@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from ..errors import SurfaceFileError
-from ..files.results import read_results
+from ..files.results import done_masks, read_results
 from .page import write_page
 
 READ_ATTEMPTS = 10
@@ -30,7 +30,7 @@ def read_retrying(path, attempts=READ_ATTEMPTS, pause=READ_PAUSE_SECS, sleep=tim
 
 def progress(results):
     """(points done, points planned) over every job kind the file holds."""
-    masks = [np.asarray(v) for name, v in results.items() if name.endswith("_done")]
+    masks = list(done_masks(results).values())
     return sum(int(np.count_nonzero(m)) for m in masks), sum(m.size for m in masks)
 
 

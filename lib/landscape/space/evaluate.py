@@ -106,15 +106,6 @@ def evaluate(model, x, y, loss_sum, batch_size, precision="fp32", accuracy=True)
     return evaluate_batches(model, tensor_batches(x, y, batch_size), loss_sum, precision, accuracy, x.device)
 
 
-@torch.inference_mode()
-def probe_loss(model, x, y, loss_sum):
-    """Run the loss once on two samples, before any work, so a bad loss fails early; returns whether
-    accuracy applies to the model's outputs and these targets."""
-    outputs = model(x[:2])
-    loss_sum(outputs, y[:2])
-    return gives_accuracy(outputs, y[:2])
-
-
 def device_layout(x):
     """Images stored channels_last once: oneDNN and cuDNN convolutions run faster on it (docs/BENCHMARKS.md)."""
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

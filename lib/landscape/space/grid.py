@@ -87,12 +87,28 @@ def make_grid(x, y=None):
     if isinstance(x, Grid):
         if y not in (None, ""):
             raise GridSpecError("give the grid either as a Grid or as x and y, not both")
-        return x
+        return _checked(x)
     axes = [_axis(x, "x")] + ([] if y in (None, "") else [_axis(y, "y")])  # --y "" is 1D, as for the drivers
     refusal = memory_refusal(math.prod(num for _, _, num in axes))  # Python ints: no int64 overflow
     if refusal:
         raise GridSpecError(f"the grid x/y (--x/--y): {refusal}; use fewer points")
     return Grid(*(np.linspace(*a) for a in axes))
+
+
+def _checked(grid):
+    """A Grid made elsewhere, held to what make_grid makes: each axis an increasing linspace of finite values."""
+    for name, axis in (("x", grid.x), ("y", grid.y)):
+        if axis is not None and not _is_linspace(np.asarray(axis, dtype=float)):
+            raise GridSpecError(f"the Grid's {name} is not an increasing, evenly spaced axis of finite values: make "
+                                f"it with landscape.make_grid")
+    return grid
+
+
+def _is_linspace(axis):
+    if axis.ndim != 1 or not len(axis) or not np.isfinite(axis).all() or np.any(np.diff(axis) <= 0):
+        return False
+    even = np.linspace(axis[0], axis[-1], len(axis))
+    return bool(np.all(np.abs(axis - even) <= 1e-12 * np.abs(axis).max()))
 
 
 def memory_refusal(points):
