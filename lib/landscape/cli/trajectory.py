@@ -14,7 +14,6 @@ surface driver's: they need --surface and are parsed by its parser. Its own grid
 (--x, --y, --grid_points, --path_margin, --vmin, --vmax, --vlevel, --log) need --surface too.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -33,7 +32,7 @@ from ..space.directions import DIR_TYPES, IGNORES
 from ..space.grid import make_grid, parse_axis
 from ..space.pca import PROJECTION_METHODS, pca_directions, project
 from . import surface
-from .args import levels_of, positive_int
+from .args import json_flag, levels_of, positive_int
 from .exits import EXIT_OK
 from .run import guarded_main
 
@@ -85,10 +84,7 @@ def default_dir_file(args):
 
 
 def build_path_model(args):
-    try:
-        kwargs = json.loads(args.model_kwargs)
-    except ValueError as err:
-        raise ModelError(f"--model_kwargs {args.model_kwargs!r} is not JSON ({err})") from None
+    kwargs = json_flag(args.model_kwargs, "--model_kwargs", ModelError)
     num_classes = args.num_classes or (LAYOUTS[args.dataset].num_classes if args.dataset in LAYOUTS else 10)
     return build_model(args.model, kwargs, num_classes=num_classes)
 
@@ -116,7 +112,7 @@ def trajectory_stage(args):
     checkpoints = [(path, file_sha256(path)) for path in paths]
     dir_file = args.dir_file or default_dir_file(args)
     attrs = dict(names=names, dir_type=args.dir_type, ignore=args.ignore, model=args.model,
-                 model_kwargs=json.loads(args.model_kwargs), final_model=final, final_sha256=file_sha256(final),
+                 model_kwargs=json_flag(args.model_kwargs, "--model_kwargs", ModelError), final_model=final, final_sha256=file_sha256(final),
                  start_epoch=args.start_epoch, max_epoch=args.max_epoch, save_epoch=args.save_epoch)
     ensure_directions(dir_file, matrix, shapes, attrs, checkpoints, args.overwrite)
     dx, dy, digest = load_plane(dir_file, names, shapes)

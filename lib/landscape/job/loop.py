@@ -89,9 +89,9 @@ def _plan(f, job):
 def _dispatcher(f, job, options, todo, world):
     """Rank 0's Dispatcher and Progress line for this run's points (a refinement plans its first round now)."""
     total = job.layout.grid.size
-    if job.planner is not None:
-        todo = _plan(f, job)
-        done_before = int(read_done_and_values(f, job.layout.kind, job.planner.quantity)[0].sum())
+    if job.planner is not None:  # one read of the file serves the first round and the progress count
+        done, values = read_done_and_values(f, job.layout.kind, job.planner.quantity)
+        todo, done_before = job.planner.next_points(done, values), int(done.sum())
     else:
         done_before = total - len(todo)
     points, secs = options.flush_limits()
