@@ -101,13 +101,14 @@ def test_direction_flags_that_match_the_file_are_accepted(made, capsys):
 @pytest.mark.parametrize("case", ["direction file", "corrupt settings", "done mask missing"])
 def test_a_file_that_is_not_a_sound_results_file_is_refused_untouched(made, tmp_path, capsys, case):
     shutil.copy(made / "dirs.h5", tmp_path / "dirs.h5")
+    shutil.copy(made / "dirs.h5", tmp_path / "other_dirs.h5")  # a direction file that this run does not read
     shutil.copy(made / "surf.h5", tmp_path / "surf.h5")
     with h5py.File(tmp_path / "surf.h5", "r+") as f:
         if case == "corrupt settings":
             f.attrs["surface_settings"] = '{"model": "tiny:make_model", '  # cut short
         elif case == "done mask missing":
             del f["surface_done"]
-    surf = "dirs.h5" if case == "direction file" else "surf.h5"
+    surf = "other_dirs.h5" if case == "direction file" else "surf.h5"
     line = refused(capsys, tmp_path, *GRID_2D, *paths(tmp_path, surf))
     assert {"direction file": "not a results file", "corrupt settings": "metadata is damaged",
             "done mask missing": "metadata is damaged"}[case] in line

@@ -50,3 +50,7 @@ class PlotOptionError(LandscapeError, ValueError):
 
 class ExportError(LandscapeError):
     """A ParaView export that cannot be written as asked."""
+
+
+class PathClashError(LandscapeError):
+    """An output path that names one of the run's inputs (or another output), however it is spelled."""

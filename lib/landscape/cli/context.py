@@ -12,9 +12,10 @@ import torch
 from ..api import make_grid
 from ..errors import DataError, GridSpecError, LandscapeError, LossError, ModelError
 from ..files.directions import Directions, directions_digest
+from ..files.paths import check_apart, results_outputs
 from ..imports import import_callable
 from ..inputs.checkpoint import file_sha256, load_weights
-from ..inputs.data import load_dataset, randomize_labels, select_split
+from ..inputs.data import data_files, load_dataset, randomize_labels, select_split
 from ..inputs.models import build_model
 from ..inputs.user import data_digest
 from ..job.mpi import cpu_threads_per_rank, pick_device, rank0_first
@@ -22,7 +23,7 @@ from ..space.evaluate import device_layout
 from ..space.grid import Grid
 from ..space.precision import check_precision_applies
 from .args import DIRECTION_DEFAULTS, json_flag
-from .directions import directions_for
+from .directions import default_dir_file, directions_for
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,9 @@ def unplottable_grid(grid):
     return None
 
 
-def build_context(flags, world, precision="fp32"):
-    """precision: the surface driver's --precision; plot_hessian_eig.py has no such flag (strict fp32)."""
+def build_context(flags, world, precision="fp32", reads=()):
+    """precision: the surface driver's --precision; plot_hessian_eig.py has no such flag (strict fp32).
+    reads: (flag, path) of the driver's other inputs, which no output may be (check_paths)."""
     device = pick_device(world, flags.device, precision)  # binds the GPU first
     check_precision_applies(precision, device.type)  # before the direction file is written
     torch.set_num_threads(flags.threads or cpu_threads_per_rank())
@@ -170,6 +172,7 @@ def build_context(flags, world, precision="fp32"):
                        ("model_file3", flags.directions.model_file3), ("dir_file", flags.directions.dir_file),
                        ("surf_file", flags.surf_file)):
         refuse_directory(path, flag)
+    rank0_first(world, lambda: check_paths(flags, world.size, reads))
     train, test = load_data(flags.data, world)
     if flags.test and test is None:
         raise DataError(f"--test asks for the test set but --dataset {flags.data.dataset} has none")
@@ -179,6 +182,23 @@ def build_context(flags, world, precision="fp32"):
     model.to(device)
     surf_file = flags.surf_file or default_surf_file(flags, dirs.path)
     return Context(device, grid, model, dirs, on_device(train, device), on_device(test, device), surf_file)
+
+
+def check_paths(flags, ranks, reads=()):
+    """Before anything is written: no file this run writes is one it reads, whatever names lead to them
+    (files/paths.py). The direction file is an input when it exists and an output when it is made."""
+    d = flags.directions
+    dir_file = d.dir_file or default_dir_file(flags)
+    surf_file = flags.surf_file or default_surf_file(flags, dir_file)
+    made = not os.path.exists(dir_file)
+    inputs = [("--model_file", flags.model.file), ("--model_file2", d.model_file2), ("--model_file3", d.model_file3),
+              *(("--dataset", path) for path in data_files(flags.data.dataset, flags.data.datapath)), *reads]
+    outputs = results_outputs("--surf_file", surf_file, ranks)
+    if made:
+        outputs.insert(0, ("--dir_file", dir_file))
+    else:
+        inputs.append(("--dir_file", dir_file))
+    check_apart(inputs, outputs)
 
 
 def refuse_directory(path, flag):

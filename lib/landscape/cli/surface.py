@@ -58,7 +58,8 @@ def run_surface(args, world, stop):
     loss = loss_of(flags)  # bad flags are refused before any file is made
     refine = refine_of(args)
     check_path_overlay(args, flags.grid)
-    ctx = build_context(flags, world, args.precision)  # refuses a precision the device would ignore, a missing test set
+    # refuses a precision the device would ignore, a missing test set, an output that is an input
+    ctx = build_context(flags, world, args.precision, reads=[("--proj_file", args.proj_file)])
 
     def settings():
         return dict(input_settings(flags, ctx, args.precision), test=args.test,

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from ..errors import DirectionError, GridSpecError, ModelError
+from ..files.paths import check_apart
 from ..files.pca_record import check_reusable, explained_ratios, load_plane, write_pca_directions
 from ..files.projection import projection_file_name, write_projection
 from ..inputs.checkpoint import file_sha256
@@ -108,9 +109,10 @@ def trajectory_stage(args):
     final = args.model_file or series[-1]
     paths = with_final(series, final)
     check_series(paths)
+    dir_file = args.dir_file or default_dir_file(args)
+    check_trajectory_paths(args, paths, dir_file)
     matrix, names, shapes = difference_matrix(build_path_model(args), paths, final, args.dir_type, args.ignore)
     checkpoints = [(path, file_sha256(path)) for path in paths]
-    dir_file = args.dir_file or default_dir_file(args)
     attrs = dict(names=names, dir_type=args.dir_type, ignore=args.ignore, model=args.model,
                  model_kwargs=json_flag(args.model_kwargs, "--model_kwargs", ModelError), final_model=final, final_sha256=file_sha256(final),
                  start_epoch=args.start_epoch, max_epoch=args.max_epoch, save_epoch=args.save_epoch)
@@ -119,6 +121,14 @@ def trajectory_stage(args):
     xs, ys = project_path(matrix, dx, dy, args.proj_method)
     proj_file = save_projection(args, dir_file, digest, checkpoints, xs.numpy(), ys.numpy())
     return dict(dir_file=dir_file, proj_file=proj_file, final=final, xs=xs.tolist(), ys=ys.tolist())
+
+
+def check_trajectory_paths(args, checkpoints, dir_file):
+    """The direction, projection and results files are none of the checkpoints (files/paths.py)."""
+    surf_file = getattr(args, "surface_options", None) and args.surface_options.surf_file
+    check_apart([("--model_folder's checkpoint", path) for path in checkpoints],
+                [("--dir_file", dir_file), ("the projection file", projection_file_name(dir_file, args.proj_method)),
+                 ("--surf_file", surf_file)])
 
 
 def save_projection(args, dir_file, digest, checkpoints, xs, ys):

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from ..errors import DirectionError
+from ..space.finite import first_nonfinite
 from .atomic import atomic_write
 
 
@@ -81,7 +82,7 @@ def _decode(v):
 
 
 def check_fits(dirs, names, shapes, path):
-    """Raise DirectionError unless each direction has one entry per model entry with its shape."""
+    """Raise DirectionError unless each direction has one entry per model entry with its shape, all finite."""
     for axis, direction in (("x", dirs.x), ("y", dirs.y)):
         if direction is None:
             continue
@@ -95,6 +96,10 @@ def check_fits(dirs, names, shapes, path):
                 raise DirectionError(
                     f"direction file {path} was made for another model: {axis}direction/{i} has shape "
                     f"{tuple(d.shape)} but model entry {names[i]!r} has shape {tuple(shape)}")
+        found = first_nonfinite((f"{axis}direction/{i} ({names[i]!r})", d) for i, d in enumerate(direction))
+        if found is not None:
+            raise DirectionError(f"direction file {path}: {found[0]} holds {found[1]} NaN or infinite value(s); "
+                                 f"a direction must be finite, or every point along it is NaN")
 
 
 def directions_digest(dirs):

@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 
 from ..errors import DirectionError
+from ..space.finite import first_nonfinite
 from .atomic import atomic_write
 from .pca_record import checkpoint_datasets
 
@@ -31,7 +32,12 @@ def write_projection(path, xs, ys, checkpoints, attrs):
 def read_projection(path):
     try:
         with h5py.File(path, "r") as f:
-            return f["proj_xcoord"][()], f["proj_ycoord"][()], dict(f.attrs)
+            xs, ys, attrs = f["proj_xcoord"][()], f["proj_ycoord"][()], dict(f.attrs)
     except (OSError, KeyError) as err:
         raise DirectionError(f"{path} is not a readable projection file with proj_xcoord and proj_ycoord "
                              f"({err})") from None
+    found = first_nonfinite((("proj_xcoord", xs), ("proj_ycoord", ys)))
+    if found is not None:
+        raise DirectionError(f"projection file {path}: {found[0]} holds {found[1]} NaN or infinite value(s); "
+                             f"the path cannot be drawn")
+    return xs, ys, attrs

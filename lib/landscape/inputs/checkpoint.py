@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
+from ..space.finite import first_nonfinite
 
 DATA_PARALLEL_PREFIX = "module."
 BN_STEP_COUNTER = "num_batches_tracked"
@@ -160,6 +161,10 @@ def load_weights(model, source, trusted=False):
             f"checkpoint {origin} does not fit model {type(model).__name__}: {problems}. "
             "Check that the model name (and num_classes) match the architecture that was trained."
         )
+    found = first_nonfinite(state_dict.items())
+    if found is not None:
+        raise CheckpointError(f"checkpoint {origin}: {found[0]!r} holds {found[1]} NaN or infinite value(s); "
+                              f"a model with them gives NaN everywhere (was it saved after training diverged?)")
     model.load_state_dict(state_dict, strict=True)
     return model
 

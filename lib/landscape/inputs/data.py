@@ -12,12 +12,14 @@ inputs, e.g. normalized (N, C, H, W), and other integer x as tokens, both used a
 (raw=True is refused, it would not apply). Targets may have any shape: integer ones (class
 indices, tokens) give num_classes = largest + 1, floating ones (regression) none.
 """
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..errors import DataError
+from ..space.finite import nonfinite_count
 from .cifar import LAYOUTS, download_cifar, read_cifar
 from .synthetic import synthetic_cifar
 from .tensor_files import TENSOR_FILE_TYPES, call_data_factory, read_tensor_file
@@ -95,7 +97,12 @@ def _targets_tensor(targets):
     """Integer targets (class indices, tokens) as int64; floating ones (regression) as float32."""
     targets = torch.as_tensor(targets)
     if targets.is_floating_point():
-        return targets.to(torch.float32)
+        targets = targets.to(torch.float32)
+        count = nonfinite_count(targets)
+        if count:
+            raise DataError(f"the targets hold {count} non-finite value(s) (NaN or inf after conversion to float32); "
+                            f"every loss would be NaN")
+        return targets
     return _labels_tensor(targets)
 
 
@@ -166,6 +173,18 @@ def load_dataset(spec, datapath=None, *, raw=False, download=False, synthetic_si
             return _from_pairs(spec, [train], num_classes, raw)[0], None
         return tuple(_from_pairs(spec, [train, test], num_classes, raw))
     raise DataError(f"unknown data set {spec!r}; choose one of {', '.join(DATASET_CHOICES)}")
+
+
+def data_files(spec, datapath=None):
+    """The files load_dataset(spec, datapath) reads (a factory's own files are its business)."""
+    if spec in LAYOUTS:
+        if datapath is None:
+            return []
+        layout = LAYOUTS[spec]
+        return [os.path.join(datapath, layout.folder, name) for name in layout.train_files + layout.test_files]
+    if spec.lower().endswith(TENSOR_FILE_TYPES):
+        return [spec]
+    return []
 
 
 def _load_cifar(name, datapath, raw, download, num_classes):

@@ -5,6 +5,7 @@ ranks (loop.run_grid) and tells whether the job is complete. No flags here: call
 (what to compute, and where) and JobOptions (how to commit, report and stop).
 """
 import contextlib
+import os
 import threading
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -12,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..files.lock import FileLock
+from ..files.paths import check_apart, results_outputs
 from ..files.results import Layout, done_name, drop_interp, open_checked, write_interp
 from ..files.resume import prepare
 from ..space.refine import scale_of
@@ -75,6 +77,8 @@ def run_job(world, job, options):
     options = options if options.stop is not None else _with_stop(options)
     with contextlib.ExitStack() as held:
         def lock_and_prepare():  # rank 0 holds the lock until the job ends
+            check_apart([("the direction file", job.dir_file if os.path.isfile(job.dir_file) else None)],
+                        results_outputs("the results file", job.path, world.size))
             held.enter_context(FileLock(job.path))
             todo = prepare(job.path, job.layout, job.settings_of(), job.provenance, job.dir_file, job.overwrite)
             drop_interp(job.path, job.layout.quantities)  # the points this run adds would make them stale

@@ -18,6 +18,7 @@ from ..errors import CheckpointError
 from ..inputs.checkpoint import load_weights, save_checkpoint
 from ..inputs.data import NORMALIZATION
 from ..space.evaluate import evaluate as evaluate_batches
+from ..space.finite import first_nonfinite
 from .rng import augment, draw_epoch, restore_rng, rng_state
 
 MODEL_FILE = re.compile(r"model_(\d+)\.t7$")
@@ -121,6 +122,11 @@ def resume(save_dir, epoch, model, optimizer, generator, device, flags):
     except Exception as err:  # torch raises many types on bad or foreign files
         raise CheckpointError(f"cannot resume from {path} ({type(err).__name__}: {err}); "
                               "delete it (and its model file) or use another --save folder") from err
+    found = first_nonfinite((f"{key} of parameter {index}", t) for index, entry in state["optimizer"]["state"].items()
+                            for key, t in entry.items() if torch.is_tensor(t))
+    if found is not None:
+        raise CheckpointError(f"cannot resume from {path}: the optimizer's {found[0]} holds {found[1]} NaN or "
+                              f"infinite value(s); resume from an earlier epoch")
     warnings = [f"{path} {warning}" for warning in restore_rng(state, generator, device)]
     ignored = ("epochs", "save", "device")
     changed = sorted(k for k, v in state.get("args", {}).items() if k not in ignored and flags.get(k) != v)
