@@ -157,3 +157,28 @@ def test_log_switch_and_z_clip_redraw_from_the_stored_values(opened, page_file):
     heights = np.array(opened.page.evaluate("document.getElementById('surface3d').data[0].z"), dtype=float)
     assert np.nanmax(heights) <= 1.0 and np.isnan(heights[0, 0])  # cut in 3D: no lid over the corner
     assert opened.errors == []
+
+
+def test_unconverged_hessian_points_are_marked_on_the_map(browser, tmp_path):
+    """A 2D Hessian map whose Lanczos runs were cut at 2 steps: the map draws an '×' trace at exactly
+    the points eig_converged flags, and the note counts them."""
+    import landscape
+    from test_api_hessian import features, mlp
+    model = mlp()
+    path = str(tmp_path / "h.h5")
+    landscape.hessian_map(model, features(), directions=landscape.random_directions(model, n=2, seed=3),
+                          x=(-1, 1, 3), y=(0, 1, 2), max_iter=2, path=path, progress_secs=1e9)
+    r = read_results(path)
+    assert render.main([path, "--html", path[:-3] + ".html"]) == 0
+    view = Opened(browser, "file://" + path[:-3] + ".html")
+    try:
+        show(view, "λmin (Hessian)")
+        traces = view.page.evaluate("document.getElementById('map2d').data.filter(t => t.marker && "
+                                    "t.marker.symbol === 'x').map(t => [t.x, t.y])")
+        flagged = [(float(r["xcoordinates"][i]), float(r["ycoordinates"][j]))
+                   for j, i in np.argwhere(~r["eig_converged"])]
+        assert len(traces) == 1 and sorted(zip(*traces[0])) == sorted(flagged) and len(flagged) == 6
+        assert "6 of 6 points did not converge" in view.page.text_content("#note")
+        assert view.errors == []
+    finally:
+        view.page.close()

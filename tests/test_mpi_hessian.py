@@ -38,7 +38,7 @@ def flags(d, out, *extra):
 
 def eigs(path):
     with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in ("max_eig", "min_eig", "hessian_done", "eig_iters")}
+        return {k: f[k][()] for k in ("max_eig", "min_eig", "hessian_done", "eig_iters", "eig_converged")}
 
 
 def dense_extremes(state_dict):
@@ -89,6 +89,20 @@ def test_two_ranks_equal_one(inputs, single, tmp_path):
     got, want = eigs(out), single[1]
     for k in want:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)  # the same sums in the same order
+
+
+def test_two_ranks_record_unconverged_points_and_warn_once(inputs, tmp_path):
+    """Each rank's points carry their flag into the file; rank 0 alone prints the count, once."""
+    out = tmp_path / "u.h5"
+    args = flags(inputs, out)
+    args[args.index("--max_iter") + 1] = "2"  # far below the ~400 coordinates' natural stop
+    r = run(mpirun_cmd(2, "plot_hessian_eig.py", *args))
+    assert r.returncode == 0, r.stderr + r.stdout
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning: ") and "converge" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: 6 of 6 finished points did not converge"), r.stderr
+    e = eigs(out)
+    assert e["eig_converged"].dtype == np.bool_ and e["eig_converged"].shape == (2, 3)
+    assert e["hessian_done"].all() and not e["eig_converged"].any() and (e["eig_iters"] == 2).all()
 
 
 def test_negative_eigenvalues_are_results_on_resume(inputs, single):

@@ -2,6 +2,7 @@
 per-layer values) at every point of a grid, as plot_hessian_eig.py computes them (it is this function
 behind flags). Hessian-vector products run in strict fp32; the Lanczos basis lives where memory allows.
 """
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +59,9 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     tol: accuracy of λmin and λmax relative to max|λ|; params: 'reference' (weights with more than one
     dimension) or 'all'; trace: Hutchinson probes per point; density: (probes, steps) of stochastic
     Lanczos quadrature; layers: per-layer blocks too. seed: the subset and the Lanczos start vectors.
-    x, y, path, settings, job: as for surface(). Returns a Result with max_eig, min_eig, ...
+    x, y, path, settings, job: as for surface(). Returns a Result with max_eig, min_eig, eig_converged (per
+    point: the Lanczos run met tol within max_iter steps), ...; rank 0 prints one warning line when some
+    finished points did not converge (Result.unconverged).
     """
     check_choices(tol, max_iter, trace, density, params, hvp)
     check_batch_size(hvp_batch, "hvp_batch")
@@ -76,7 +79,21 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
         grid_job = GridJob(None, layout, _point_evaluator(call, hessian, batches, plan, layout.quantities),
                            settings_of, provenance(call, None), call.dir_file, overwrite, max_chunk=1,  # slow points
                            progress_secs=progress_secs)
-        return run_to_result(call, path, grid_job, job or JobOptions())
+        result = run_to_result(call, path, grid_job, job or JobOptions())
+        if call.world.rank == 0:
+            warn_unconverged(result, tol, max_iter)
+        return result
+
+
+def warn_unconverged(result, tol, max_iter):
+    """One line when finished points of the map hold λmin/λmax that did not converge (Result.unconverged)."""
+    unconverged, done = result.unconverged, result.done["hessian"]
+    count = 0 if unconverged is None else int(unconverged.sum())
+    if count:
+        print(f"warning: {count} of {int(done.sum())} finished points did not converge within max_iter={max_iter} "
+              f"(--max_iter {max_iter}) to tol={tol:g} (--tol {tol:g}): their λmin/λmax may be off by more than "
+              f"tol·max|λ|; they are marked in eig_converged and in the plots (a larger max_iter needs a new "
+              f"results file)", file=sys.stderr, flush=True)
 
 
 def _hessian_batches(call, hessian, data, samples, batch, seed):

@@ -1,12 +1,12 @@
 """A landscape held in memory: coordinates, values shaped (len(y), len(x)) (or (len(x),) in 1D), done masks.
 
 What `landscape.surface`, `landscape.hessian_map` and `landscape.load` return. Unfinished points are NaN
-and only the done masks say what is finished. `.save(path)` writes a results file through the files
+(False in the boolean eig_converged) and only the done masks say what is finished. `.save(path)` writes a results file through the files
 package, checksums and settings included, so a saved Result resumes like the file a run writes.
 """
 import numpy as np
 
-from ..files.results import QUANTITIES, done_masks, interp_name, read_results, value_names
+from ..files.results import QUANTITIES, done_masks, interp_name, read_results, unconverged_points, value_names
 from ..files.resume import save_result
 from ..space.grid import Grid
 
@@ -36,6 +36,14 @@ class Result:
         if name in self.values or any(name in names for names in QUANTITIES.values()):
             return self.values.get(name)
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def unconverged(self):
+        """Finished points whose λmin/λmax Lanczos run ended at max_iter before meeting tol (a bool grid,
+        from the per-point flag eig_converged); None without Hessian values or for a file older than the flag."""
+        if "hessian" not in self.done:
+            return None
+        return unconverged_points(dict(self.values, hessian_done=self.done["hessian"]))
 
     @property
     def complete(self):

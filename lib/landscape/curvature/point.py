@@ -110,21 +110,24 @@ def _layers(values, layer_ops, plan, device):
 def point_curvature(hvp, dim, plan, layer_ops=(), device="cpu", dtype=torch.float64):
     """{quantity: value} at the operator's current point; see curvature_shapes for the names.
 
-    A non-finite product (a NaN or infinite loss) gives NaN for every quantity: a result, not an error.
+    A non-finite product (a NaN or infinite loss) gives NaN for every quantity: a result, not an error;
+    eig_converged is then False (no eigenvalue was found).
     """
     try:
         return _point_curvature(hvp, dim, plan, layer_ops, device, dtype)
     except NonFiniteProduct:
-        return {name: np.full(shape, np.nan) if shape else math.nan
-                for name, shape in curvature_shapes(plan, dim).items()}
+        values = {name: np.full(shape, np.nan) if shape else math.nan
+                  for name, shape in curvature_shapes(plan, dim).items()}
+        return dict(values, eig_converged=False)
 
 
 def _point_curvature(hvp, dim, plan, layer_ops, device, dtype):
     """dtype and device hold the extremes' Lanczos basis (the driver's memory plan); the rest is float64."""
     op = Recorded(hvp, keep=bool(plan.density_probes or plan.trace_samples))
     r = _extremes(op, dim, plan, device, dtype)
+    # eig_converged: the extremes' own stopping rule was met (lanczos_extremes), not the step limit
     values = dict(max_eig=r.lam_max, min_eig=r.lam_min, eig_iters=r.iters, eig_res_max=r.res_max,
-                  eig_res_min=r.res_min)
+                  eig_res_min=r.res_min, eig_converged=bool(r.converged))
     state = r.krylov
     if plan.density_probes:
         _density(values, op, dim, plan, state, device)
@@ -137,7 +140,7 @@ def _point_curvature(hvp, dim, plan, layer_ops, device, dtype):
 
 def curvature_shapes(plan, dim):
     """Name -> trailing shape (() for one number per point) of every quantity the plan yields."""
-    shapes = dict.fromkeys(("max_eig", "min_eig", "eig_iters", "eig_res_max", "eig_res_min"), ())
+    shapes = dict.fromkeys(("max_eig", "min_eig", "eig_iters", "eig_res_max", "eig_res_min", "eig_converged"), ())
     if plan.density_probes:
         width = (plan.density_width(dim),)
         shapes.update(esd_nodes=width, esd_weights=width, neg_mass=(), neg_share=(), hvps_density=())

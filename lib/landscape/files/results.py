@@ -2,8 +2,8 @@
 
 Datasets: xcoordinates, ycoordinates (2D), and per job kind its values shaped like the grid
 ((len(y), len(x)) for 2D) plus '<kind>_done' (uint8, 1 = finished) and '<kind>_checksum' (uint64,
-one digest per point, see integrity.py). Values of unfinished points are NaN, but only the mask
-says what is finished: 0, negative and NaN are results.
+one digest per point, see integrity.py). Values of unfinished points are NaN (False for the boolean
+FLAGS, e.g. eig_converged), but only the mask says what is finished: 0, negative and NaN are results.
 Attributes: layout, '<kind>_settings' (compared on resume), '<kind>_provenance' (the first run),
 '<kind>_run_<n>' (the provenance of every run that computed points), '<kind>_runs' (their start times).
 
@@ -28,7 +28,7 @@ from .integrity import point_digest
 # first is the kind's main map (the one a finished refinement interpolates first)
 QUANTITIES = {
     "surface": ("train_loss", "train_acc", "test_loss", "test_acc"),
-    "hessian": ("max_eig", "min_eig", "eig_iters", "eig_res_max", "eig_res_min",
+    "hessian": ("max_eig", "min_eig", "eig_iters", "eig_res_max", "eig_res_min", "eig_converged",
                 "esd_nodes", "esd_weights", "neg_mass", "neg_share", "hvps_density",
                 "trace", "trace_err", "hvps_trace",
                 "layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err", "hvps_layers"),
@@ -36,6 +36,18 @@ QUANTITIES = {
 INTERP_SUFFIX = "_interp"  # '<name>_interp': the full grid of a finished refinement
 NOT_VALUES = ("xcoordinates", "ycoordinates", "dir_file", "attrs", "dataset_attrs", "grid")  # in read_results' dict
 PER_LAYER = ("layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err")
+# Quantities stored as booleans (flags, not numbers: False at unfinished points, where the done mask rules);
+# every other quantity is float64, NaN until finished
+FLAGS = ("eig_converged",)
+
+
+def dtype_of(name):
+    return np.bool_ if name in FLAGS else np.float64
+
+
+def unfinished_value(name):
+    """What a quantity's dataset holds before its point is finished."""
+    return False if name in FLAGS else np.nan
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,17 @@ def value_names(results):
 def done_masks(results):
     """{kind: done mask (bool)} of read_results' dict."""
     return {name[:-len("_done")]: np.asarray(results[name]).astype(bool) for name in results if name.endswith("_done")}
+
+
+def unconverged_points(results):
+    """Finished Hessian points whose λmin/λmax Lanczos run stopped at max_iter before its stopping rule
+    was met, from read_results' dict (or any {name: array} with 'hessian_done'): a bool grid, or None
+    for a file that does not record eig_converged. Points with a non-finite loss (NaN values) are not
+    counted: they have no eigenvalues to converge."""
+    if "eig_converged" not in results or done_name("hessian") not in results:
+        return None
+    done = np.asarray(results[done_name("hessian")]).astype(bool)
+    return done & ~np.asarray(results["eig_converged"]).astype(bool) & np.isfinite(results["max_eig"])
 
 
 def h5open(path, mode="r", **kwargs):

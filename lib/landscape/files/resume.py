@@ -23,14 +23,17 @@ from .results import (
     Layout,
     checksum_name,
     done_name,
+    dtype_of,
     first_line,
     h5open,
     in_storage_order,
     jsonable,
     kind_of,
     open_checked,
+    unfinished_value,
     write_points,
 )
+from .upgrade import add_later_quantities, added_later_note, missing_added_later, stored_quantities
 
 # What makes two kinds of values in one file describe the same landscape (e.g. Hessians added to a surface)
 SHARED_SETTINGS = ("model", "model_kwargs", "checkpoint_sha256", "directions_sha256", "dir_type")
@@ -113,7 +116,7 @@ def _verified_done(f, layout, path):
         raise SurfaceFileError(f"refusing to resume {path}: it has no {checksum_name(kind)} (written by an older "
                                f"version, or damaged), so its finished values cannot be verified; use a new "
                                f"--surf_file or --overwrite")
-    arrays = [f[name] for name in (done_name(kind), checksum_name(kind), *layout.quantities)]
+    arrays = [f[name] for name in (done_name(kind), checksum_name(kind), *stored_quantities(f, layout))]
     if any(a.shape[:len(grid.shape)] != grid.shape for a in arrays) or arrays[0].dtype != np.uint8:
         raise SurfaceFileError(f"refusing to resume {path}: its {kind} datasets are not shaped like its grid "
                                f"{grid.shape} (the file is damaged); use a new --surf_file or --overwrite")
@@ -184,7 +187,8 @@ def _add_kind(f, layout, settings, provenance):
     """The layout's datasets, all NaN and not done, and its settings and first provenance."""
     kind, shape = layout.kind, layout.grid.shape
     for name in layout.quantities:
-        f.create_dataset(name, data=np.full(layout.shape_of(name), np.nan), track_times=False)
+        f.create_dataset(name, data=np.full(layout.shape_of(name), unfinished_value(name), dtype=dtype_of(name)),
+                         track_times=False)
         for key, value in layout.dataset_attrs.get(name, {}).items():
             f[name].attrs[key] = value
     f.create_dataset(done_name(kind), data=np.zeros(shape, dtype=np.uint8), track_times=False)
@@ -247,15 +251,20 @@ def prepare(path, layout, settings, provenance, dir_file, overwrite=False):
         _replace(path, lambda f: (_add_kind(f, layout, settings, provenance), _record_run(f, kind, provenance)),
                  copy_first=True)
         return order
+    verified, missing = done.copy(), missing_added_later(path, layout)
     pending = [(i, v) for i, v in read_pending(path, layout.quantities) if 0 <= i < grid.size and not done.flat[i]]
     done.flat[[i for i, _ in pending]] = True
     todo = order[~done.reshape(-1)[order]]
-    if len(todo) or pending:
+    if len(todo) or pending:  # a finished file keeps its bytes, older layout included
         def edit(f):
+            if missing:
+                add_later_quantities(f, layout, settings, verified, missing)
             write_points(f, layout, pending)
             if len(todo):
                 _record_run(f, kind, provenance)
         _replace(path, edit, copy_first=True)
+    if missing and (len(todo) or pending):
+        print(f"[{kind}] {path}: {added_later_note(missing, verified)}", flush=True)
     if pending:
         print(f"[{kind}] {path}: {len(pending)} point(s) saved by the ranks at the last stop were added", flush=True)
     drop_pending(path)

@@ -1,7 +1,8 @@
 """Maps of the Hessian's extreme eigenvalues: |λmin/λmax| (the paper's convexity map), λmin and λmax.
 
 2D grids: x (nx,), y (ny,), arrays (ny, nx). 1D grids: y=None and arrays (nx,), drawn as curves.
-NaN (not computed yet) shows blank.
+NaN (not computed yet) shows blank. `unconverged` (a bool array shaped like the values) marks the points
+whose Lanczos run did not converge with an '×' (2D: at the grid point; 1D: on each curve).
 """
 
 import numpy as np
@@ -14,6 +15,25 @@ from .maps import draw_contour_lines, draw_heatmap, fit_axes_to_grid
 # plot_1d_eig_ratio sets the y axis to (0, 1).
 EIG_RATIO_VMAX_2D = 0.5
 EIG_RATIO_VMAX_1D = 1.0
+UNCONVERGED_LABEL = "did not converge"  # the legend entry of the '×' marks
+
+
+def mark_unconverged(ax, x, y, unconverged, curves=()):
+    """An '×' at each unconverged point: at (x, y) on a 2D map, or at (x, value) on each 1D curve; nothing
+    when there is none. Returns the marks' Line2D (its data are the marked coordinates) or None."""
+    if unconverged is None or not np.any(unconverged):
+        return None
+    mask = np.asarray(unconverged, dtype=bool)
+    if y is None:
+        xs = np.concatenate([np.asarray(x, dtype=float)[mask] for _ in curves])
+        ys = np.concatenate([np.asarray(curve, dtype=float)[mask] for curve in curves])
+    else:
+        cols, rows = np.meshgrid(np.asarray(x), np.asarray(y))
+        xs, ys = cols[mask], rows[mask]
+    marks, = ax.plot(xs, ys, "x", color="red", markersize=7, markeredgewidth=1.5, linestyle="none",
+                     label=f"{UNCONVERGED_LABEL} ({int(mask.sum())})")
+    ax.legend(loc="best", fontsize="small")
+    return marks
 
 
 def eig_abs_ratio(min_eig, max_eig):
@@ -35,12 +55,12 @@ def eig_arrays(x, y, min_eig, max_eig):
     return x, y, min_eig, max_eig
 
 
-def plot_eig_ratio(x, y, min_eig, max_eig, vmax=None, contour=None, title=None, levels=None):
+def plot_eig_ratio(x, y, min_eig, max_eig, vmax=None, contour=None, title=None, levels=None, unconverged=None):
     """Heatmap (2D) or curve (1D, y=None) of |λmin/λmax|, optionally under loss contour lines.
 
     vmax: top of the colour range (2D) or of the y axis (1D); None takes the reference's values,
     0.5 for 2D and 1.0 for 1D. contour: a (ny, nx) loss array whose contour lines (at levels,
-    default 20 steps over its finite range) are drawn over the 2D heatmap.
+    default 20 steps over its finite range) are drawn over the 2D heatmap. unconverged: points marked '×'.
     """
     x, y, min_eig, max_eig = eig_arrays(x, y, min_eig, max_eig)
     ratio = masked(eig_abs_ratio(min_eig, max_eig))
@@ -54,6 +74,7 @@ def plot_eig_ratio(x, y, min_eig, max_eig, vmax=None, contour=None, title=None, 
         ax.set_ylim(*value_range(ratio, 0.0, EIG_RATIO_VMAX_1D if vmax is None else vmax, "ratio"))
         ax.set_ylabel("|λmin / λmax|")
         ax.set_xlabel("x")
+        mark_unconverged(ax, x, None, unconverged, [ratio.filled(np.nan)])
     else:
         vmin, vmax = value_range(ratio, 0.0, EIG_RATIO_VMAX_2D if vmax is None else vmax, "ratio")
         draw_heatmap(ax, x, y, ratio, vmin, vmax, "viridis", "|λmin / λmax|")
@@ -62,21 +83,27 @@ def plot_eig_ratio(x, y, min_eig, max_eig, vmax=None, contour=None, title=None, 
             draw_contour_lines(ax, x, y, masked(loss), levels if levels is not None else 20,
                                colors="white", linewidths=0.8)
             fit_axes_to_grid(ax, x, y)
+        mark_unconverged(ax, x, y, unconverged)
     set_title(ax, title)
     return fig
 
 
-def plot_eig_maps(x, y, min_eig, max_eig, title=None):
-    """λmin and λmax side by side as heatmaps (2D), or as two curves on one axes (1D, y=None)."""
+def plot_eig_maps(x, y, min_eig, max_eig, title=None, unconverged=None):
+    """λmin and λmax side by side as heatmaps (2D), or as two curves on one axes (1D, y=None);
+    unconverged points are marked '×' (on both curves in 1D)."""
     x, y, min_eig, max_eig = eig_arrays(x, y, min_eig, max_eig)
     if y is None:
-        return plot_curves(x, [(max_eig, "r-", "λmax"), (min_eig, "b-", "λmin")], "Hessian eigenvalue", title,
-                           zero_line=True)
+        fig = plot_curves(x, [(max_eig, "r-", "λmax"), (min_eig, "b-", "λmin")], "Hessian eigenvalue", title,
+                          zero_line=True)
+        mark_unconverged(fig.axes[0], x, None, unconverged, [max_eig, min_eig])
+        return fig
     fig = new_figure(figsize=(11, 4.2), layout="constrained")
     for ax, values, name in zip(fig.subplots(1, 2), (min_eig, max_eig), ("λmin", "λmax")):
         values = masked(values)
         draw_heatmap(ax, x, y, values, *value_range(values, name=name), label=name)
+        mark_unconverged(ax, x, y, unconverged)
         ax.set_title(name)
     if title is not None:
         fig.suptitle(title)
     return fig
+

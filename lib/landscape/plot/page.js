@@ -63,6 +63,15 @@ function rimmed(values, zmax) {
   }));
 }
 
+// Points whose eigenvalue run did not converge (q.unconverged: grid indices): an '×' on the map or curve.
+function unconvergedTrace(q, curve) {
+  if (!q.unconverged) return null;
+  const xs = q.unconverged.map(p => D.x[is2d ? p[1] : p[0]]);
+  const ys = q.unconverged.map(p => is2d ? D.y[p[0]] : curve[p[0]]);
+  return {type: "scatter", mode: "markers", x: xs, y: ys, name: "did not converge (" + xs.length + ")",
+    marker: {symbol: "x", size: 9, color: "red"}, hoverinfo: "skip"};
+}
+
 // The 3D surface ends in a rim at zmax; the 2D map clips its colours there instead.
 function draw2d(q, log, zmax) {
   const cut = rimmed(q.values, zmax).map(row => row.map(v => scaled(v, log)));
@@ -89,6 +98,8 @@ function draw2d(q, log, zmax) {
     mapTraces.push({type: "scatter", mode: "lines+markers", x: D.path.x, y: D.path.y, name: "optimizer path",
       line: {color: "red"}, marker: {size: 5}, hoverinfo: "skip"});
   }
+  const marks = unconvergedTrace(q, null);
+  if (marks) mapTraces.push(marks);
   const camera = sessionStorage.getItem("landscape-camera");
   const scene = {xaxis: {title: {text: "x"}}, yaxis: {title: {text: "y"}}, zaxis: {title: {text: title}}};
   if (camera) scene.camera = JSON.parse(camera);
@@ -100,10 +111,12 @@ function draw2d(q, log, zmax) {
 
 function draw1d(q, log, zmax) {
   const y = q.values.map(v => scaled(v !== null && zmax !== null && v > zmax ? null : v, log));
-  Plotly.react("map2d", [{type: "scatter", mode: "lines+markers", x: D.x, y: y, text: q.values.map(asText),
-    hovertemplate: hoverTemplate(q), connectgaps: false, marker: {size: 4}}],
-    {title: {text: q.label}, xaxis: {title: {text: "x"}}, yaxis: {title: {text: axisTitle(q, log)}},
-      hovermode: "closest"});
+  const traces = [{type: "scatter", mode: "lines+markers", x: D.x, y: y, text: q.values.map(asText),
+    hovertemplate: hoverTemplate(q), connectgaps: false, marker: {size: 4}, name: q.label}];
+  const marks = unconvergedTrace(q, y);
+  if (marks) traces.push(marks);
+  Plotly.react("map2d", traces, {title: {text: q.label}, xaxis: {title: {text: "x"}},
+    yaxis: {title: {text: axisTitle(q, log)}}, hovermode: "closest", showlegend: marks !== null});
 }
 
 function draw() {

@@ -3,7 +3,8 @@
 The page holds every map of the file (quantities.quantities, minus solver diagnostics), switchable:
 a 3D surface with contour lines projected below it and a 2D contour/heatmap (2D grids), or curves
 (1D grids), with hover read-outs, a log/linear toggle, a z clip, and the optimizer path when a
-projection file is given. Unfinished points are JSON null: gaps, never zeros. The page's script is
+projection file is given. Unfinished points are JSON null: gaps, never zeros. Points whose λmin/λmax
+run did not converge are marked '×' and counted in the quantity's note. The page's script is
 page.js next to this module.
 """
 import datetime
@@ -54,6 +55,8 @@ def quantity_json(q, grid, path):
               f'"top":{json.dumps(top)}', f'"values":{json_numbers(q.values)}']
     if path is not None:
         fields.append(f'"path":{json_numbers(along_path(grid, q.values, *path))}')
+    if q.unconverged_count:  # grid indices ([j, i] in 2D, [i] in 1D) that page.js marks with an '×'
+        fields.append(f'"unconverged":{json.dumps(np.argwhere(q.unconverged).tolist())}')
     return "{" + ",".join(fields) + "}"
 
 

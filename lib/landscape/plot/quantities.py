@@ -3,19 +3,23 @@
 A quantity's values are NaN wherever its job kind's done mask is 0 (unfinished points are gaps,
 never zeros). Where an adaptive run left `<name>_interp` (full grid: computed values kept, the rest
 interpolated), that is drawn instead, and its note says so. |λmin/λmax| is derived from
-min_eig/max_eig. Datasets with an extra trailing dimension (grid + (k,)) are not maps: skipped.
+min_eig/max_eig. Datasets with an extra trailing dimension (grid + (k,)) are not maps: skipped, and
+so are boolean flags (eig_converged): the quantities of the λmin/λmax run carry its unconverged
+points instead, which their note counts and the plots mark.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..files.results import INTERP_SUFFIX, QUANTITIES, done_name, kind_of, value_names
+from ..files.results import INTERP_SUFFIX, QUANTITIES, done_name, kind_of, unconverged_points, value_names
 from .hessian import eig_abs_ratio
 
 LABELS = {"train_loss": "train loss", "test_loss": "test loss", "train_acc": "train accuracy (%)",
           "test_acc": "test accuracy (%)", "min_eig": "λmin (Hessian)", "max_eig": "λmax (Hessian)",
           "eig_ratio": "|λmin/λmax|", "eig_iters": "Lanczos iterations", "eig_res_max": "λmax residual",
           "eig_res_min": "λmin residual", "trace": "Hessian trace", "neg_mass": "negative eigenvalue mass"}
+# Values of the λmin/λmax Lanczos run, whose convergence eig_converged records per point
+FROM_EIG_RUN = ("min_eig", "max_eig", "eig_ratio", "eig_iters", "eig_res_max", "eig_res_min")
 # Listed first in menus, in this order; any other map follows alphabetically.
 FIRST = ("train_loss", "test_loss", "train_acc", "test_acc", "min_eig", "max_eig", "eig_ratio", "trace",
          "neg_mass")
@@ -28,6 +32,7 @@ class Quantity:
     values: np.ndarray  # shaped like the grid, NaN where there is nothing to draw
     computed: int       # points finished for this quantity's kind
     interpolated: bool  # drawn from <name>_interp
+    unconverged: np.ndarray = None  # grid-shaped bool: drawn points whose eigenvalue run did not converge
 
     @property
     def is_loss(self):
@@ -40,7 +45,13 @@ class Quantity:
         parts = [f"interpolated from {self.computed} computed points"] if self.interpolated else []
         if blank:
             parts.append(f"{blank} of {total} points not drawn (unfinished or NaN)")
+        if self.unconverged_count:
+            parts.append(f"{self.unconverged_count} of {total} points did not converge (marked ×)")
         return "; ".join(parts)
+
+    @property
+    def unconverged_count(self):
+        return 0 if self.unconverged is None else int(np.count_nonzero(self.unconverged))
 
     def title(self):
         return self.label + (f"\n{self.note}" if self.note else "")
@@ -70,12 +81,14 @@ def quantity(results, name):
         values = np.asarray(interp, dtype=float)
     else:
         values = np.where(done, results[name].astype(float), np.nan)
-    return Quantity(name, LABELS.get(name, name.replace("_", " ")), values, int(done.sum()), interp is not None)
+    unconverged = unconverged_points(results) if name in FROM_EIG_RUN else None
+    return Quantity(name, LABELS.get(name, name.replace("_", " ")), values, int(done.sum()), interp is not None,
+                    unconverged)
 
 
 def eig_ratio_quantity(low, high):
     return Quantity("eig_ratio", LABELS["eig_ratio"], eig_abs_ratio(low.values, high.values),
-                    min(low.computed, high.computed), low.interpolated or high.interpolated)
+                    min(low.computed, high.computed), low.interpolated or high.interpolated, low.unconverged)
 
 
 def sort_key(name):

@@ -11,7 +11,7 @@ from ..errors import SurfaceFileError
 from ..files.results import done_name, read_results
 from .base import basin_range, near_log_levels, save_figure
 from .curves import plot_1d
-from .hessian import plot_eig_maps, plot_eig_ratio
+from .hessian import mark_unconverged, plot_eig_maps, plot_eig_ratio
 from .maps import plot_contour, plot_heatmap, plot_surface3d
 from .options import RenderOptions
 from .quantities import find, quantities
@@ -76,8 +76,10 @@ def render_map(results, path, opts):
     levels = loss_levels(q, opts)
     for filled, kind in ((False, "2dcontour"), (True, "2dcontourf")):
         fig = plot_contour(g.x, g.y, q.values, log=opts.log, filled=filled, title=title, label=q.label, **levels)
+        mark_unconverged(fig.axes[0], g.x, g.y, q.unconverged)
         saved += save_figure(fig, plot_stem(path, f"{q.name}_{kind}", opts))
     fig = plot_heatmap(g.x, g.y, q.values, vmin=opts.vmin, vmax=top, log=opts.log, title=title, label=q.label)
+    mark_unconverged(fig.axes[0], g.x, g.y, q.unconverged)
     saved += save_figure(fig, plot_stem(path, f"{q.name}_2dheat", opts))
     ztop = opts.zlim if opts.zlim is not None else top
     fig = plot_surface3d(g.x, g.y, q.values, vmin=opts.vmin, vmax=ztop, log=opts.log, label=q.label,
@@ -124,8 +126,8 @@ def render_surface(path, opts=None, page=True):
 def render_eig_maps(results, path, opts):
     g = results["grid"]
     low, high = find(results, "min_eig"), find(results, "max_eig")
-    return save_figure(plot_eig_maps(g.x, g.y, low.values, high.values, title=low.note or None),
-                       stem_of(path, "eig_maps"))
+    return save_figure(plot_eig_maps(g.x, g.y, low.values, high.values, title=low.note or None,
+                                     unconverged=low.unconverged), stem_of(path, "eig_maps"))
 
 
 def render_eig_ratio(results, path, opts):
@@ -137,7 +139,8 @@ def render_eig_ratio(results, path, opts):
         loss = None
     levels = loss_levels(loss, RenderOptions()).get("levels") if loss is not None else None
     fig = plot_eig_ratio(g.x, g.y, low.values, high.values, vmax=opts.eig_vmax, levels=levels,
-                         contour=loss.values if loss is not None else None, title=low.note or None)
+                         contour=loss.values if loss is not None else None, title=low.note or None,
+                         unconverged=low.unconverged)
     return save_figure(fig, stem_of(path, "eig_ratio"))
 
 
