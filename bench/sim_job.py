@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from landscape.cli.exits import EXIT_OK, EXIT_STOPPED  # noqa: E402
 from landscape.files.results import Layout  # noqa: E402
-from landscape.job import loop  # noqa: E402
+from landscape.job import loop, stops  # noqa: E402
 from landscape.job.mpi import WorkChannel, init_world  # noqa: E402
 from landscape.job.run import GridJob, JobOptions, run_job  # noqa: E402
 from landscape.space.grid import Grid  # noqa: E402
@@ -99,7 +99,7 @@ def main(argv=None):
     ny, nx = args.shape
     grid = Grid(np.linspace(-1, 1, nx), np.linspace(-1, 1, ny))
     planner = Refinement(grid.shape, args.refine, budget=args.refine_budget) if args.refine else None
-    options = SimOptions(args.flush_points, args.flush_secs, args.serial_io, 1e9, loop.install_stop_signals(),
+    options = SimOptions(args.flush_points, args.flush_secs, args.serial_io, 1e9, stops.install_stop_signals(),
                          spacing=not args.fixed_epochs)
 
     def evaluate_point(index):

@@ -26,6 +26,13 @@ class Result:
         return cls(r["xcoordinates"], r.get("ycoordinates"), values, done_masks(r), r["attrs"], r["dataset_attrs"],
                    dir_file)
 
+    @classmethod
+    def nothing_done(cls, layout, dir_file=""):
+        """The Result of a call stopped before its grid started: every value NaN, every point undone."""
+        values = {name: np.full(layout.shape_of(name), np.nan) for name in layout.quantities}
+        done = {layout.kind: np.zeros(layout.grid.shape, dtype=bool)}
+        return cls(layout.grid.x, layout.grid.y, values, done, dataset_attrs=layout.dataset_attrs, dir_file=dir_file)
+
     @property
     def grid(self):
         return Grid(self.x, self.y)

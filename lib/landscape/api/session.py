@@ -123,6 +123,7 @@ def _choose_eval_batch(call, model, inputs, precision, resumed):
         stored = None if resumed is None else stored_settings(resumed, "surface")
         if stored and stored.get("eval_batch"):
             return stored["eval_batch"], f"reused from {resumed}"
+        print("[surface] batch_size auto: timing batch sizes on this device", flush=True)  # a stop ends it at once
         return auto_batch_size(model, inputs, precision, ranks_sharing=sharing), "timed"
     return rank0_first(call.world, choose)
 
@@ -176,8 +177,22 @@ def results_path(world, path):
 
 def run_to_result(call, path, job, options):
     """Run the GridJob into `path` (or a temporary file) with JobOptions; every rank gets the file as a
-    Result (rank 0 reads it), whose is_complete(kind) says whether the grid, or the refinement, is done."""
+    Result (rank 0 reads it), whose is_complete(kind) says whether the grid, or the refinement, is done.
+    A job stopped before its grid started touched no file: its Result has nothing done."""
     with results_path(call.world, path) as (file_path, temporary):
         options = replace(options, serial_io=True) if temporary else options
+        made = []  # the file, once run_job has created or checked it (every rank is told)
+        options = replace(options, on_results=_also(options.on_results, made.append))
         run_job(call.world, replace(job, path=file_path), options)
+        if not made:
+            return Result.nothing_done(job.layout, call.dir_file)
         return rank0_first(call.world, lambda: Result.from_file(file_path))
+
+
+def _also(first, then):
+    """on_results for run_job: the caller's own (if any), then ours."""
+    def both(path):
+        if first is not None:
+            first(path)
+        then(path)
+    return both

@@ -162,11 +162,12 @@ def add_level_args(g):
     g.add_argument("--log", action="store_true", help="log-scale loss plots")
 
 
-def job_options(args, stop):
+def job_options(args, control):
     """The commit, I/O and stop flags as the API's JobOptions; --flush_points/--flush_secs given are
-    kept to the letter, without either the defaults are spaced to cost <= 2 % of the time (schedule.py)."""
+    kept to the letter, without either the defaults are spaced to cost <= 2 % of the time (schedule.py).
+    control: guarded_main's (cli/run.Control): its stop event, and its record of the results file."""
     return JobOptions(flush_points=args.flush_points, flush_secs=args.flush_secs, serial_io=args.serial_io,
-                      stop_margin=args.stop_margin, stop=stop)
+                      stop_margin=args.stop_margin, stop=control.stop, on_results=control.results.append)
 
 
 def add_ratio_top_arg(g):

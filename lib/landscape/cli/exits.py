@@ -1,6 +1,12 @@
-"""The drivers' exit codes (a leaf: the trainer reads them without importing h5py or MPI)."""
+"""The drivers' exit codes (a leaf: the trainer reads them without importing h5py or MPI).
+
+An error is exit 2 while nothing is written, exit 3 once the run's results file exists (created, or
+checked to resume: job.run.JobOptions.on_results tells cli/run.guarded_main). The first stop signal
+decides exit 75; later ones change nothing (job/stops.py).
+"""
 EXIT_OK = 0
-EXIT_CRASH = 1        # an uncaught exception on some rank (the job is aborted)
-EXIT_BAD_INPUT = 2    # bad flags or files; nothing was written
-EXIT_PLOT_FAILED = 3  # the grid is complete but --plot could not draw it (reason printed); the results are kept
-EXIT_STOPPED = 75     # stopped by SIGTERM/SIGUSR1 with the grid unfinished: rerun the same command to resume
+EXIT_CRASH = 1          # an uncaught exception on some rank (the job is aborted)
+EXIT_BAD_INPUT = 2      # bad flags or files, refused before any results file was made; nothing was written
+EXIT_RESULTS_KEPT = 3   # an error once the results file existed (a failed --plot included): the results are kept
+EXIT_PLOT_FAILED = EXIT_RESULTS_KEPT  # the grid is complete but --plot could not draw it (reason printed)
+EXIT_STOPPED = 75       # stopped by SIGTERM/SIGUSR1 before the work was done: rerun the same command to go on

@@ -34,7 +34,7 @@ def parser():
     return p
 
 
-def run(args, world, stop):
+def run(args, world, control):
     choices = curvature_choices(args)  # checks the curvature flags before any data is loaded
     flags = read_flags(args)
     loss = loss_of(flags)
@@ -43,8 +43,8 @@ def run(args, world, stop):
                          path=ctx.surf_file, tol=args.tol, max_iter=args.max_iter, samples=args.hessian_samples,
                          params=args.hessian_params, hvp_batch=args.hessian_batch, hvp=args.hvp, seed=args.seed,
                          device=ctx.device, overwrite=args.overwrite, settings=lambda: input_settings(flags, ctx),
-                         progress_secs=args.progress_secs, job=job_options(args, stop), **choices)
-    return report(result, args, world, "hessian", ctx.surf_file, plot_hessian)
+                         progress_secs=args.progress_secs, job=job_options(args, control), **choices)
+    return report(result, args, world, "hessian", ctx.surf_file, plot_hessian, control=control)
 
 
 def main(argv=None):

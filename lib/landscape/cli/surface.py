@@ -48,11 +48,11 @@ def check_path_overlay(args, grid):
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
 
 
-def run(args, world, stop):
-    return run_surface(args, world, stop)[0]
+def run(args, world, control):
+    return run_surface(args, world, control)[0]
 
 
-def run_surface(args, world, stop):
+def run_surface(args, world, control):
     """(exit code, results file): plot_surface.py's work, also the surface stage of plot_trajectory.py."""
     flags = read_flags(args)
     loss = loss_of(flags)  # bad flags are refused before any file is made
@@ -68,8 +68,10 @@ def run_surface(args, world, stop):
                      test_data=(ctx.test.x, ctx.test.y) if args.test else None, path=ctx.surf_file,
                      batch_size=args.batch_size, device=ctx.device, precision=args.precision,
                      overwrite=args.overwrite, refine=refine, settings=settings,
-                     progress_secs=args.progress_secs, job=job_options(args, stop))
-    return report(result, args, world, "surface", ctx.surf_file, render, refined=args.refine is not None), ctx.surf_file
+                     progress_secs=args.progress_secs, job=job_options(args, control))
+    code = report(result, args, world, "surface", ctx.surf_file, render, refined=args.refine is not None,
+                  control=control)
+    return code, ctx.surf_file
 
 
 def main(argv=None):

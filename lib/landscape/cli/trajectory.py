@@ -34,8 +34,8 @@ from ..space.grid import make_grid, parse_axis
 from ..space.pca import PROJECTION_METHODS, pca_directions, project
 from . import surface
 from .args import json_flag, levels_of, positive_int
-from .exits import EXIT_OK
-from .run import guarded_main
+from .exits import EXIT_OK, EXIT_STOPPED
+from .run import guarded_main, plots_left
 
 # this parser's flags that only the --surface stage reads
 SURFACE_ONLY = ("x", "y", "grid_points", "path_margin", "vmin", "vmax", "vlevel", "log")
@@ -205,14 +205,16 @@ def check_grid_flags(args):
     return axes
 
 
-def run(args, world, stop):
+def run(args, world, control):
     axes = check_grid_flags(args)
     summary = rank0_first(world, lambda: trajectory_stage(args))
     if not args.surface:
         return EXIT_OK
-    code, surf_file = surface.run_surface(surface_options(args, summary, axes), world, stop)  # same ranks, stop
+    code, surf_file = surface.run_surface(surface_options(args, summary, axes), world, control)  # same ranks, stop
     if code != EXIT_OK:
         return code
+    if rank0_first(world, control.stop.is_set):  # rank 0 decides for all: every rank takes part in the overlay
+        return plots_left("trajectory", surf_file) if world.rank == 0 else EXIT_STOPPED
     overlay = rank0_first(world, lambda: render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)))
     if world.rank == 0:
         for out in overlay:

@@ -6,9 +6,7 @@ h5py: rank 0 gathers and writes). A kill therefore loses at most one flush inter
 a stop signal none: each rank first saves its uncommitted points to a side file (files/pending.py).
 """
 import os
-import signal
 import sys
-import threading
 import time
 
 import h5py
@@ -18,30 +16,17 @@ from ..files.results import open_for_writing, read_done_and_values, write_points
 from .mpi import WorkChannel
 from .progress import Progress
 from .schedule import Dispatcher
+from .stops import ON_STOP
 
 REQUEST_SECS = 0.5  # chunks hold about this much work once points are timed (not for slow, one-at-a-time points)
-_ON_STOP = []  # called from the signal handler (signals are per process): run_grid saves its uncommitted points
-
-
-def install_stop_signals():
-    """SIGTERM (Slurm's time limit, scancel, mpirun) and SIGUSR1 (sbatch --signal) ask for a clean stop.
-
-    On receipt each rank first saves its finished but uncommitted points to its own side file
-    (pending.save_pending, milliseconds), because a launcher may kill it before the next commit:
-    mpirun sends SIGKILL one second after forwarding SIGTERM. The next run merges those points."""
-    stop = threading.Event()
-
-    def handler(signum, frame):
-        stop.set()
-        for hook in list(_ON_STOP):
-            hook()
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(sig, handler)
-    return stop
 
 
 class Uncommitted:
-    """A rank's finished points since its last commit; saved to its side file when a stop arrives."""
+    """A rank's finished points since its last commit; saved to its side file when a stop arrives.
+
+    On the first stop signal (stops.py) each rank saves them at once, from the handler (milliseconds),
+    because a launcher may kill it before the next commit: mpirun sends SIGKILL one second after
+    forwarding SIGTERM. The next run merges those points."""
 
     def __init__(self, path, quantities, rank):
         self.path, self.quantities, self.rank, self.results, self.saved = path, quantities, rank, [], False
@@ -116,7 +101,7 @@ def run_grid(world, job, options, todo):
     started, evaluating = time.monotonic(), 0.0
     channel = WorkChannel(world, dispatcher, on_reply=lambda d: progress.update(d.completed))
     pending, completed = Uncommitted(job.path, layout.quantities, world.rank), 0
-    _ON_STOP.append(pending.save)
+    ON_STOP.append(pending.save)
     while True:
         reply = channel.request(completed, stop.is_set())
         completed = 0
@@ -143,7 +128,7 @@ def run_grid(world, job, options, todo):
             dispatcher.next_round(_plan(f, job))
         if reply.kind == "done":
             break
-    _ON_STOP.remove(pending.save)
+    ON_STOP.remove(pending.save)
     channel.close()
     if f is not None:
         f.close()

@@ -3,6 +3,10 @@
 It locks the results file, creates or checks it (rank 0, under the lock), runs the points over all
 ranks (loop.run_grid) and tells whether the job is complete. No flags here: callers pass a GridJob
 (what to compute, and where) and JobOptions (how to commit, report and stop).
+
+A job whose stop is set before its grid starts touches no file: nothing is created, replaced or
+locked, and a rerun starts (or resumes) it. From its start on, a stop signal no longer raises in the
+drivers (stops.defer_stops): the job ends at its next safe point, with its points committed.
 """
 import contextlib
 import os
@@ -19,6 +23,7 @@ from ..files.resume import prepare
 from ..space.refine import scale_of
 from .loop import run_grid
 from .mpi import rank0_first
+from .stops import defer_stops
 
 FLUSH_POINTS, FLUSH_SECS = 256, 60.0  # the default commit interval, spaced (schedule.py)
 
@@ -30,15 +35,20 @@ class JobOptions:
     flush_points / flush_secs: commit at least every N points / T seconds. Without either, 256
     points / 60 s with commits spaced to cost at most 2 % of the time (schedule.py); given, kept to
     the letter. stop: a threading.Event that asks for a clean stop (the drivers set it on SIGTERM
-    or SIGUSR1); the call then returns with the grid unfinished and a rerun resumes it.
+    or SIGUSR1); the call then returns with the grid unfinished and a rerun resumes it. Set before
+    the grid starts, the call touches no file and its Result has nothing done.
     stop_margin: seconds between a stop signal and the kill (sbatch --signal=USR1@300).
     serial_io: rank 0 writes everything even where h5py has MPI.
+    on_results: called on every rank with the results file's path once the file exists (created, or
+    checked to resume), before any point: from then on the results on disk outlive any error (the
+    drivers exit 3, not 2).
     """
     flush_points: int = None
     flush_secs: float = None
     serial_io: bool = False
     stop_margin: float = 300.0
     stop: threading.Event = None
+    on_results: Callable = None
 
     @property
     def spaced(self):
@@ -73,17 +83,25 @@ class GridJob:
 
 def run_job(world, job, options):
     """Lock job.path, prepare it, evaluate every unfinished point across the ranks (or the points the
-    planner asks for); returns whether the job is complete: every point is, or the refinement ended."""
+    planner asks for); returns whether the job is complete: every point is, or the refinement ended.
+    Stopped before its grid starts (rank 0 decides), it returns False and job.path is left as it was."""
+    defer_stops()  # the drivers' start-up ends: a stop now ends the job at a safe point, not at once
     options = options if options.stop is not None else _with_stop(options)
     with contextlib.ExitStack() as held:
         def lock_and_prepare():  # rank 0 holds the lock until the job ends
+            if options.stop.is_set():
+                return False, ()
             check_apart([("the direction file", job.dir_file if os.path.isfile(job.dir_file) else None)],
                         results_outputs("the results file", job.path, world.size))
             held.enter_context(FileLock(job.path))
             todo = prepare(job.path, job.layout, job.settings_of(), job.provenance, job.dir_file, job.overwrite)
             drop_interp(job.path, job.layout.quantities)  # the points this run adds would make them stale
-            return todo
-        todo = rank0_first(world, lock_and_prepare)
+            return True, todo
+        started, todo = rank0_first(world, lock_and_prepare)
+        if not started:
+            return False
+        if options.on_results is not None:
+            options.on_results(job.path)
         if world.rank == 0:
             grid = job.layout.grid
             print(f"[{job.layout.kind}] {job.path}: {grid.size - len(todo)}/{grid.size} points already done, "
