@@ -50,3 +50,8 @@ class PlotOptionError(LandscapeError, ValueError):
 
 class ExportError(LandscapeError):
     """A ParaView export that cannot be written as asked."""
+
+
+class ResultsMovedError(SurfaceFileError):
+    """The results file cannot be found after its run: its folder was moved or removed meanwhile. The
+    run's points are in the file wherever it went; the drivers exit 3, as after any work."""

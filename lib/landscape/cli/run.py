@@ -5,11 +5,11 @@ import time
 
 import numpy as np
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, ResultsMovedError
 from ..files.results import QUANTITIES, open_checked
 from ..job.loop import install_stop_signals
 from ..job.mpi import abort_on_uncaught, check_launch, init_world
-from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_STOPPED
+from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_RESULTS_MOVED, EXIT_STOPPED
 
 OTHER_RANKS_WAIT = 5.0  # seconds a rank > 0 waits before printing its own error (see guarded_main)
 
@@ -25,6 +25,7 @@ def unplottable_values(path, kind):
 
 def report(result, args, world, kind, path, render=None, refined=False):
     """The exit code of a finished call: stopped (rerun to resume), or complete and plotted with --plot."""
+    path = result.path or path  # where the run left the file: moved with its folder, it is plotted there
     if not result.is_complete(kind):
         if world.rank == 0:
             what = "refinement" if refined else "grid"
@@ -70,8 +71,9 @@ def guarded_main(run, argv_args):
         if world.rank != 0:
             time.sleep(OTHER_RANKS_WAIT)  # rank 0 prints first and the launcher ends this rank
             if getattr(e, "from_rank0", False):
-                os._exit(EXIT_BAD_INPUT)
+                os._exit(EXIT_RESULTS_MOVED if isinstance(e, ResultsMovedError) else EXIT_BAD_INPUT)
         print(f"error: {e}", file=sys.stderr, flush=True)
+        code = EXIT_RESULTS_MOVED if isinstance(e, ResultsMovedError) else EXIT_BAD_INPUT  # after work: exit 3
         if world.size > 1:
-            os._exit(EXIT_BAD_INPUT)  # skip MPI_Finalize: a rank alone in its error must not wait for the others
-        return EXIT_BAD_INPUT
+            os._exit(code)  # skip MPI_Finalize: a rank alone in its error must not wait for the others
+        return code

@@ -68,7 +68,8 @@ def run_surface(args, world, stop):
                      batch_size=args.batch_size, device=ctx.device, precision=args.precision,
                      overwrite=args.overwrite, refine=refine, settings=settings,
                      progress_secs=args.progress_secs, job=job_options(args, stop))
-    return report(result, args, world, "surface", ctx.surf_file, render, refined=args.refine is not None), ctx.surf_file
+    return (report(result, args, world, "surface", ctx.surf_file, render, refined=args.refine is not None),
+            result.path or ctx.surf_file)  # where the run left it
 
 
 def main(argv=None):
