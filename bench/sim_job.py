@@ -109,7 +109,7 @@ def main(argv=None):
                   {"started": time.time(), "device": "none (sleeps)"}, "-", planner=planner, max_chunk=args.max_chunk,
                   progress_secs=1e9)
     t0 = time.monotonic()
-    complete = run_job(world, job, options)
+    complete = run_job(world, job, options).complete
     wall = time.monotonic() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_rank = world.gather(dict(wait=timers.wait, commit=timers.commit, requests=timers.requests,

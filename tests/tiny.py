@@ -44,15 +44,18 @@ def make_slow_model(delay=0.05, width=4):
 
 
 class FailsOnOneRank(nn.Module):
-    """Raises in forward on one MPI rank only: the whole job must end, not hang."""
+    """Raises in forward on one MPI rank only, once the grid has moved it off its starting point (the checks
+    before the work run it there and pass): the whole job must end, not hang."""
 
     def __init__(self, inner, rank):
         super().__init__()
         self.inner, self.rank = inner, str(rank)
+        self.start = [p.detach().clone() for p in inner.parameters()]
 
     def forward(self, x):
         import os
-        if os.environ.get("OMPI_COMM_WORLD_RANK") == self.rank:
+        moved = any(not torch.equal(p, p0) for p, p0 in zip(self.inner.parameters(), self.start))
+        if os.environ.get("OMPI_COMM_WORLD_RANK") == self.rank and moved:
             raise RuntimeError("deliberate failure on one rank")
         return self.inner(x)
 

@@ -54,3 +54,8 @@ class ExportError(LandscapeError):
 
 class PathClashError(LandscapeError):
     """An output path that names one of the run's inputs (or another output), however it is spelled."""
+
+
+class ResultsMovedError(SurfaceFileError):
+    """The results file cannot be found after its run: its folder was moved or removed meanwhile. The
+    run's points are in the file wherever it went; the drivers exit 3, as after any work."""

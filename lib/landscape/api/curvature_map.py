@@ -11,6 +11,7 @@ from ..curvature.hvp import hessian_param_names, mean_loss_hvp
 from ..curvature.plan import DEFAULT_SAMPLES, check_choices, hessian_dim, make_plan, plan_settings, sample_subset
 from ..curvature.point import curvature_shapes, point_curvature
 from ..files.results import hessian_layout
+from ..inputs.first_batch import check_data, check_model, model_errors
 from ..inputs.user import (
     check_batch_size,
     check_identifiable,
@@ -67,11 +68,13 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     check_batch_size(hvp_batch, "hvp_batch")
     check_samples(samples)
     check_identifiable(data, path, settings)
+    check_data(data)
+    check_model(model)  # before its parameters are listed
     hessian = MeanLossHessian(model, tuple(hessian_param_names(model, params)), mean_loss(loss), hvp)
     plan = make_plan(model, hessian.names, tol, max_iter, seed, trace, density, layers)
     with model_in_call(model, directions, x, y, device) as call:
+        probe(model, data, loss, hessian.loss, call.device)  # a bad model or loss fails before any probe or file
         batches = _hessian_batches(call, hessian, data, samples, hvp_batch, seed)
-        probe(model, batches, hessian.loss, call.device)  # a bad loss fails before any file
         layout = hessian_layout(call.grid, curvature_shapes(plan, hessian.dim), [block[0] for block in plan.layers])
         settings_of = settings_function(settings, lambda: identity(call, model, data, loss),
                                         hessian_samples=samples if is_pair(data) else "all",
@@ -110,8 +113,10 @@ def _choose_hvp_batch(call, hessian, inputs, targets, batch):
     if batch != "auto":
         return int(batch)
     sharing = ranks_per_gpu(call.world, call.device)
-    batch = rank0_first(call.world, lambda: hessian_batch_size(hessian.operator, inputs, targets, hessian.dim,
-                                                               call.device, sharing))
+    def choose():
+        with model_errors(hessian.model, during="in the HVP batch-size probe"):
+            return hessian_batch_size(hessian.operator, inputs, targets, hessian.dim, call.device, sharing)
+    batch = rank0_first(call.world, choose)
     if call.world.rank == 0:
         print(f"[hessian] HVP batch size {batch} (auto)", flush=True)
     return batch

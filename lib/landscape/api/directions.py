@@ -6,6 +6,7 @@ import torch
 
 from ..errors import DirectionError
 from ..files.directions import Directions, read_directions
+from ..inputs.first_batch import check_model
 from ..space.directions import named_entries, normalize_direction, random_direction, target_direction, target_mismatch
 from ..space.evaluate import qualified_name
 from ..version import __version__
@@ -22,6 +23,7 @@ def random_directions(model, n=1, norm="filter", ignore="biasbn", dir_type="weig
     norm and ignore: one choice for both directions, or an (x, y) pair (--xnorm/--ynorm, --xignore/--yignore)."""
     if n not in (1, 2):
         raise DirectionError(f"n must be 1 or 2 directions, got {n!r}")
+    check_model(model)
     names, entries = zip(*named_entries(model, dir_type))
     norms, ignores = _per_axis(norm), _per_axis(ignore)
     made = [normalize_direction(random_direction(entries, seed + k), entries, norms[k], ignores[k]) for k in range(n)]

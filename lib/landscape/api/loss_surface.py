@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import GridSpecError
 from ..files.results import QUANTITIES, Layout
+from ..inputs.first_batch import check_data
 from ..inputs.user import check_batch_size, check_identifiable, check_precision, data_digest, probe, summed_loss
 from ..job.run import GridJob, JobOptions
 from ..space.evaluate import evaluate_batches
@@ -44,16 +45,20 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
     data and loss). job: JobOptions. Returns a Result.
     """
     check_batch_size(batch_size, "batch_size")
-    for given in (data, test_data):
+    for name, given in (("data", data), ("test_data", test_data)):
         check_identifiable(given, path, settings)
+        if given is not None:
+            check_data(given, name)
     resumed = None if overwrite else path
     with model_in_call(model, directions, x, y, device) as call:
         check_precision(precision, call.device)
         loss_total = summed_loss(loss)
+        accuracy = probe(model, data, loss, loss_total, call.device)  # before a batch-size probe runs the model
+        if test_data is not None:
+            probe(model, test_data, loss, loss_total, call.device)
         sets = [eval_batches(call, model, data, batch_size, precision, resumed)]
         if test_data is not None:  # the train set's batch size, so both sum alike (and resume alike)
             sets.append(eval_batches(call, model, test_data, sets[0][1] or batch_size, precision, resumed))
-        accuracy = probe(model, sets[0][0], loss_total, call.device)
         quantities = _surface_quantities(accuracy, test_data is not None)
 
         def evaluate_point(index):

@@ -16,6 +16,7 @@ class Result:
         self.x, self.y = np.asarray(x), None if y is None else np.asarray(y)
         self.values, self.done, self.attrs = dict(values), dict(done), dict(attrs or {})
         self.dataset_attrs, self.dir_file = dict(dataset_attrs or {}), dir_file
+        self.path = None  # the results file read (where a run left it), None for one in memory or deleted
 
     @classmethod
     def from_file(cls, path):
@@ -23,8 +24,10 @@ class Result:
         values = {name: r[name] for name in value_names(r)}
         dir_file = r.get("dir_file", b"")  # a file of other tools may have none
         dir_file = dir_file.decode() if isinstance(dir_file, bytes) else str(dir_file)
-        return cls(r["xcoordinates"], r.get("ycoordinates"), values, done_masks(r), r["attrs"], r["dataset_attrs"],
-                   dir_file)
+        result = cls(r["xcoordinates"], r.get("ycoordinates"), values, done_masks(r), r["attrs"], r["dataset_attrs"],
+                     dir_file)
+        result.path = str(path)
+        return result
 
     @classmethod
     def nothing_done(cls, layout, dir_file=""):
@@ -38,7 +41,7 @@ class Result:
         return Grid(self.x, self.y)
 
     def __getattr__(self, name):  # train_loss, test_acc, max_eig, ...: None when the file has no such values
-        if name.startswith("_") or name in ("values", "done", "attrs", "dataset_attrs", "dir_file", "x", "y"):
+        if name.startswith("_") or name in ("values", "done", "attrs", "dataset_attrs", "dir_file", "x", "y", "path"):
             raise AttributeError(name)
         if name in self.values or any(name in names for names in QUANTITIES.values()):
             return self.values.get(name)

@@ -14,9 +14,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..errors import DirectionError
+from ..errors import DirectionError, GridSpecError
 from ..files.directions import Directions, check_fits, directions_digest
 from ..files.resume import stored_settings
+from ..inputs.first_batch import check_model, model_errors
 from ..inputs.user import check_reiterable, data_digest, is_pair, loss_label, on_device_pair, state_digest
 from ..job.batch import auto_batch_size
 from ..job.mpi import abort_on_uncaught, init_world, pick_device, rank0_first, ranks_per_gpu, share_device
@@ -52,6 +53,7 @@ class Call:
 def model_in_call(model, directions, x, y, device):
     """The Call: the model in eval mode on the device, its entries bound to the point setter; its
     tensors, device and mode come back as they were when the call ends."""
+    check_model(model)  # before anything runs it or moves its parameters
     world = init_world()
     abort_on_uncaught(world)
     grid = make_grid(x, y)
@@ -98,7 +100,20 @@ def point_setter(model, dirs, grid):
     if grid.is_2d and not dirs.is_2d:
         where = f"{dirs.path} holds" if dirs.path else "these hold"
         raise DirectionError(f"a 2D grid (y given) needs two directions; {where} only x")
-    return PointSetter(model, list(names), list(entries), dirs.x, dirs.y if grid.is_2d else None)
+    setter = PointSetter(model, list(names), list(entries), dirs.x, dirs.y if grid.is_2d else None)
+    corner = setter.overflowing_corner(grid.x, grid.y)
+    if corner is not None:
+        setter.restore()
+        raise GridSpecError(f"the grid reaches (a, b) = ({corner[0]:g}, {corner[1]:g}), where theta0 + a*dx + b*dy "
+                            f"overflows the model's {str(setter.flat.dtype).replace('torch.', '')} parameters; "
+                            f"use a smaller range of x and y (--x/--y)")
+    return setter
+
+
+def check_reach(model, dirs, grid):
+    """What point_setter refuses, checked without keeping the setter: a driver checks new directions
+    against the grid before it writes them to a file."""
+    point_setter(model, dirs, grid).restore()
 
 
 def eval_batches(call, model, data, batch_size, precision, resumed):
@@ -124,7 +139,8 @@ def _choose_eval_batch(call, model, inputs, precision, resumed):
         if stored and stored.get("eval_batch"):
             return stored["eval_batch"], f"reused from {resumed}"
         print("[surface] batch_size auto: timing batch sizes on this device", flush=True)  # a stop ends it at once
-        return auto_batch_size(model, inputs, precision, ranks_sharing=sharing), "timed"
+        with model_errors(model, during="in the batch-size probe"):
+            return auto_batch_size(model, inputs, precision, ranks_sharing=sharing), "timed"
     return rank0_first(call.world, choose)
 
 
@@ -183,10 +199,12 @@ def run_to_result(call, path, job, options):
         options = replace(options, serial_io=True) if temporary else options
         made = []  # the file, once run_job has created or checked it (every rank is told)
         options = replace(options, on_results=_also(options.on_results, made.append))
-        run_job(call.world, replace(job, path=file_path), options)
+        end = run_job(call.world, replace(job, path=file_path), options)
         if not made:
             return Result.nothing_done(job.layout, call.dir_file)
-        return rank0_first(call.world, lambda: Result.from_file(file_path))
+        result = rank0_first(call.world, lambda: Result.from_file(end.path))  # moved during the run: found there
+        result.path = None if temporary else end.path
+        return result
 
 
 def _also(first, then):

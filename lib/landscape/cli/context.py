@@ -17,7 +17,8 @@ from ..imports import import_callable
 from ..inputs.checkpoint import file_sha256, load_weights
 from ..inputs.data import data_files, load_dataset, randomize_labels, select_split
 from ..inputs.models import build_model
-from ..inputs.user import data_digest
+from ..inputs.first_batch import check_first_batch, check_model, check_outputs, outputs_of
+from ..inputs.user import data_digest, summed_loss
 from ..job.mpi import cpu_threads_per_rank, pick_device, rank0_first
 from ..space.evaluate import device_layout
 from ..space.grid import Grid
@@ -132,17 +133,20 @@ def load_data(spec, world):
     return train, test
 
 
-def check_output_classes(model, data, model_name):
-    """For class labels (N,) the model must give one logit per class: cross-entropy would fail mid-grid
-    otherwise. Other targets (tokens (N, T), regression) go to the user's --loss, which says what fits."""
-    if data.y.dim() != 1 or data.y.is_floating_point() or data.num_classes is None:
-        return
-    with torch.inference_mode():
-        logits = model(data.x[:1])
-    if logits.dim() != 2 or logits.shape[1] < data.num_classes:
+@torch.inference_mode()
+def check_output_classes(model, data, model_name, loss):
+    """Before any file: the model runs on the data and gives what the loss takes (inputs/first_batch.py), and
+    for class labels (N,) one logit per class, or cross-entropy would fail mid-grid. Other targets (tokens
+    (N, T), regression) go to the user's --loss, which says itself what does not fit."""
+    check_model(model)
+    logits = outputs_of(model, data.x[:1], model_name)
+    check_outputs(logits, 1, loss, model_name)
+    if data.y.dim() == 1 and not data.y.is_floating_point() and data.num_classes is not None \
+            and torch.is_tensor(logits) and (logits.dim() != 2 or logits.shape[1] < data.num_classes):
         raise ModelError(f"model {model_name} outputs shape {tuple(logits.shape)} for one sample, but the labels "
                          f"have {data.num_classes} classes: it needs (1, {data.num_classes}) or more; give the "
                          f"model the right number of outputs, or --num_classes if the data cannot say")
+    check_first_batch(model, (data.x, data.y), loss, summed_loss(loss), data.x.device, model_name)
 
 
 def default_surf_file(flags, dir_file):
@@ -177,7 +181,7 @@ def build_context(flags, world, precision="fp32", reads=()):
     if flags.test and test is None:
         raise DataError(f"--test asks for the test set but --dataset {flags.data.dataset} has none")
     model = flags.model.build(train.num_classes)
-    check_output_classes(model, train, flags.model.name)
+    check_output_classes(model, train, flags.model.name, loss_of(flags))
     dirs = directions_for(flags, world, model, train.num_classes)
     model.to(device)
     surf_file = flags.surf_file or default_surf_file(flags, dirs.path)

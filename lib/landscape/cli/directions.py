@@ -5,6 +5,7 @@ import os
 import sys
 
 from ..api import check_targets, random_directions, target_directions
+from ..api.session import check_reach
 from ..errors import DirectionError
 from ..files.directions import Directions, check_fits, read_directions, write_directions
 from ..job.mpi import rank0_first
@@ -109,7 +110,9 @@ def directions_for(flags, world, model, num_classes):
 
     def ensure_directions():  # only rank 0 looks, so every rank takes part in the same broadcast
         if not os.path.exists(dir_file):
-            write_new_directions(dir_file, make_directions(flags, model, num_classes))
+            made = make_directions(flags, model, num_classes)
+            check_reach(model, made, flags.grid)  # a grid that overflows the parameters writes no file
+            write_new_directions(dir_file, made)
     rank0_first(world, ensure_directions)
     dirs = read_directions(dir_file)
     unchecked = check_direction_flags(flags, dirs, dir_file)

@@ -41,6 +41,7 @@ def unplottable_values(path, kind):
 def report(result, args, world, kind, path, render=None, refined=False, *, control):
     """The exit code of a finished call: stopped (rerun to resume), or complete and plotted with --plot
     (a stop that came before the plots leaves them to the rerun)."""
+    path = result.path or path  # where the run left the file: moved with its folder, it is plotted there
     if not result.is_complete(kind):
         if world.rank == 0:
             print(stopped_line(kind, "refinement" if refined else "grid", path, started=bool(control.results)),

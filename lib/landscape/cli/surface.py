@@ -71,7 +71,7 @@ def run_surface(args, world, control):
                      progress_secs=args.progress_secs, job=job_options(args, control))
     code = report(result, args, world, "surface", ctx.surf_file, render, refined=args.refine is not None,
                   control=control)
-    return code, ctx.surf_file
+    return code, result.path or ctx.surf_file  # where the run left it (moved with its folder, it is there)
 
 
 def main(argv=None):

@@ -4,7 +4,9 @@ The lock file is named after the results file's real path (symlinks and '..' res
 that file's own directory, so two jobs that reach one file through different names (a symlink, a
 '..' path, a bind-mounted directory: one directory inode) meet at one lock file. Hard links and
 bind mounts of the file itself are not detectable this way. The OS drops the lock when its holder
-dies; a lock file left by a killed job is harmless and is reused.
+dies; a lock file left by a killed job is harmless and is reused. The lock file is opened and removed
+through a handle on its folder taken at lock time, so a run whose folder is moved or renamed meanwhile
+still removes its own lock file, wherever the folder now is.
 """
 import fcntl
 import os
@@ -22,14 +24,23 @@ class FileLock:
     """Exclusive lock held for a whole run; the lock file is removed when the run ends."""
 
     def __init__(self, path):
-        self.target, self.path, self.fd = path, lock_path(path), None
+        self.target, self.path, self.fd, self.folder_fd = path, lock_path(path), None, None
+        self.name = os.path.basename(self.path)
 
     def __enter__(self):
         folder = os.path.dirname(self.path)
         try:
             os.makedirs(folder, exist_ok=True)
+            self.folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise SurfaceFileError(f"cannot create the folder {folder} for {self.target}: {e.strerror}") from None
+        try:
+            return self._acquire()
+        except BaseException:
+            os.close(self.folder_fd)
+            raise
+
+    def _acquire(self):
         while self.fd is None:
             fd = self._open()
             try:
@@ -40,7 +51,7 @@ class FileLock:
                 raise SurfaceFileError(
                     f"another job is writing to {self.target} ({holder}; it holds {self.path}); wait for it "
                     f"to end, or write to another --surf_file") from None
-            if _still_linked(fd, self.path):
+            if _still_linked(fd, self.name, self.folder_fd):
                 self.fd = fd
             else:  # its last holder removed it between our open and our lock: open the current one
                 os.close(fd)
@@ -49,23 +60,27 @@ class FileLock:
 
     def _open(self):
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            return os.open(self.name, os.O_RDWR | os.O_CREAT, 0o644, dir_fd=self.folder_fd)
         except OSError as e:
             raise SurfaceFileError(f"cannot create the lock file {self.path} ({e.strerror}); the folder of "
                                    f"--surf_file must be writable") from None
 
     def __exit__(self, *exc):
-        try:  # unlink while still holding it, so a waiting job re-opens the new file (see _still_linked)
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        # unlink while still holding it, so a waiting job re-opens the new file (see _still_linked); by
+        # name in the folder held open, so a moved folder loses its lock file too
+        if _still_linked(self.fd, self.name, self.folder_fd):
+            try:
+                os.unlink(self.name, dir_fd=self.folder_fd)
+            except FileNotFoundError:
+                pass
         os.close(self.fd)  # releases the lock
-        self.fd = None
+        os.close(self.folder_fd)
+        self.fd = self.folder_fd = None
 
 
-def _still_linked(fd, path):
+def _still_linked(fd, name, folder_fd):
     try:
-        st, held = os.stat(path), os.fstat(fd)
+        st, held = os.stat(name, dir_fd=folder_fd), os.fstat(fd)
     except FileNotFoundError:
         return False
     return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)

@@ -143,6 +143,16 @@ def open_checked(path, mode="r"):
             f"It was left untouched; move it aside or choose another --surf_file") from None
 
 
+def check_is_results(f, path):
+    """Every reader's check of an open HDF5 file: a results file has its grid's coordinates (a direction
+    file, or any other HDF5 file, is named for what it is instead of failing on a missing dataset)."""
+    if "xcoordinates" in f and isinstance(f["xcoordinates"], h5py.Dataset):
+        return
+    looks = ("a direction file (it holds directions, not values: give it as --dir_file, or to "
+             "landscape.load_directions)" if "xdirection" in f else "an HDF5 file with no xcoordinates")
+    raise SurfaceFileError(f"{path} is not a results file: it is {looks}")
+
+
 def first_line(e):
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
@@ -158,6 +168,7 @@ def read_results(path):
     guarded by our own <path>.lock instead); a reader may then see a commit half done.
     """
     with open_checked(path, "r") as f:
+        check_is_results(f, path)
         out = {name: f[name][()] for name in f if isinstance(f[name], h5py.Dataset)}
         out["dataset_attrs"] = {name: dict(f[name].attrs) for name in out if len(f[name].attrs)}
         out["attrs"] = dict(f.attrs)

@@ -141,13 +141,13 @@ def arrays_to_tensor_data(x, y, num_classes, raw=False):
     return TensorData(x, _targets_tensor(y), num_classes)
 
 
-def check_finite(x):
+def check_finite(x, what="the inputs"):
     """NaN or inf inputs (also from float64 values too large for float32) would make every point NaN: refuse them."""
     bad = ~torch.isfinite(x)
     count = int(bad.sum())
     if count:
         first = np.unravel_index(int(torch.nonzero(bad.reshape(-1))[0]), tuple(x.shape))
-        raise DataError(f"the inputs hold {count} non-finite value(s) (NaN or inf after conversion to float32); "
+        raise DataError(f"{what} hold {count} non-finite value(s) (NaN or inf after conversion to float32); "
                         f"the first is sample {first[0]}, element {tuple(int(i) for i in first[1:])}")
 
 

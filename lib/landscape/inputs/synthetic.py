@@ -8,6 +8,7 @@ to 100% at once, so loss curves and landscapes look like those of a real task.
 import numpy as np
 
 from ..errors import DataError
+from ..host import available_memory, size_in_words
 
 SIDE = 32
 COLOUR_SCALE = 45.0       # per-class mean colour: up to +-45 grey levels per channel
@@ -15,6 +16,7 @@ GRATING_SCALE = 40.0      # stripe amplitude
 BRIGHTNESS_NOISE = 15.0   # per-image shift of all pixels, hides small colour differences
 PIXEL_NOISE = 30.0        # per-pixel Gaussian noise
 CHUNK = 4096              # images generated at once, bounds memory for large sets
+BYTES_PER_IMAGE = SIDE * SIDE * 3 * (1 + 4 + 4) + 8  # uint8 pixels, two float32 copies, an int64 label
 
 
 def synthetic_cifar(n_train, n_test, num_classes=10, seed=0):
@@ -26,11 +28,21 @@ def synthetic_cifar(n_train, n_test, num_classes=10, seed=0):
     for name, value, least in (("n_train", n_train, 1), ("n_test", n_test, 1), ("num_classes", num_classes, 2)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise DataError(f"synthetic data: {name} must be an integer >= {least}, got {value!r}")
+    check_fits_in_memory(int(n_train) + int(n_test))
     class_seed, train_seed, test_seed = np.random.SeedSequence(seed).spawn(3)
     classes = _class_patterns(int(num_classes), np.random.default_rng(class_seed))
     train_images, train_labels = _draw_images(classes, int(n_train), np.random.default_rng(train_seed))
     test_images, test_labels = _draw_images(classes, int(n_test), np.random.default_rng(test_seed))
     return train_images, train_labels, test_images, test_labels
+
+
+def check_fits_in_memory(images):
+    """Refuse a size this host cannot hold: each image lives as uint8 here, then as float32 twice (the
+    normalized copy and its channels_last copy on the device), so a too large set would be killed mid-way."""
+    needed, free = images * BYTES_PER_IMAGE, available_memory()
+    if free is not None and needed > free:
+        raise DataError(f"synthetic data of {images:,} images needs about {size_in_words(needed)} of memory, "
+                        f"{size_in_words(free)} are available; use a smaller --synthetic_size")
 
 
 def _class_patterns(num_classes, rng):

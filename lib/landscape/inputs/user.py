@@ -21,6 +21,7 @@ from ..space.evaluate import (
 )
 from ..space.precision import PRECISIONS, check_precision_applies
 from .checkpoint import update_with_tensors
+from .first_batch import check_first_batch
 
 
 def is_pair(data):
@@ -101,13 +102,13 @@ def loss_label(loss):
 
 
 @torch.inference_mode()
-def probe(model, batches, loss_total, device):
-    """Check the loss on the first batch before any work; returns whether accuracy applies."""
-    for inputs, targets in batches:
-        outputs = model(inputs.to(device))
-        loss_total(outputs, targets.to(device))
-        return gives_accuracy(outputs, targets)
-    raise DataError("the data hold no batches")
+def probe(model, data, loss, loss_total, device):
+    """The model, its outputs and the loss tried on the data's first batch before any work (also before a
+    batch-size probe runs the model); returns whether accuracy applies."""
+    if not is_pair(data):
+        check_reiterable(data)
+    outputs, targets = check_first_batch(model, data, loss, loss_total, device)
+    return gives_accuracy(outputs, targets)
 
 
 def state_digest(model):

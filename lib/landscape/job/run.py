@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..files.location import FollowedFile
 from ..files.lock import FileLock
 from ..files.paths import check_apart, results_outputs
 from ..files.results import Layout, done_name, drop_interp, open_checked, write_interp
@@ -83,8 +84,8 @@ class GridJob:
 
 def run_job(world, job, options):
     """Lock job.path, prepare it, evaluate every unfinished point across the ranks (or the points the
-    planner asks for); returns whether the job is complete: every point is, or the refinement ended.
-    Stopped before its grid starts (rank 0 decides), it returns False and job.path is left as it was."""
+    planner asks for); returns a JobEnd: whether the job is complete (every point is, or the refinement
+    ended) and where the results file is now."""
     defer_stops()  # the drivers' start-up ends: a stop now ends the job at a safe point, not at once
     options = options if options.stop is not None else _with_stop(options)
     with contextlib.ExitStack() as held:
@@ -99,29 +100,45 @@ def run_job(world, job, options):
             return True, todo
         started, todo = rank0_first(world, lock_and_prepare)
         if not started:
-            return False
+            return JobEnd(False, job.path)
         if options.on_results is not None:
             options.on_results(job.path)
         if world.rank == 0:
             grid = job.layout.grid
             print(f"[{job.layout.kind}] {job.path}: {grid.size - len(todo)}/{grid.size} points already done, "
                   f"{world.size} rank(s), device {job.provenance.get('device')}", flush=True)
+        followed = held.enter_context(FollowedFile(job.path)) if world.rank == 0 else None  # found if moved
         if len(todo):  # a finished file is not opened for writing at all
             run_grid(world, job, options, todo)
-        return rank0_first(world, lambda: _finished(job))
+        return rank0_first(world, lambda: _finished(job, followed))
 
 
 def _with_stop(options):
     return replace(options, stop=threading.Event())
 
 
-def _finished(job):
+@dataclass(frozen=True)
+class JobEnd:
+    """How run_job ended: whether the job is complete (also its truth value), and where its results file
+    is now (job.path, or where the file went if its folder was moved or it was renamed during the run)."""
+    complete: bool
+    path: str
+
+    def __bool__(self):
+        return self.complete
+
+
+def _finished(job, followed):
     """Rank 0 after the run: the grid is complete, or the refinement wants no more points (then its
-    '<name>_interp' full grids are written)."""
+    '<name>_interp' full grids are written), in the results file wherever it now is."""
+    path = followed.now()
+    if path != job.path:
+        print(f"[{job.layout.kind}] the results file {job.path} was moved during the run; its results are in "
+              f"{path}", flush=True)
     if job.planner is None:
-        with open_checked(job.path) as f:
-            return bool(np.all(f[done_name(job.layout.kind)][()]))
-    return finish_refinement(job.path, job.layout, job.planner)
+        with open_checked(path) as f:
+            return JobEnd(bool(np.all(f[done_name(job.layout.kind)][()])), path)
+    return JobEnd(finish_refinement(path, job.layout, job.planner), path)
 
 
 def refinement_summary(planner, done):

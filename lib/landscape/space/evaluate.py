@@ -50,7 +50,7 @@ def mean_loss_total(loss):
     if loss is None:
         return crossentropy_sum
     mean = checked_mean_loss(loss)
-    return lambda outputs, targets: mean(outputs, targets).double() * len(outputs)
+    return lambda outputs, targets: mean(outputs, targets).double() * len(targets)  # outputs may be a tuple, a dict
 
 
 def qualified_name(obj):
@@ -66,6 +66,8 @@ def tensor_batches(x, y, batch_size):
 
 def gives_accuracy(outputs, targets):
     """Accuracy applies to (N, classes) scores against N integer class indices, and to nothing else."""
+    if not (torch.is_tensor(outputs) and torch.is_tensor(targets)):  # a user's loss may take other outputs
+        return False
     return (outputs.ndim == 2 and targets.ndim == 1 and len(targets) == len(outputs)
             and not targets.is_floating_point() and not targets.is_complex() and targets.dtype != torch.bool)
 

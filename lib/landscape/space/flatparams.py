@@ -67,6 +67,26 @@ class PointSetter:
         if self.dy is not None:
             self.flat.add_(self.dy, alpha=b)
 
+    @torch.no_grad()
+    def overflowing_corner(self, xs, ys=None):
+        """The first grid corner (a, b) where theta0 + a*dx + b*dy leaves the range of the parameters' dtype
+        (an entry goes non-finite where theta0 and the directions are finite), or None. The map is linear in
+        (a, b), so every entry is largest at a corner: xs, ys are the axes, only their ends matter."""
+        limit = torch.finfo(self.flat.dtype).max
+        finite = torch.isfinite(self.theta0) & torch.isfinite(self.dx)
+        if self.dy is not None:
+            finite &= torch.isfinite(self.dy)
+        corners = [(float(a), float(b)) for a in (xs[0], xs[-1]) for b in ((0.0,) if ys is None else (ys[0], ys[-1]))]
+        try:
+            for a, b in corners:
+                if abs(a) > limit or abs(b) > limit:  # not even a number of this dtype: torch refuses it
+                    return a, b
+                self.set(a, b)
+                if not bool(torch.isfinite(self.flat[finite]).all()):
+                    return a, b
+            return None
+        finally:
+            self.flat.copy_(self.theta0)
 
     def restore(self):
         """Give the model back its own tensors, holding exactly theta0 (the flat buffer is dropped)."""

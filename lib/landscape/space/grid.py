@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import GridSpecError
 from ..host import available_memory, size_in_words
 
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 BYTES_PER_POINT_IN_MEMORY = 128  # order, done mask, the dispatcher's list of points, a value buffer
 LAYOUT = "value[j, i] is at (xcoordinates[i], ycoordinates[j]); shape (len(ycoordinates), len(xcoordinates))"
 LAYOUT_1D = "value[i] is at xcoordinates[i]; shape (len(xcoordinates),)"
@@ -37,6 +38,8 @@ def parse_axis(spec, name="x"):
         raise GridSpecError(f"--{name}={spec!r}: one point needs min == max")
     if num > 1 and lo >= hi:
         raise GridSpecError(f"--{name}={spec!r}: min must be below max")
+    if not math.isfinite(hi - lo):
+        raise GridSpecError(f"--{name}={spec!r}: max - min overflows a float64; use bounds within +-{FLOAT64_MAX / 2:g}")
     return lo, hi, num
 
 
@@ -92,7 +95,12 @@ def make_grid(x, y=None):
     refusal = memory_refusal(math.prod(num for _, _, num in axes))  # Python ints: no int64 overflow
     if refusal:
         raise GridSpecError(f"the grid x/y (--x/--y): {refusal}; use fewer points")
-    return Grid(*(np.linspace(*a) for a in axes))
+    grid = Grid(*(np.linspace(*a) for a in axes))
+    for name, (lo, hi, num), axis in zip("xy", axes, (grid.x, grid.y)):
+        if num > 1 and not np.all(np.diff(axis) > 0):  # more points than float64 holds between the bounds
+            raise GridSpecError(f"{name}=({lo!r}, {hi!r}, {num}): the points are closer than float64 can tell "
+                                f"apart; use fewer points or a wider range")
+    return grid
 
 
 def _checked(grid):
