@@ -157,3 +157,15 @@ def test_log_switch_and_z_clip_redraw_from_the_stored_values(opened, page_file):
     heights = np.array(opened.page.evaluate("document.getElementById('surface3d').data[0].z"), dtype=float)
     assert np.nanmax(heights) <= 1.0 and np.isnan(heights[0, 0])  # cut in 3D: no lid over the corner
     assert opened.errors == []
+
+
+def test_the_page_opens_on_the_surf_name_and_a_reload_keeps_the_readers_choice(browser, page_file, tmp_path):
+    out = str(tmp_path / "acc.html")
+    assert render.main([page_file[0], "--html", out, "--surf_name", "test_acc"]) == 0
+    for url, label in (("file://" + out, "test accuracy (%)"), ("file://" + out + "#q=train_loss", "train loss")):
+        view = Opened(browser, url)
+        try:
+            assert view.page.evaluate("document.getElementById('map2d').layout.title.text") == label
+            assert view.errors == []
+        finally:
+            view.page.close()
