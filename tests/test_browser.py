@@ -182,3 +182,15 @@ def test_unconverged_hessian_points_are_marked_on_the_map(browser, tmp_path):
         assert view.errors == []
     finally:
         view.page.close()
+
+
+def test_the_page_opens_on_the_surf_name_and_a_reload_keeps_the_readers_choice(browser, page_file, tmp_path):
+    out = str(tmp_path / "acc.html")
+    assert render.main([page_file[0], "--html", out, "--surf_name", "test_acc"]) == 0
+    for url, label in (("file://" + out, "test accuracy (%)"), ("file://" + out + "#q=train_loss", "train loss")):
+        view = Opened(browser, url)
+        try:
+            assert view.page.evaluate("document.getElementById('map2d').layout.title.text") == label
+            assert view.errors == []
+        finally:
+            view.page.close()

@@ -48,6 +48,15 @@ class PlotOptionError(LandscapeError, ValueError):
     """A plotting option or array that cannot make a figure (bad levels, shapes, formats)."""
 
 
+class PlotWriteError(LandscapeError):
+    """A plot, page or export file that cannot be written (full disk, read-only or missing folder);
+    nothing partial is left and an existing file of that name is kept."""
+
+
+class WatchedJobGone(LandscapeError):
+    """The job a live view watches is gone (no writer holds the file's lock) with its grid unfinished."""
+
+
 class ExportError(LandscapeError):
     """A ParaView export that cannot be written as asked."""
 

@@ -9,4 +9,5 @@ EXIT_CRASH = 1          # an uncaught exception on some rank (the job is aborted
 EXIT_BAD_INPUT = 2      # bad flags or files, refused before any results file was made; nothing was written
 EXIT_RESULTS_KEPT = 3   # an error once the results file existed (a failed --plot included): the results are kept
 EXIT_PLOT_FAILED = EXIT_RESULTS_KEPT  # the grid is complete but --plot could not draw it (reason printed)
+EXIT_WATCHED_JOB_GONE = EXIT_RESULTS_KEPT  # render --watch: no job writes the file and its grid is unfinished
 EXIT_STOPPED = 75       # stopped by SIGTERM/SIGUSR1 before the work was done: rerun the same command to go on

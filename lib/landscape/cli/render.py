@@ -9,9 +9,9 @@ import sys
 import webbrowser
 from dataclasses import fields
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, WatchedJobGone
 from ..plot.options import RenderOptions
-from .exits import EXIT_BAD_INPUT, EXIT_OK
+from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_WATCHED_JOB_GONE
 
 
 def render_options(args, vmax_is_ratio=False):
@@ -32,7 +32,8 @@ def plot_hessian(path, args):
 def parser():
     p = argparse.ArgumentParser(prog="python -m landscape.render", description=__doc__)
     p.add_argument("surf_file")
-    p.add_argument("--surf_name", default="train_loss", help="which 2D map the plots draw (train_loss, test_acc, ...)")
+    p.add_argument("--surf_name", help="which map the plots, the VTK heights and the page show first (train_loss, "
+                   "test_acc, ...; default: train_loss, or the file's first map); checked for every output")
     p.add_argument("--vmin", type=float, help="lower end of contour levels and colours (loss units)")
     p.add_argument("--vmax", type=float, help="upper end of contour levels and colours; 1D: top of the loss axis")
     p.add_argument("--vlevel", type=float, help="step between contour levels (default: near-log levels)")
@@ -46,7 +47,8 @@ def parser():
                    help="write the interactive page there, and no PNGs unless --png (default: FILE.html, with PNGs)")
     p.add_argument("--proj_file", help="draw this projected optimizer path on the page")
     p.add_argument("--watch", type=float, metavar="SECONDS",
-                   help="with --html: rewrite the page every SECONDS until the grid is complete")
+                   help="with --html: rewrite the page every SECONDS until the grid is complete; ends with exit "
+                        f"{EXIT_WATCHED_JOB_GONE} when no job writes the file any more (start the job first)")
     p.add_argument("--vtk", metavar="OUT.vts|OUT.vtp", help="write a ParaView file (structured grid or polydata)")
     p.add_argument("--interp", type=int, default=1, help="--vtk: refine the grid this many times (h52vtp's)")
     p.add_argument("--png", action="store_true", help="also write the PNG/PDF plots with --html or --vtk")
@@ -79,7 +81,7 @@ def outputs(args, opts):
         saved.append(export_vtk(read_results(args.surf_file), args.vtk, opts.surf_name, opts.zlim,
                                 opts.log, args.interp))
     if args.watch is not None:
-        watch(args.surf_file, args.html, args.watch, proj_file=opts.proj_file)
+        watch(args.surf_file, args.html, args.watch, proj_file=opts.proj_file, surf_name=opts.surf_name)
         saved.append(args.html)
     elif args.html or args.show or not args.vtk:  # a plain re-plot refreshes the page beside the file too
         saved += render_page(args.surf_file, opts, out=args.html or page_path(args.surf_file))
@@ -92,6 +94,9 @@ def main(argv=None):
     try:
         check(args)
         saved = outputs(args, opts)
+    except WatchedJobGone as e:  # the pages written are kept: after work
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_WATCHED_JOB_GONE
     except LandscapeError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

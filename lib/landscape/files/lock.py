@@ -101,3 +101,25 @@ def _read_holder(fd):
     except OSError:
         text = ""
     return text or "holder unknown"
+
+
+def held_by_writer(path):
+    """Whether a job holds the lock of results file `path` now: a look for readers such as the live
+    view, which neither creates nor removes the lock file. It takes a shared lock without waiting and
+    drops it at once; a job that starts within those microseconds is refused as if another held it.
+    A lock file that exists but cannot be opened counts as held: a reader that cannot tell keeps waiting."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:  # EWOULDBLOCK: a writer holds it
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

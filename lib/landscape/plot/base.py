@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..errors import PlotOptionError
+from .output import write_output
 
 MAX_CONTOUR_LEVELS = 500  # more levels than this is a typo in vlevel, and would take minutes to draw
 DEFAULT_LEVEL_COUNT = 20
@@ -168,7 +169,8 @@ def set_title(ax, title):
 
 
 def save_figure(fig, stem, formats=("png", "pdf")):
-    """Write fig to stem.<format> for each format (creating the folder); returns the paths written."""
+    """Write fig to stem.<format> for each format (creating the folder) through write_output: whole
+    files or none, PlotWriteError on a write error; returns the paths written."""
     stem = os.fspath(stem)
     if isinstance(formats, str):
         formats = (formats,)
@@ -177,15 +179,9 @@ def save_figure(fig, stem, formats=("png", "pdf")):
     if unknown or not formats:
         raise PlotOptionError(f"cannot save figure formats {unknown or list(formats)}; "
                               f"choose from {sorted(supported)}")
-    folder = os.path.dirname(stem)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        path = f"{stem}.{fmt}"
-        fig.savefig(path, format=fmt, dpi=SAVE_DPI, bbox_inches="tight")
-        paths.append(path)
-    return paths
+    return [write_output(f"{stem}.{fmt}", lambda tmp, fmt=fmt: fig.savefig(tmp, format=fmt, dpi=SAVE_DPI,
+                                                                          bbox_inches="tight"))
+            for fmt in formats]
 
 
 def plot_curves(x, curves, ylabel, title=None, ylim=None, zero_line=False):

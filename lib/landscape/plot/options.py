@@ -6,7 +6,7 @@ from dataclasses import dataclass
 @dataclass
 class RenderOptions:
     """What a re-plot may change; bounds are in the quantity's units, also with log."""
-    surf_name: str = "train_loss"
+    surf_name: str = None     # the map drawn (quantities.chosen); None: the file's first, train_loss if any
     vmin: float = None
     vmax: float = None
     vlevel: float = None

@@ -142,7 +142,8 @@ function start() {
   });
   if (!is2d) document.getElementById("surface3d").style.display = "none";
   const state = readHash();
-  const index = D.quantities.findIndex(q => q.name === state.q);
+  const named = D.quantities.findIndex(q => q.name === state.q);  // a reload keeps the reader's choice
+  const index = named >= 0 ? named : D.quantities.findIndex(q => q.name === D.initial);
   quantitySelect.value = index >= 0 ? index : 0;
   logBox.checked = state.log === "1";
   selectQuantity(!("zmax" in state));

@@ -16,11 +16,11 @@ import numpy as np
 from plotly.offline import get_plotlyjs
 from scipy.interpolate import RegularGridInterpolator
 
-from ..files.atomic import atomic_write
 from ..files.projection import read_projection
 from ..files.results import done_masks
 from .base import basin_range
-from .quantities import quantities
+from .output import write_text
+from .quantities import chosen, quantities
 
 DIAGNOSTICS = {"eig_iters", "eig_res_max", "eig_res_min"}  # solver bookkeeping, not landscapes
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.js")
@@ -60,16 +60,17 @@ def quantity_json(q, grid, path):
     return "{" + ",".join(fields) + "}"
 
 
-def page_data(results, title, path=None):
-    """The page's data as a JSON text: grid, quantities, optional path (xs, ys) and progress."""
+def page_data(results, title, path=None, initial=None):
+    """The page's data as a JSON text: grid, quantities, optional path (xs, ys), progress, and the name
+    of the quantity it opens on (shown even when it is a diagnostic)."""
     grid = results["grid"]
-    shown = [q for q in quantities(results) if q.name not in DIAGNOSTICS]
+    shown = [q for q in quantities(results) if q.name not in DIAGNOSTICS or q.name == initial]
     masks = list(done_masks(results).values())
     done = sum(int(np.count_nonzero(m)) for m in masks)
     total = sum(m.size for m in masks)
     parts = [f'"title":{json.dumps(title)}', f'"x":{json_numbers(grid.x)}',
              f'"y":{json_numbers(grid.y) if grid.is_2d else "null"}',
-             f'"done":{done}', f'"total":{total}',
+             f'"done":{done}', f'"total":{total}', f'"initial":{json.dumps(initial)}',
              '"quantities":[' + ",".join(quantity_json(q, grid, path) for q in shown) + "]"]
     if path is not None:
         parts.append(f'"path":{{"x":{json_numbers(path[0])},"y":{json_numbers(path[1])}}}')
@@ -115,14 +116,11 @@ def read_path(proj_file):
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 
 
-def write_page(results, out, surf_file, proj_file=None, reload_secs=None):
-    """Write the page for read_results' dict atomically (a reloading browser never sees half a page)."""
+def write_page(results, out, surf_file, proj_file=None, reload_secs=None, surf_name=None):
+    """Write the page for read_results' dict atomically (a reloading browser never sees half a page),
+    opening on the quantity surf_name picks (quantities.chosen, the check every output makes)."""
+    initial = chosen(results, surf_name, surf_file).name
     stamp = datetime.datetime.now().strftime("%H:%M:%S")
     title = f"{os.path.basename(surf_file)}" + (f" (live, written {stamp})" if reload_secs else "")
-    text = page_html(page_data(results, title, read_path(proj_file) if proj_file else None), title, reload_secs)
-
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    atomic_write(out, write)
-    return out
+    data = page_data(results, title, read_path(proj_file) if proj_file else None, initial)
+    return write_text(out, page_html(data, title, reload_secs))

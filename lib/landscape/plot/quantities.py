@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import PlotOptionError
 from ..files.results import INTERP_SUFFIX, QUANTITIES, done_name, kind_of, unconverged_points, value_names
 from .hessian import eig_abs_ratio
 
@@ -106,3 +107,18 @@ def quantities(results):
 def find(results, name):
     """The named Quantity, or None when the file has no such map."""
     return next((q for q in quantities(results) if q.name == name), None)
+
+
+def chosen(results, name, source="the results file"):
+    """The quantity a --surf_name (or surf_name=) picks: the one check every output makes (plots,
+    page, VTK), so none accepts a name another refuses. None picks the first map in menu order
+    (train_loss where the file has one); `source` names the file in the message."""
+    found = quantities(results)
+    if not found:
+        raise PlotOptionError(f"{source} holds no map to draw")
+    if name is None:
+        return found[0]
+    q = next((q for q in found if q.name == name), None)
+    if q is None:
+        raise PlotOptionError(f"{source} has no map {name!r}; it has {', '.join(m.name for m in found)}")
+    return q

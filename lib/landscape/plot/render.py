@@ -7,14 +7,13 @@ following far-away outliers; --vmin/--vmax/--vlevel/--zlim override them, in los
 """
 import numpy as np
 
-from ..errors import SurfaceFileError
 from ..files.results import done_name, read_results
 from .base import basin_range, near_log_levels, save_figure
 from .curves import plot_1d
 from .hessian import mark_unconverged, plot_eig_maps, plot_eig_ratio
 from .maps import plot_contour, plot_heatmap, plot_surface3d
 from .options import RenderOptions
-from .quantities import find, quantities
+from .quantities import chosen, find
 from .render_curvature import render_curvature
 
 
@@ -66,10 +65,7 @@ def range_note(q, top, user_top):
 
 def render_map(results, path, opts):
     """The four 2D plots of one quantity: contour lines, filled contours, heatmap, 3D surface."""
-    q = find(results, opts.surf_name)
-    if q is None:
-        names = ", ".join(m.name for m in quantities(results))
-        raise SurfaceFileError(f"{path} has no map {opts.surf_name!r}; it has {names}")
+    q = chosen(results, opts.surf_name, path)
     g, saved = results["grid"], []
     top = opts.vmax if opts.vmax is not None else default_top(q)
     title = q.label + range_note(q, top, opts.vmax) + (f"\n{q.note}" if q.note else "")
@@ -114,9 +110,12 @@ def unique_notes(found):
 
 
 def render_surface(path, opts=None, page=True):
-    """Plots of the surface values (2D: maps of opts.surf_name; 1D: loss/accuracy curves) and the HTML page."""
+    """Plots of the surface values (2D: maps of opts.surf_name; 1D: loss/accuracy curves) and the HTML page.
+    opts.surf_name is checked (quantities.chosen) before anything is drawn, also in 1D and for a file
+    without surface values."""
     opts = checked(opts)
     results = read_results(path)
+    chosen(results, opts.surf_name, path)
     if done_name("surface") not in results:
         return []
     saved = render_map(results, path, opts) if results["grid"].is_2d else render_curves(results, path, opts)
@@ -159,6 +158,7 @@ def render_hessian(path, opts=None, page=True):
     """Every HESSIAN_RENDERERS plot of the file's eigenvalues, and the HTML page."""
     opts = checked(opts)
     results = read_results(path)
+    chosen(results, opts.surf_name, path)  # the one check of the name, as every output makes it
     if done_name("hessian") not in results:
         return []
     saved = [out for render in HESSIAN_RENDERERS for out in render(results, path, opts)]
@@ -170,9 +170,11 @@ def page_path(path):
 
 
 def render_page(path, opts=None, out=None, reload_secs=None):
-    """The interactive page of every quantity in the file, next to it by default; returns [its path]."""
+    """The interactive page of every quantity in the file, next to it by default, opening on
+    opts.surf_name (checked by write_page); returns [its path]."""
     opts = checked(opts)
     from .page import write_page  # plotly is only needed for the page
     out = out or page_path(path)
-    write_page(read_results(path), out, path, proj_file=opts.proj_file, reload_secs=reload_secs)
+    write_page(read_results(path), out, path, proj_file=opts.proj_file, reload_secs=reload_secs,
+               surf_name=opts.surf_name)
     return [out]

@@ -15,8 +15,8 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
 from ..errors import ExportError
-from ..files.atomic import atomic_write
-from .quantities import quantities
+from .output import write_text
+from .quantities import chosen, quantities
 
 HIDDEN_POINT = 2  # vtkDataSetAttributes::HIDDENPOINT
 FORMATS = (".vts", ".vtp")
@@ -101,8 +101,9 @@ def vtp_text(x, y, z, arrays):
             "</Piece>\n</PolyData>\n</VTKFile>\n")
 
 
-def export_vtk(results, out, surf_name="train_loss", zmax=None, log=False, factor=1):
-    """Write read_results' dict to `out` (.vts or .vtp by its suffix); returns out."""
+def export_vtk(results, out, surf_name=None, zmax=None, log=False, factor=1):
+    """Write read_results' dict to `out` (.vts or .vtp by its suffix); returns out. The height is the map
+    surf_name (quantities.chosen: None is the file's first map, train_loss where there is one)."""
     suffix = os.path.splitext(out)[1].lower()
     if suffix not in FORMATS:
         raise ExportError(f"{out}: the VTK file must end in .vts (structured grid) or .vtp (polydata)")
@@ -111,15 +112,8 @@ def export_vtk(results, out, surf_name="train_loss", zmax=None, log=False, facto
         raise ExportError("a VTK surface needs a 2D grid; this file holds a 1D one (plot it with --html)")
     if not (isinstance(factor, int) and factor >= 1):
         raise ExportError(f"the interpolation factor must be an integer >= 1, got {factor}")
+    height = chosen(results, surf_name).name
     maps = {q.name: q.values for q in quantities(results)}
-    if surf_name not in maps:
-        raise ExportError(f"no map {surf_name!r} to put in the height; the file has {', '.join(maps)}")
     x, y, maps = refine(grid.x, grid.y, maps, factor)
-    z = heights(maps[surf_name], zmax, log)
-    text = (vts_text if suffix == ".vts" else vtp_text)(x, y, z, maps)
-
-    def write(tmp):
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(text)
-    atomic_write(out, write)
-    return out
+    z = heights(maps[height], zmax, log)
+    return write_text(out, (vts_text if suffix == ".vts" else vtp_text)(x, y, z, maps), encoding="ascii")
