@@ -11,20 +11,22 @@ import time
 import torch.nn as nn
 import torch.nn.functional as F
 
+from landscape.inputs.first_batch import FIRST_BATCH
+
 from conftest import env
 from tiny import make_model
 
 
 class ProbeSleeper(nn.Module):
-    """Sleeps `delay` seconds on every batch of more than one sample: the batch-size probe (and the
-    grid) sleep, the one-sample check of the model's outputs does not."""
+    """Sleeps `delay` seconds on every batch larger than the first-batch checks' (inputs/first_batch.py):
+    the batch-size probe (and the grid) sleep, the checks of the model's outputs do not."""
 
     def __init__(self, delay):
         super().__init__()
         self.inner, self.delay = make_model(), delay
 
     def forward(self, x):
-        if len(x) > 1:
+        if len(x) > FIRST_BATCH:
             time.sleep(self.delay)
         return self.inner(x)
 
@@ -44,7 +46,8 @@ CALLS = []
 
 
 def loss_with_events(outputs, targets):
-    """Cross-entropy; on call LOSS_FAIL_AT (1: the probe, 1 + k: grid point k) it returns one value per
+    """Cross-entropy; on call LOSS_FAIL_AT (1 and 2: the first-batch checks of the driver and the API,
+    2 + k: grid point k with a fixed batch size) it returns one value per
     sample (a LossError), on call LOSS_SIGNAL_AT it sends its own process SIGUSR1."""
     CALLS.append(1)
     if len(CALLS) == int(os.environ.get("LOSS_SIGNAL_AT", 0)):

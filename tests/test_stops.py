@@ -303,7 +303,7 @@ def test_a_stop_after_the_grid_but_before_the_plots_leaves_them_to_the_rerun(tmp
     flags = [*TINY, *BATCH["plot_surface.py"], "--x=-1:1:5", "--model", "tiny:make_model",
              "--loss", "stop_helpers:loss_with_events", "--plot", "--dir_file", str(tmp_path / "dirs.h5"),
              "--surf_file", str(tmp_path / "surf.h5")]
-    r = run(python_cmd("plot_surface.py", *flags), LOSS_SIGNAL_AT="6")  # call 1 is the probe, 2..6 the points
+    r = run(python_cmd("plot_surface.py", *flags), LOSS_SIGNAL_AT="7")  # calls 1-2: the first-batch checks; 3..7 the points
     assert r.returncode == EXIT_STOPPED, r.stdout + r.stderr
     assert "stopped before the plots were drawn" in r.stdout and "complete:" in r.stdout
     assert done_points(tmp_path / "surf.h5").all() and not glob.glob(str(tmp_path / "*.png"))
@@ -318,8 +318,8 @@ def test_a_stop_after_the_grid_but_before_the_plots_leaves_them_to_the_rerun(tmp
 @pytest.mark.parametrize("ranks,fail_at,code", [(1, 1, EXIT_BAD_INPUT), (1, 5, EXIT_RESULTS_KEPT),
                                                 (2, 1, EXIT_BAD_INPUT), (2, 4, EXIT_RESULTS_KEPT)])
 def test_an_error_exits_2_before_the_results_file_and_3_after_it(tmp_path, ranks, fail_at, code):
-    """The user's loss fails on its call `fail_at`: 1 is the probe, before the results file; later ones
-    are grid points, after it (each rank counts its own calls)."""
+    """The user's loss fails on its call `fail_at`: 1 is the first-batch check, before the results file;
+    calls after the two checks are grid points, after it (each rank counts its own calls)."""
     surf = tmp_path / "surf.h5"
     flags = [*TINY, *BATCH["plot_surface.py"], "--x=-1:1:9", "--model", "tiny:make_model",
              "--loss", "stop_helpers:loss_with_events", "--flush_points", "1", "--dir_file", str(tmp_path / "dirs.h5"),
