@@ -67,3 +67,20 @@ def tiny_args():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: starts processes (mpirun, drivers); `make test-fast` skips them")
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A 2D direction file and its finished results file (tiny model and data, grid -1:1:3 x -1:1:3), and
+    a checkpoint of another tiny model: dirs.h5, surf.h5, other.t7."""
+    from landscape.cli.surface import main
+    from landscape.inputs.checkpoint import save_checkpoint
+
+    from tiny import make_model
+    tmp = tmp_path_factory.mktemp("made")
+    torch.manual_seed(5)
+    save_checkpoint(tmp / "other.t7", make_model(), epoch=1, acc=0.0)
+    flags = ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--batch_size", "64", "--progress_secs", "5",
+             "--x=-1:1:3", "--y=-1:1:3"]
+    assert main([*flags, "--dir_file", str(tmp / "dirs.h5"), "--surf_file", str(tmp / "surf.h5")]) == 0
+    return tmp

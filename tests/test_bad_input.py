@@ -17,7 +17,6 @@ import torch.nn as nn
 
 from landscape.cli.surface import main
 from landscape.errors import DataError
-from landscape.inputs.checkpoint import save_checkpoint
 from landscape.inputs.data import load_dataset
 from landscape.space.evaluate import crossentropy_sum, evaluate
 
@@ -65,16 +64,6 @@ def refused(capsys, folder, *flags):
     assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in err, err
     assert listing(folder) == before
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    """A 2D direction file and its finished results file, and a checkpoint of another tiny model."""
-    tmp = tmp_path_factory.mktemp("made")
-    torch.manual_seed(5)
-    save_checkpoint(tmp / "other.t7", make_model(), epoch=1, acc=0.0)
-    assert main([*TINY, *GRID_2D, "--dir_file", str(tmp / "dirs.h5"), "--surf_file", str(tmp / "surf.h5")]) == 0
-    return tmp
 
 
 def paths(folder, surf="surf.h5"):

@@ -163,6 +163,7 @@ def test_unconverged_hessian_points_are_marked_on_the_map(browser, tmp_path):
     """A 2D Hessian map whose Lanczos runs were cut at 2 steps: the map draws an '×' trace at exactly
     the points eig_converged flags, and the note counts them."""
     import landscape
+
     from test_api_hessian import features, mlp
     model = mlp()
     path = str(tmp_path / "h.h5")

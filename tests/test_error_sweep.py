@@ -21,7 +21,7 @@ from landscape.cli import surface as surface_cli
 from landscape.errors import LandscapeError
 
 from broken import NoParameters, OnlyIntegerBuffers, Returns
-from tiny import make_data, make_model
+from tiny import make_model
 
 TINY_DATA = ["--dataset", "tiny:make_data"]
 TINY_MODEL = ["--model", "tiny:make_model"]

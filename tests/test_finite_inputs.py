@@ -12,7 +12,7 @@ import torch
 
 import landscape
 from landscape.cli.hessian import main as hessian_main
-from landscape.errors import CheckpointError, DataError, DirectionError
+from landscape.errors import CheckpointError, DirectionError
 from landscape.files.directions import Directions
 from landscape.files.pca_record import load_plane
 from landscape.files.projection import read_projection, write_projection
@@ -20,7 +20,7 @@ from landscape.inputs.checkpoint import load_weights, save_checkpoint
 from landscape.space.finite import first_nonfinite, nonfinite_count
 from landscape.training.trainer import resume, save_state
 
-from test_bad_input import GRID_2D, made, paths, refused  # noqa: F401 (made is a fixture)
+from test_bad_input import GRID_2D, paths, refused
 from tiny import make_data, make_model
 
 

@@ -14,8 +14,9 @@ from landscape.files.paths import check_apart, same_file
 from landscape.inputs.checkpoint import save_checkpoint
 from landscape.inputs.cifar import write_cifar
 
-from test_bad_input import GRID_2D, TINY, drive, listing, refused
-from test_trajectory import TINY as TRAJECTORY, tiny_series
+from test_bad_input import GRID_2D, TINY, listing, refused
+from test_trajectory import TINY as TRAJECTORY
+from test_trajectory import tiny_series
 from tiny import make_data, make_model
 
 
@@ -141,3 +142,24 @@ def test_same_file_follows_links_and_dotdot_and_tells_different_files_apart(tmp_
     check_apart([("in", tmp_path / "a")], [("out", tmp_path / "b"), ("out2", None)])
     with pytest.raises(PathClashError, match="out2 .* also writes as out"):
         check_apart([], [("out", tmp_path / "b"), ("out2", tmp_path / "b")])
+
+
+@pytest.mark.parametrize("flag", ["--html", "--vtk"])
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink"])
+def test_render_writes_no_page_or_export_over_the_results_or_the_projection_file(made, tmp_path, capsys, flag, how):
+    from landscape.cli.render import main as render_main
+    shutil.copy(made / "surf.h5", tmp_path / "surf.h5")
+    target = alias(tmp_path, tmp_path / "surf.h5", how)
+    before = listing(tmp_path)
+    assert render_main([str(tmp_path / "surf.h5"), flag, target]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag} {target} is the file this run reads as the results file" in err, err
+    assert {k: v for k, v in listing(tmp_path).items() if k in before} == before
+
+
+def test_the_page_is_never_written_over_the_file_it_shows(made, tmp_path):
+    from landscape.plot.render import render_page
+    shutil.copy(made / "surf.h5", tmp_path / "surf.h5")
+    with pytest.raises(PathClashError, match="the page .* is the file this run reads as the results file"):
+        render_page(str(tmp_path / "surf.h5"), out=str(tmp_path / "surf.h5"))
+    assert landscape.load(str(tmp_path / "surf.h5")).is_complete("surface")

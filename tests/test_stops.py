@@ -18,10 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, mpirun_cmd, python_cmd, run
-from stop_helpers import Job
-from tiny import make_data, make_model
-
 import landscape
 from landscape.api.result import Result
 from landscape.cli.run import Control, report
@@ -29,6 +25,10 @@ from landscape.files.results import Layout
 from landscape.job import stops
 from landscape.job.mpi import World
 from landscape.job.stops import Stopped
+
+from conftest import ROOT, mpirun_cmd, python_cmd, run
+from stop_helpers import Job
+from tiny import make_data, make_model
 
 EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_RESULTS_KEPT = 75, 2, 3
 TINY = ["--dataset", "tiny:make_data", "--threads", "1", "--progress_secs", "0.5"]
@@ -303,7 +303,8 @@ def test_a_stop_after_the_grid_but_before_the_plots_leaves_them_to_the_rerun(tmp
     flags = [*TINY, *BATCH["plot_surface.py"], "--x=-1:1:5", "--model", "tiny:make_model",
              "--loss", "stop_helpers:loss_with_events", "--plot", "--dir_file", str(tmp_path / "dirs.h5"),
              "--surf_file", str(tmp_path / "surf.h5")]
-    r = run(python_cmd("plot_surface.py", *flags), LOSS_SIGNAL_AT="7")  # calls 1-2: the first-batch checks; 3..7 the points
+    # the loss's calls 1-2 are the first-batch checks, 3..7 the points
+    r = run(python_cmd("plot_surface.py", *flags), LOSS_SIGNAL_AT="7")
     assert r.returncode == EXIT_STOPPED, r.stdout + r.stderr
     assert "stopped before the plots were drawn" in r.stdout and "complete:" in r.stdout
     assert done_points(tmp_path / "surf.h5").all() and not glob.glob(str(tmp_path / "*.png"))

@@ -16,8 +16,8 @@ from ..files.paths import check_apart, results_outputs
 from ..imports import import_callable
 from ..inputs.checkpoint import file_sha256, load_weights
 from ..inputs.data import data_files, load_dataset, randomize_labels, select_split
-from ..inputs.models import build_model
 from ..inputs.first_batch import check_first_batch, check_model, check_outputs, outputs_of
+from ..inputs.models import build_model
 from ..inputs.user import data_digest, summed_loss
 from ..job.mpi import cpu_threads_per_rank, pick_device, rank0_first
 from ..space.evaluate import device_layout

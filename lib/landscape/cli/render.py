@@ -10,6 +10,7 @@ import webbrowser
 from dataclasses import fields
 
 from ..errors import LandscapeError, WatchedJobGone
+from ..files.paths import check_apart
 from ..plot.options import RenderOptions
 from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_WATCHED_JOB_GONE
 
@@ -60,6 +61,8 @@ def has_display():
 
 
 def check(args):
+    check_apart([("the results file", args.surf_file), ("--proj_file", args.proj_file)],
+                [("--html", args.html), ("--vtk", args.vtk)])
     if args.watch is not None and (not args.html or not args.watch > 0):
         raise LandscapeError("--watch SECONDS needs --html OUT.html and SECONDS > 0")
     if args.show and not has_display():

@@ -16,6 +16,7 @@ import numpy as np
 from plotly.offline import get_plotlyjs
 from scipy.interpolate import RegularGridInterpolator
 
+from ..files.paths import check_apart
 from ..files.projection import read_projection
 from ..files.results import done_masks
 from .base import basin_range
@@ -119,6 +120,7 @@ def read_path(proj_file):
 def write_page(results, out, surf_file, proj_file=None, reload_secs=None, surf_name=None):
     """Write the page for read_results' dict atomically (a reloading browser never sees half a page),
     opening on the quantity surf_name picks (quantities.chosen, the check every output makes)."""
+    check_apart([("the results file", surf_file), ("the projection file", proj_file)], [("the page", out)])
     initial = chosen(results, surf_name, surf_file).name
     stamp = datetime.datetime.now().strftime("%H:%M:%S")
     title = f"{os.path.basename(surf_file)}" + (f" (live, written {stamp})" if reload_secs else "")
