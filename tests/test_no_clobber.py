@@ -163,3 +163,15 @@ def test_the_page_is_never_written_over_the_file_it_shows(made, tmp_path):
     with pytest.raises(PathClashError, match="the page .* is the file this run reads as the results file"):
         render_page(str(tmp_path / "surf.h5"), out=str(tmp_path / "surf.h5"))
     assert landscape.load(str(tmp_path / "surf.h5")).is_complete("surface")
+
+
+@pytest.mark.slow  # the trajectory driver's PCA stage
+def test_a_trajectory_whose_plot_cannot_be_written_keeps_its_files_and_exits_3(tmp_path, capsys):
+    series = tiny_series(tmp_path / "run")
+    dir_file = series / "pca.h5"
+    os.makedirs(str(dir_file) + "_proj_cos.h5.png")  # a folder where the plot of the path goes
+    code = trajectory_main([*TRAJECTORY[:-2], "--model_folder", str(series), "--dir_file", str(dir_file)])
+    err = capsys.readouterr().err
+    assert code == 3 and err.count("\n") == 1 and "cannot write" in err, err
+    assert err.rstrip().endswith(f"the results in {dir_file}_proj_cos.h5 are kept (exit 3)"), err
+    assert os.path.isfile(dir_file) and os.path.isfile(f"{dir_file}_proj_cos.h5")

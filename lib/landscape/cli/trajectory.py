@@ -103,7 +103,7 @@ def ensure_directions(dir_file, matrix, shapes, attrs, checkpoints, overwrite):
 
 
 def trajectory_stage(args):
-    """Rank 0's work: series, matrix, direction file, projection file and plot; returns a summary."""
+    """Rank 0's work: series, matrix, direction file and projection file; returns a summary."""
     series = checkpoint_series(args.model_folder, args.prefix, args.suffix, args.start_epoch,
                                   args.max_epoch, args.save_epoch)
     final = args.model_file or series[-1]
@@ -132,7 +132,7 @@ def check_trajectory_paths(args, checkpoints, dir_file):
 
 
 def save_projection(args, dir_file, digest, checkpoints, xs, ys):
-    """The projection file (with the PCA shares when the directions are PCA's) and its plot."""
+    """The projection file (with the PCA shares when the directions are PCA's)."""
     ratios = explained_ratios(dir_file)
     proj_file = projection_file_name(dir_file, args.proj_method)
     proj_attrs = dict(dir_file=dir_file, proj_method=args.proj_method, dir_type=args.dir_type,
@@ -143,9 +143,13 @@ def save_projection(args, dir_file, digest, checkpoints, xs, ys):
     for (path, _), x, y in zip(checkpoints, xs, ys):
         print(f"{path}  ({x:.4f}, {y:.4f})", flush=True)
     print(f"projection saved in {proj_file}", flush=True)
-    for out in render_trajectory(proj_file, ratios):
-        print(f"plot: {out}", flush=True)
     return proj_file
+
+
+def draw_trajectory(summary):
+    """Rank 0: the plot of the projected path (after its files exist: a failure here keeps them)."""
+    for out in render_trajectory(summary["proj_file"], explained_ratios(summary["dir_file"])):
+        print(f"plot: {out}", flush=True)
 
 
 def pca_of_path(matrix):
@@ -208,6 +212,8 @@ def check_grid_flags(args):
 def run(args, world, control):
     axes = check_grid_flags(args)
     summary = rank0_first(world, lambda: trajectory_stage(args))
+    control.results.append(summary["proj_file"])  # from now on an error keeps these results (exit 3)
+    rank0_first(world, lambda: draw_trajectory(summary))
     if not args.surface:
         return EXIT_OK
     code, surf_file = surface.run_surface(surface_options(args, summary, axes), world, control)  # same ranks, stop
