@@ -213,15 +213,12 @@ API_CASES = [
     ("x 0 steps", make_model, _data, dict(x=(-1, 1, 0)), "at least 1"),
     ("x steps finer than float64", make_model, _data, dict(x=(1, 1.0000000000000002, 5)), "closer than float64"),
 ]
-SKIPPED_BY = {"hessian_map": {"batches with float targets"}}  # covered by the pair case; the Hessian needs its loss
 
 
 @pytest.mark.parametrize("function", ["surface", "hessian_map"])
 @pytest.mark.parametrize("case,model_of,data_of,keywords,named", [
     pytest.param(*case, id=case[0]) for case in API_CASES])
 def test_the_api_refuses_with_a_landscape_error(tmp_path, function, case, model_of, data_of, keywords, named):
-    if case in SKIPPED_BY.get(function, ()):
-        pytest.skip("not a separate case for this function")
     path = tmp_path / "out.h5"
     call = dict(x=(-1, 1, 3), path=path, **({"max_iter": 5} if function == "hessian_map" else {}))
     call.update(keywords)

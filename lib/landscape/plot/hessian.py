@@ -6,6 +6,7 @@ whose Lanczos run did not converge with an '×' (2D: at the grid point; 1D: on e
 """
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import PlotOptionError
 from .base import as_axis, as_curve, as_grid, masked, new_figure, plot_curves, set_title, value_range
@@ -31,8 +32,9 @@ def mark_unconverged(ax, x, y, unconverged, curves=()):
         cols, rows = np.meshgrid(np.asarray(x), np.asarray(y))
         xs, ys = cols[mask], rows[mask]
     marks, = ax.plot(xs, ys, "x", color="red", markersize=7, markeredgewidth=1.5, linestyle="none",
-                     label=f"{UNCONVERGED_LABEL} ({int(mask.sum())})")
-    ax.legend(loc="best", fontsize="small")
+                     clip_on=False, label=f"{UNCONVERGED_LABEL} ({int(mask.sum())})")  # edge points whole
+    if y is None:  # on a map a legend would hide marks; the title's note says what they are
+        ax.legend(loc="best", fontsize="small")
     return marks
 
 
@@ -102,7 +104,8 @@ def plot_eig_maps(x, y, min_eig, max_eig, title=None, unconverged=None):
         values = masked(values)
         draw_heatmap(ax, x, y, values, *value_range(values, name=name), label=name)
         mark_unconverged(ax, x, y, unconverged)
-        ax.set_title(name)
+        ax.xaxis.set_major_locator(MaxNLocator(6))  # two panels side by side: fewer ticks, none overlapping
+        ax.set_title(name, pad=9)  # clear of the marks on the top row
     if title is not None:
         fig.suptitle(title)
     return fig
