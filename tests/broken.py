@@ -90,3 +90,11 @@ def nan_inputs():
     x = x.clone()
     x[5, 1, 2, 3] = math.nan
     return (x, y), None
+
+
+def make_nan_weight_model():
+    """A model whose first weight holds one NaN (a diverged run's weights, built in code)."""
+    model = make_model()
+    with torch.no_grad():
+        model[0].weight.view(-1)[0] = float("nan")
+    return model

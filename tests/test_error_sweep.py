@@ -204,6 +204,7 @@ API_CASES = [
     ("class index beyond the outputs", make_model, lambda: (_data()[0], _data()[1] + 10), {}, "is outside [0, 10)"),
     ("negative class index", make_model, lambda: (_data()[0], _data()[1] - 20), {}, "is outside [0, 10)"),
     ("batches with float targets", make_model, lambda: [(_data()[0], torch.rand(32))], {}, "do not fit the loss"),
+    ("batches with tuple targets", make_model, lambda: [(_data()[0], (_data()[1],))], {}, "must be a tensor"),
     ("user loss that fails", make_model, _data, dict(loss=lambda o, t: o.logits), "AttributeError"),
     ("x beyond float32", make_model, _data, dict(x=(-1e39, 1e39, 3)), "overflows the model's float32"),
     ("y beyond float32", make_model, _data, dict(x=(-1, 1, 3), y=(0, 1e39, 2)), "overflows the model's float32"),

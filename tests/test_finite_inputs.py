@@ -12,7 +12,7 @@ import torch
 
 import landscape
 from landscape.cli.hessian import main as hessian_main
-from landscape.errors import CheckpointError, DirectionError
+from landscape.errors import CheckpointError, DataError, DirectionError, ModelError
 from landscape.files.directions import Directions
 from landscape.files.pca_record import load_plane
 from landscape.files.projection import read_projection, write_projection
@@ -139,3 +139,27 @@ def test_the_count_sees_nan_and_inf_in_any_float_type_and_none_in_integers():
     assert first_nonfinite([("a", torch.ones(2)), ("b", torch.tensor([math.nan])), ("c", torch.tensor([math.inf]))]) \
         == ("b", 1)
     assert first_nonfinite([("a", torch.ones(2))]) is None
+
+
+@pytest.mark.parametrize("call", ["surface", "hessian_map"])
+@pytest.mark.parametrize("where", [0, 2])  # the first batch (refused before any file), a later one (mid-grid)
+def test_the_api_refuses_nan_in_any_batch_of_an_iterable(tmp_path, call, where):
+    (x, y), _ = make_data()
+    batches = [(x[k:k + 16].clone(), y[k:k + 16]) for k in range(0, 48, 16)]
+    batches[where][0][3, 0, 1, 1] = math.nan
+    model = make_model()
+    with pytest.raises(DataError, match=f"the inputs of (the first batch of the data|batch {where} of the data) "
+                                        f"hold 1 non-finite"):
+        getattr(landscape, call)(model, batches, x=(-1, 1, 3), path=str(tmp_path / "r.h5"),
+                                 **({"max_iter": 5} if call == "hessian_map" else {}))
+    assert os.path.exists(tmp_path / "r.h5") == (where > 0)  # a later batch is seen at the first point
+
+
+def test_a_model_with_nan_weights_is_named_as_the_model_not_as_its_directions(tmp_path, capsys):
+    from broken import make_nan_weight_model
+    line = refused(capsys, tmp_path, "--x=-1:1:3", "--model", "broken:make_nan_weight_model",
+                   "--dir_file", str(tmp_path / "d.h5"))
+    assert "'0.weight' holds 1 NaN" in line and "direction" not in line
+    dirs = landscape.random_directions(make_model(), n=1)
+    with pytest.raises(ModelError, match="'0.weight' holds 1 NaN"):
+        landscape.surface(make_nan_weight_model(), make_data()[0], directions=dirs, x=(-1, 1, 3))

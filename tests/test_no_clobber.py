@@ -175,3 +175,16 @@ def test_a_trajectory_whose_plot_cannot_be_written_keeps_its_files_and_exits_3(t
     assert code == 3 and err.count("\n") == 1 and "cannot write" in err, err
     assert err.rstrip().endswith(f"the results in {dir_file}_proj_cos.h5 are kept (exit 3)"), err
     assert os.path.isfile(dir_file) and os.path.isfile(f"{dir_file}_proj_cos.h5")
+
+
+@pytest.mark.parametrize("flag", ["--model", "--dataset", "--loss"])
+def test_the_python_module_of_a_model_data_or_loss_spec_is_an_input(tmp_path, capsys, monkeypatch, flag):
+    """--model mod:fn (and --dataset, --loss) read mod.py: --surf_file mod.py would replace the user's code."""
+    (tmp_path / "mine.py").write_text("from tiny import make_model, make_data\n"
+                                      "import torch.nn.functional as F\n"
+                                      "def loss(outputs, targets):\n    return F.cross_entropy(outputs, targets)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = {"--model": "mine:make_model", "--dataset": "mine:make_data", "--loss": "mine:loss"}[flag]
+    line = refused(capsys, tmp_path, "--x=-1:1:3", flag, spec, "--dir_file", str(tmp_path / "d.h5"),
+                   "--surf_file", str(tmp_path / "mine.py"), "--overwrite")
+    assert f"reads as {flag}" in line

@@ -117,3 +117,27 @@ def test_the_lock_probe_neither_creates_nor_removes_the_lock_file(tmp_path):
     assert not held_by_writer(path) and os.path.exists(lock_path(path))
     with FileLock(path):  # the probe did not keep it: a job still takes it
         pass
+
+
+def test_a_job_that_meets_a_readers_look_at_its_lock_waits_it_out(tmp_path, monkeypatch):
+    """A reader's look holds the lock for microseconds; a job whose first tries meet it must not be
+    refused as if another job held the file (the first 3 tries are made to meet a look)."""
+    import fcntl
+
+    import landscape.files.lock as lock
+    real, tries = fcntl.flock, []
+
+    def looked_at(fd, op):
+        if op & fcntl.LOCK_EX:
+            tries.append(op)
+            if len(tries) <= 3:
+                raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real(fd, op)
+    monkeypatch.setattr(lock.fcntl, "flock", looked_at)
+    with FileLock(str(tmp_path / "s.h5")):
+        assert len(tries) == 4 and held_by_writer(str(tmp_path / "s.h5"))
+    monkeypatch.setattr(lock, "READER_GRACE_SECS", 0.0)  # without the grace the first meeting refuses the job
+    tries.clear()
+    with pytest.raises(SurfaceFileError, match="another job is writing"):
+        with FileLock(str(tmp_path / "s.h5")):
+            pass

@@ -1,5 +1,7 @@
 """'package.module:attribute' specs (custom models, data factories, losses) resolved to Python objects."""
+import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -10,17 +12,12 @@ def import_callable(spec, error, what, form="function"):
     module_name, _, attr_path = str(spec).partition(":")
     if not module_name or not attr_path:
         raise error(f"{what} {spec!r} must look like 'package.module:{form}'")
-    added = os.getcwd() not in sys.path
-    if added:
-        sys.path.insert(0, os.getcwd())
     try:
-        target = importlib.import_module(module_name)
+        with _cwd_importable():
+            target = importlib.import_module(module_name)
     except Exception as err:  # any failure inside the user's module is an import failure to report
         raise error(f"{what} {spec!r}: cannot import module {module_name!r} ({type(err).__name__}: {err}); "
                     f"is it on PYTHONPATH?") from err
-    finally:
-        if added:
-            sys.path.remove(os.getcwd())
     for attr in attr_path.split("."):
         if not hasattr(target, attr):
             raise error(f"{what} {spec!r}: module {module_name!r} has no attribute {attr_path!r}")
@@ -28,3 +25,28 @@ def import_callable(spec, error, what, form="function"):
     if not callable(target):
         raise error(f"{what} {spec!r}: {attr_path!r} is a {type(target).__name__}, not callable")
     return target
+
+
+def module_file(spec):
+    """The source file of the module a 'module:attr' spec names (an input the run must not write over),
+    or None where there is none to find (no such module, a built-in one, a namespace package)."""
+    module_name = str(spec).partition(":")[0]
+    try:
+        with _cwd_importable():
+            found = importlib.util.find_spec(module_name)
+    except Exception:  # a parent package that fails to import: import_callable reports it later
+        return None
+    return found.origin if found is not None and found.has_location else None
+
+
+@contextlib.contextmanager
+def _cwd_importable():
+    """The current directory is importable meanwhile, as it is for `python script.py`."""
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())

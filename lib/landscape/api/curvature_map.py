@@ -11,7 +11,7 @@ from ..curvature.hvp import hessian_param_names, mean_loss_hvp
 from ..curvature.plan import DEFAULT_SAMPLES, check_choices, hessian_dim, make_plan, plan_settings, sample_subset
 from ..curvature.point import curvature_shapes, point_curvature
 from ..files.results import hessian_layout
-from ..inputs.first_batch import check_data, check_model, model_errors
+from ..inputs.first_batch import FiniteBatches, check_data, check_model, model_errors
 from ..inputs.user import (
     check_batch_size,
     check_identifiable,
@@ -102,7 +102,7 @@ def warn_unconverged(result, tol, max_iter):
 def _hessian_batches(call, hessian, data, samples, batch, seed):
     """The batches every product passes over: a tensor pair's fixed subset in HVP batches, or the user's."""
     if not is_pair(data):
-        return check_reiterable(data)  # used as given, as by surface(); probe() refuses an empty one
+        return FiniteBatches(check_reiterable(data))  # used as given, as by surface(); probe() refuses an empty one
     inputs, targets = on_device_pair(data, call.device)
     size = _choose_hvp_batch(call, hessian, inputs, targets, batch)
     return tensor_batches(*sample_subset(inputs, targets, samples, seed), size)

@@ -17,7 +17,7 @@ import torch
 from ..errors import DirectionError, GridSpecError
 from ..files.directions import Directions, check_fits, directions_digest
 from ..files.resume import stored_settings
-from ..inputs.first_batch import check_model, model_errors
+from ..inputs.first_batch import FiniteBatches, check_model, model_errors
 from ..inputs.user import check_reiterable, data_digest, is_pair, loss_label, on_device_pair, state_digest
 from ..job.batch import auto_batch_size
 from ..job.mpi import abort_on_uncaught, init_world, pick_device, rank0_first, ranks_per_gpu, share_device
@@ -120,7 +120,7 @@ def eval_batches(call, model, data, batch_size, precision, resumed):
     """(batches, batch size or None): a pair of tensors lives on the device, sliced; an iterable is used
     as given. resumed: the results file a resume reuses the batch size of (None for a new one)."""
     if not is_pair(data):
-        return check_reiterable(data), None
+        return FiniteBatches(check_reiterable(data)), None
     inputs, targets = on_device_pair(data, call.device)
     if batch_size == "auto":
         batch_size, how = _choose_eval_batch(call, model, inputs, precision, resumed)

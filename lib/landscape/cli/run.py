@@ -22,11 +22,17 @@ OTHER_RANKS_WAIT = 5.0  # seconds a rank > 0 waits before printing its own error
 
 @dataclass(frozen=True)
 class Control:
-    """What guarded_main hands a driver's run(): `stop`, set by the first stop signal, and `results`,
-    the results files this run has on disk (run_job adds one once it exists, on every rank: from then
-    on an error exits 3 and says where the results are kept)."""
+    """What guarded_main hands a driver's run(): `stop`, set by the first stop signal; `results`, the
+    results files this run has on disk (run_job adds one once it exists, on every rank); `written`,
+    other outputs of its work (the trajectory's projection). Once either holds a file an error exits 3
+    and says where the results are kept."""
     stop: threading.Event
     results: list = field(default_factory=list)
+    written: list = field(default_factory=list)
+
+    @property
+    def kept(self):
+        return self.results + self.written
 
 
 def unplottable_values(path, kind):
@@ -47,13 +53,12 @@ def report(result, args, world, kind, path, render=None, refined=False, *, contr
             print(stopped_line(kind, "refinement" if refined else "grid", path, started=bool(control.results)),
                   flush=True)
         return EXIT_STOPPED
+    code = EXIT_OK
     if world.rank == 0:
         print(f"[{kind}] complete: {path}", flush=True)
         if args.plot and render is not None:
-            if control.stop.is_set():
-                return plots_left(kind, path)
-            return plot(path, args, kind, render)
-    return EXIT_OK
+            code = plots_left(kind, path) if control.stop.is_set() else plot(path, args, kind, render)
+    return world.bcast(code)  # every rank ends with rank 0's code: a driver that goes on must not wait alone
 
 
 def stopped_line(kind, what, path, started):
@@ -104,17 +109,19 @@ def guarded_main(run, argv_args):
             check_launch(world)  # before any work: a launcher/MPI mismatch would race on the files
             return run(argv_args, world, control)
         except LandscapeError as e:
-            return failed(e, world, control.results)
+            return failed(e, world, control.kept)
     except Stopped:  # also one that came while an error of the start-up was being handled
-        return stopped_in_start_up(world)
+        return stopped_in_start_up(world, control.kept)
     finally:
         defer_stops()  # teardown: later stop signals change nothing
 
 
-def stopped_in_start_up(world):
+def stopped_in_start_up(world, kept):
+    """kept: files of the run's earlier stages (the trajectory's projection), which stay as they are."""
     if world.rank == 0:
-        print(f"stopped by a signal during start-up, before any results file was made; rerun the same command "
-              f"to start (exit {EXIT_STOPPED})", flush=True)
+        earlier = f" ({', '.join(kept)} kept)" if kept else ""
+        print(f"stopped by a signal during start-up, before the results file was created or changed{earlier}; "
+              f"rerun the same command to start (exit {EXIT_STOPPED})", flush=True)
     if world.size > 1:
         _exit_now(EXIT_STOPPED)  # skip MPI_Finalize: another rank may be in a collective this one left
     return EXIT_STOPPED

@@ -212,7 +212,7 @@ def check_grid_flags(args):
 def run(args, world, control):
     axes = check_grid_flags(args)
     summary = rank0_first(world, lambda: trajectory_stage(args))
-    control.results.append(summary["proj_file"])  # from now on an error keeps these results (exit 3)
+    control.written.append(summary["proj_file"])  # from now on an error keeps these results (exit 3)
     rank0_first(world, lambda: draw_trajectory(summary))
     if not args.surface:
         return EXIT_OK

@@ -2,11 +2,11 @@
 import os
 
 
-def atomic_write(path, write):
-    """Call write(tmp) on a temporary name in `path`'s folder (created if needed), then rename it to
-    `path`: a kill leaves the whole file or none, never half of one."""
+def atomic_write(path, write, make_folder=True):
+    """Call write(tmp) on a temporary name in `path`'s folder (created if needed and make_folder), then
+    rename it to `path`: a kill leaves the whole file or none, never half of one."""
     folder = os.path.dirname(path)
-    if folder:
+    if folder and make_folder:
         os.makedirs(folder, exist_ok=True)
     partial = f"{path}.partial-{os.getpid()}"
     try:

@@ -16,8 +16,16 @@ class FollowedFile:
     def __init__(self, path):
         self.path = str(path)
         self.real = os.path.realpath(self.path)
-        self.folder_fd = os.open(os.path.dirname(self.real), os.O_RDONLY | os.O_DIRECTORY)
-        self.identity = _identity(os.stat(self.real))
+        try:  # O_PATH (Linux) needs no read permission on the folder
+            self.folder_fd = os.open(os.path.dirname(self.real), getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
+        except OSError as e:
+            raise ResultsMovedError(f"cannot hold the folder of {self.path} ({e.strerror or e})") from None
+        try:
+            self.identity = _identity(os.stat(self.real))
+        except OSError as e:
+            os.close(self.folder_fd)
+            raise ResultsMovedError(f"the results file {self.path} is gone just after it was prepared "
+                                    f"({e.strerror or e}); was its folder moved?") from None
 
     def __enter__(self):
         return self

@@ -15,6 +15,8 @@ import time
 
 from ..errors import SurfaceFileError
 
+READER_GRACE_SECS = 0.5  # how long a job retries a lock that a reader may be looking at (held_by_writer)
+
 
 def lock_path(path):
     return os.path.realpath(path) + ".lock"
@@ -31,9 +33,12 @@ class FileLock:
         folder = os.path.dirname(self.path)
         try:
             os.makedirs(folder, exist_ok=True)
-            self.folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise SurfaceFileError(f"cannot create the folder {folder} for {self.target}: {e.strerror}") from None
+        try:  # O_PATH (Linux) needs no read permission on the folder
+            self.folder_fd = os.open(folder, getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
+        except OSError as e:
+            raise SurfaceFileError(f"cannot open the folder {folder} of {self.target}: {e.strerror}") from None
         try:
             return self._acquire()
         except BaseException:
@@ -43,9 +48,7 @@ class FileLock:
     def _acquire(self):
         while self.fd is None:
             fd = self._open()
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not _lock_within(fd, READER_GRACE_SECS):
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise SurfaceFileError(
@@ -103,10 +106,24 @@ def _read_holder(fd):
     return text or "holder unknown"
 
 
+def _lock_within(fd, secs):
+    """Take the exclusive lock, retrying for `secs`: a reader's look (held_by_writer) holds it for
+    microseconds and must not get a job refused; another job holds it for its whole run."""
+    deadline = time.monotonic() + secs
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+
 def held_by_writer(path):
     """Whether a job holds the lock of results file `path` now: a look for readers such as the live
     view, which neither creates nor removes the lock file. It takes a shared lock without waiting and
-    drops it at once; a job that starts within those microseconds is refused as if another held it.
+    drops it at once; a job that starts within those microseconds waits them out (_lock_within).
     A lock file that exists but cannot be opened counts as held: a reader that cannot tell keeps waiting."""
     try:
         fd = os.open(lock_path(path), os.O_RDONLY)

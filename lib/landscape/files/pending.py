@@ -27,7 +27,7 @@ def save_pending(path, rank, quantities, results):
     def write(tmp):
         with open(tmp, "wb") as handle:
             np.savez(handle, index=np.array([i for i, _ in results], dtype=np.int64), **columns)
-    atomic_write(target, write)
+    atomic_write(target, write, make_folder=False)  # a folder moved away mid-run is not made again here
 
 
 def read_pending(path, quantities):

@@ -21,6 +21,7 @@ from .pending import drop_pending, read_pending
 from .results import (
     QUANTITIES,
     Layout,
+    check_is_results,
     checksum_name,
     done_name,
     dtype_of,
@@ -59,13 +60,6 @@ def stored_settings(path, kind):
             return json.loads(f.attrs[f"{kind}_settings"])
     except (OSError, KeyError, ValueError, TypeError):
         return None
-
-
-def _check_is_results_file(f, path):
-    if "xcoordinates" not in f:
-        looks = " (it looks like a direction file: give it as --dir_file)" if "xdirection" in f else ""
-        raise SurfaceFileError(f"refusing to use {path}: it is an HDF5 file but not a results file{looks}; "
-                               f"choose another --surf_file")
 
 
 def _read_everything(f):
@@ -152,7 +146,7 @@ def _inspect(path, layout, settings):
     kind = layout.kind
     with open_checked(path, "r") as f:
         try:
-            _check_is_results_file(f, path)
+            check_is_results(f, path)
             _read_everything(f)
             _check_grid(f, layout.grid, path)
             _check_same_landscape(f, kind, settings, path)

@@ -13,6 +13,7 @@ import torch
 
 from ..errors import DataError, LandscapeError, LossError, ModelError
 from ..space.evaluate import qualified_name
+from ..space.finite import first_nonfinite
 from .data import check_finite
 
 FIRST_BATCH = 16  # samples of a tensor pair the checks run on: enough for BatchNorm, cheap for any model
@@ -24,12 +25,17 @@ NAMED_LOSS_NEEDS = {  # what the named losses take, for the messages
 
 
 def check_model(model):
-    """A torch.nn.Module with floating-point parameters: directions move them, the Hessian is over them."""
+    """A torch.nn.Module with floating-point parameters, all finite (buffers too): directions move them,
+    the Hessian is over them."""
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"the model must be a torch.nn.Module, got {describe(model)}")
     if not any(p.is_floating_point() for p in model.parameters()):
         raise ModelError(f"model {qualified_name(model)} has no floating-point parameters: there is nothing to "
                          f"move along a direction")
+    found = first_nonfinite(model.state_dict().items())
+    if found is not None:  # before any direction is made from it: a NaN there would be blamed on the directions
+        raise ModelError(f"model {qualified_name(model)}: {found[0]!r} holds {found[1]} NaN or infinite value(s); "
+                         f"every point would be NaN")
     return model
 
 
@@ -60,6 +66,22 @@ def check_finite_pair(inputs, targets, name="data"):
             check_finite(tensor, f"the {what} of {name}")
 
 
+class FiniteBatches:
+    """The user's re-iterable of batches, each batch checked for NaN and inf on the first whole pass (the
+    first point): the first-batch checks see one batch of a DataLoader, and a NaN in a later one would
+    make every point NaN. A refusal then comes mid-grid, after the results file exists (exit 3)."""
+
+    def __init__(self, batches, name="data"):
+        self.batches, self.name, self.checked = batches, name, False
+
+    def __iter__(self):
+        for number, (inputs, targets) in enumerate(self.batches):
+            if not self.checked:
+                check_finite_pair(inputs, targets, f"batch {number} of the {self.name}")
+            yield inputs, targets
+        self.checked = True
+
+
 def first_batch(data):
     """(inputs, targets) the checks run on: the first FIRST_BATCH samples of a pair, or the first batch."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
@@ -68,6 +90,8 @@ def first_batch(data):
         if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
             raise DataError(f"each batch of the data must be an (inputs, targets) pair; the first is "
                             f"{describe(batch)}")
+        if not torch.is_tensor(batch[1]):  # they are moved to the device, hashed, weighed by their count
+            raise DataError(f"the targets of each batch must be a tensor; the first batch's are {describe(batch[1])}")
         return batch
     raise DataError("the data hold no batches")
 
@@ -127,6 +151,7 @@ def check_loss_fits(loss_total, outputs, targets, loss):
 def check_first_batch(model, data, loss, loss_total, device, name=None):
     """The model, its outputs and the loss on the data's first batch; returns (outputs, targets)."""
     inputs, targets = first_batch(data)
+    check_finite_pair(inputs, targets, "the first batch of the data")
     name = name or qualified_name(model)
     outputs = outputs_of(model, inputs.to(device) if torch.is_tensor(inputs) else inputs, name)
     targets = targets.to(device) if torch.is_tensor(targets) else targets

@@ -97,7 +97,9 @@ def run_job(world, job, options):
             held.enter_context(FileLock(job.path))
             todo = prepare(job.path, job.layout, job.settings_of(), job.provenance, job.dir_file, job.overwrite)
             drop_interp(job.path, job.layout.quantities)  # the points this run adds would make them stale
+            followed.append(held.enter_context(FollowedFile(job.path)))  # found again if its folder moves
             return True, todo
+        followed = []  # rank 0's FollowedFile
         started, todo = rank0_first(world, lock_and_prepare)
         if not started:
             return JobEnd(False, job.path)
@@ -107,10 +109,9 @@ def run_job(world, job, options):
             grid = job.layout.grid
             print(f"[{job.layout.kind}] {job.path}: {grid.size - len(todo)}/{grid.size} points already done, "
                   f"{world.size} rank(s), device {job.provenance.get('device')}", flush=True)
-        followed = held.enter_context(FollowedFile(job.path)) if world.rank == 0 else None  # found if moved
         if len(todo):  # a finished file is not opened for writing at all
             run_grid(world, job, options, todo)
-        return rank0_first(world, lambda: _finished(job, followed))
+        return rank0_first(world, lambda: _finished(job, followed[0]))
 
 
 def _with_stop(options):
