@@ -15,7 +15,7 @@ import pytest
 from landscape.cli import render
 from landscape.errors import PlotOptionError, PlotWriteError
 from landscape.files.results import read_results
-from landscape.plot import output
+from landscape.files import atomic
 from landscape.plot.base import save_figure
 from landscape.plot.maps import plot_heatmap
 from landscape.plot.options import RenderOptions
@@ -61,12 +61,12 @@ def listing(folder):
 
 
 def test_every_file_the_plots_write_goes_through_the_one_writer(surf, line, tmp_path, monkeypatch):
-    through, write = [], output.atomic_write
+    through, write = [], atomic.atomic_write
 
     def recorded(path, how):
         through.append(os.path.basename(path))
         return write(path, how)
-    monkeypatch.setattr(output, "atomic_write", recorded)
+    monkeypatch.setattr(atomic, "atomic_write", recorded)
     before = set(os.listdir(tmp_path))
     for call in outputs(surf, line, tmp_path).values():
         assert call()
@@ -76,7 +76,7 @@ def test_every_file_the_plots_write_goes_through_the_one_writer(surf, line, tmp_
 
 def failing_write(error, after_bytes):
     """An atomic_write whose write stops with `error` once it has written (at least) after_bytes."""
-    write = output.atomic_write
+    write = atomic.atomic_write
 
     def fail(path, how):
         def partial(tmp):
@@ -97,7 +97,7 @@ def test_a_write_error_is_one_line_leaves_no_partial_file_and_keeps_the_old_one(
     call = outputs(surf, line, tmp_path)[kind]
     written = call()  # a good render first: a failed one must not replace it
     before = {name: open(tmp_path / name, "rb").read() for name in os.listdir(tmp_path)}
-    monkeypatch.setattr(output, "atomic_write", failing_write(error, after_bytes))
+    monkeypatch.setattr(atomic, "atomic_write", failing_write(error, after_bytes))
     with pytest.raises(PlotWriteError) as caught:
         call()
     assert str(caught.value) == f"cannot write {written[0]}: {os.strerror(error)}"
@@ -130,7 +130,7 @@ def test_the_render_command_exits_2_with_one_line_on_a_write_error(surf, tmp_pat
         assert render.main([surf, *flags]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: cannot write ") and err.count("\n") == 1, err
-    monkeypatch.setattr(output, "atomic_write", failing_write(errno.ENOSPC, 10))
+    monkeypatch.setattr(atomic, "atomic_write", failing_write(errno.ENOSPC, 10))
     assert render.main([surf]) == 2
     err = capsys.readouterr().err
     assert err == f"error: cannot write {surf[:-3]}_train_loss_2dcontour.png: No space left on device\n"

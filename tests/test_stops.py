@@ -228,6 +228,8 @@ def surface_flags(tmp_path, delay=0.06):
     (2, signal.SIGTERM, "teardown"),
     (2, signal.SIGUSR1, "teardown"),
     (2, signal.SIGUSR1, "at once"),
+    (1, signal.SIGINT, "teardown"),   # Ctrl-C
+    (1, signal.SIGHUP, "at once"),    # the terminal or ssh session closed
 ])
 def test_a_second_stop_signal_changes_nothing(tmp_path, ranks, sig, second):
     """The first signal stops the grid (exit 75, the points kept); the same signal again, at once (during
@@ -308,6 +310,21 @@ def test_a_stop_after_the_grid_but_before_the_plots_leaves_them_to_the_rerun(tmp
     assert r.returncode == EXIT_STOPPED, r.stdout + r.stderr
     assert "stopped before the plots were drawn" in r.stdout and "complete:" in r.stdout
     assert done_points(tmp_path / "surf.h5").all() and not glob.glob(str(tmp_path / "*.png"))
+    r = run(python_cmd("plot_surface.py", *flags))
+    assert r.returncode == 0 and "5/5 points already done" in r.stdout, r.stdout + r.stderr
+    assert glob.glob(str(tmp_path / "*.png"))
+
+
+@pytest.mark.slow
+def test_a_stop_while_the_plots_are_drawn_abandons_them_to_the_rerun(tmp_path):
+    """SIGTERM as the first plot file is written: no plot file is left (each is whole or absent), exit 75;
+    the rerun computes nothing and draws them."""
+    flags = [*TINY, *BATCH["plot_surface.py"], "--x=-1:1:5", "--model", "tiny:make_model", "--plot",
+             "--dir_file", str(tmp_path / "dirs.h5"), "--surf_file", str(tmp_path / "surf.h5")]
+    r = run(python_cmd("tests/stop_in_plots.py", *flags))
+    assert r.returncode == EXIT_STOPPED and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "stopped before the plots were drawn" in r.stdout and done_points(tmp_path / "surf.h5").all()
+    assert sorted(os.listdir(tmp_path)) == ["dirs.h5", "surf.h5"]  # no plot, no partial file, no lock
     r = run(python_cmd("plot_surface.py", *flags))
     assert r.returncode == 0 and "5/5 points already done" in r.stdout, r.stdout + r.stderr
     assert glob.glob(str(tmp_path / "*.png"))

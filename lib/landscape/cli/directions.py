@@ -112,7 +112,7 @@ def directions_for(flags, world, model, num_classes):
         if not os.path.exists(dir_file):
             made = make_directions(flags, model, num_classes)
             check_reach(model, made, flags.grid)  # a grid that overflows the parameters writes no file
-            write_new_directions(dir_file, made)
+            write_directions(dir_file, made)  # a DirectionError naming the file if it cannot be written
     rank0_first(world, ensure_directions)
     dirs = read_directions(dir_file)
     unchecked = check_direction_flags(flags, dirs, dir_file)
@@ -127,11 +127,3 @@ def directions_for(flags, world, model, num_classes):
     if note and world.rank == 0:
         print(note, file=sys.stderr, flush=True)
     return dirs
-
-
-def write_new_directions(dir_file, dirs):
-    try:
-        write_directions(dir_file, dirs)
-    except OSError as e:
-        raise DirectionError(f"cannot write the direction file {dir_file} ({e.strerror or e}); choose a writable "
-                             f"--dir_file") from None

@@ -3,6 +3,7 @@
 Exit codes (exits.py): an error is exit 2 while the run has no results file, 3 once it has one (the
 line says where the results are kept); the first stop signal decides exit 75, whenever it comes.
 """
+import contextlib
 import os
 import sys
 import threading
@@ -57,7 +58,7 @@ def report(result, args, world, kind, path, render=None, refined=False, *, contr
     if world.rank == 0:
         print(f"[{kind}] complete: {path}", flush=True)
         if args.plot and render is not None:
-            code = plots_left(kind, path) if control.stop.is_set() else plot(path, args, kind, render)
+            code = plot_unless_stopped(lambda: plot(path, args, kind, render), kind, path)
     return world.bcast(code)  # every rank ends with rank 0's code: a driver that goes on must not wait alone
 
 
@@ -74,6 +75,26 @@ def plots_left(kind, path):
     print(f"[{kind}] stopped before the plots were drawn; the results in {path} are complete: rerun the same "
           f"command to draw them (exit {EXIT_STOPPED})", flush=True)
     return EXIT_STOPPED
+
+
+@contextlib.contextmanager
+def stoppable():
+    """A stop signal meanwhile (or one that came before) raises Stopped at once: for the plots of a
+    complete grid, whose files are each whole or absent, so the rerun draws them."""
+    act_at_once()
+    try:
+        yield
+    finally:
+        defer_stops()
+
+
+def plot_unless_stopped(draw, kind, path):
+    """Rank 0: draw() (its exit code), or the plots left to the rerun when a stop comes first (75)."""
+    try:
+        with stoppable():
+            return draw()
+    except Stopped:
+        return plots_left(kind, path)
 
 
 def plot(path, args, kind, render):

@@ -34,8 +34,8 @@ from ..space.grid import make_grid, parse_axis
 from ..space.pca import PROJECTION_METHODS, pca_directions, project
 from . import surface
 from .args import json_flag, levels_of, positive_int
-from .exits import EXIT_OK, EXIT_STOPPED
-from .run import guarded_main, plots_left
+from .exits import EXIT_OK
+from .run import guarded_main, plot_unless_stopped
 
 # this parser's flags that only the --surface stage reads
 SURFACE_ONLY = ("x", "y", "grid_points", "path_margin", "vmin", "vmax", "vlevel", "log")
@@ -219,13 +219,13 @@ def run(args, world, control):
     code, surf_file = surface.run_surface(surface_options(args, summary, axes), world, control)  # same ranks, stop
     if code != EXIT_OK:
         return code
-    if rank0_first(world, control.stop.is_set):  # rank 0 decides for all: every rank takes part in the overlay
-        return plots_left("trajectory", surf_file) if world.rank == 0 else EXIT_STOPPED
-    overlay = rank0_first(world, lambda: render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)))
-    if world.rank == 0:
-        for out in overlay:
+
+    def overlay():  # rank 0
+        for out in render_path_overlay(surf_file, summary["proj_file"], **levels_of(args)):
             print(f"plot: {out}", flush=True)
-    return EXIT_OK
+        return EXIT_OK
+    # rank 0 decides for all (every rank returns its code); a stop abandons the overlay to the rerun
+    return rank0_first(world, lambda: plot_unless_stopped(overlay, "trajectory", surf_file))
 
 
 def surface_only_flags(p, args):

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import DirectionError
 from ..space.finite import first_nonfinite
-from .atomic import atomic_write
+from .atomic import write_hdf5
 
 
 @dataclass
@@ -34,22 +34,22 @@ class Directions:
 
 
 def write_directions(path, dirs, extra_datasets=None):
-    """Write `dirs` (lists of tensors or arrays) to `path`, whole or not at all."""
-    atomic_write(path, lambda tmp: _write(tmp, dirs, extra_datasets))
+    """Write `dirs` (lists of tensors or arrays) to `path`, whole or not at all; a DirectionError
+    naming the file when it cannot be written."""
+    write_hdf5(path, lambda f: _fill(f, dirs, extra_datasets), DirectionError, "the direction file ")
 
 
-def _write(path, dirs, extra_datasets):
-    with h5py.File(path, "w") as f:
-        for group, direction in (("xdirection", dirs.x), ("ydirection", dirs.y)):
-            if direction is None:
-                continue
-            g = f.create_group(group)
-            for i, d in enumerate(direction):
-                g.create_dataset(str(i), data=np.asarray(d, dtype=np.float32))
-        for key, value in (extra_datasets or {}).items():
-            f.create_dataset(key, data=value)
-        for key, value in dirs.attrs.items():
-            f.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+def _fill(f, dirs, extra_datasets):
+    for group, direction in (("xdirection", dirs.x), ("ydirection", dirs.y)):
+        if direction is None:
+            continue
+        g = f.create_group(group)
+        for i, d in enumerate(direction):
+            g.create_dataset(str(i), data=np.asarray(d, dtype=np.float32))
+    for key, value in (extra_datasets or {}).items():
+        f.create_dataset(key, data=value)
+    for key, value in dirs.attrs.items():
+        f.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 def read_directions(path):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import DirectionError
 from ..space.finite import first_nonfinite
-from .atomic import atomic_write
+from .atomic import write_hdf5
 from .pca_record import checkpoint_datasets
 
 
@@ -18,15 +18,14 @@ def projection_file_name(dir_file, method):
 
 def write_projection(path, xs, ys, checkpoints, attrs):
     """proj_xcoord / proj_ycoord (one value per checkpoint), the checkpoint list and our attributes."""
-    def write(tmp):
-        with h5py.File(tmp, "w-") as f:
-            f["proj_xcoord"] = np.asarray(xs, dtype=np.float64)
-            f["proj_ycoord"] = np.asarray(ys, dtype=np.float64)
-            for name, value in checkpoint_datasets(checkpoints).items():
-                f[name] = value
-            for key, value in attrs.items():
-                f.attrs[key] = value
-    atomic_write(path, write)
+    def fill(f):
+        f["proj_xcoord"] = np.asarray(xs, dtype=np.float64)
+        f["proj_ycoord"] = np.asarray(ys, dtype=np.float64)
+        for name, value in checkpoint_datasets(checkpoints).items():
+            f[name] = value
+        for key, value in attrs.items():
+            f.attrs[key] = value
+    write_hdf5(path, fill, DirectionError, "the projection file ")
 
 
 def read_projection(path):

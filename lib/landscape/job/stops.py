@@ -1,4 +1,5 @@
-"""Stop signals: SIGTERM (Slurm's time limit, scancel, preemption, mpirun) and SIGUSR1 (sbatch --signal).
+"""Stop signals: SIGTERM (Slurm's time limit, scancel, preemption, mpirun), SIGUSR1 (sbatch --signal),
+SIGINT (Ctrl-C) and SIGHUP (a closed terminal): each asks for a clean stop, exit 75.
 
 The first stop signal decides how the run ends; later ones (Slurm and users send them twice) are
 absorbed until the process has exited. A run goes through three phases:
@@ -21,7 +22,9 @@ import atexit
 import signal
 import threading
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# Slurm (SIGTERM, sbatch --signal SIGUSR1), a user (Ctrl-C: SIGINT) and a closed terminal or ssh session (SIGHUP)
+# all ask for the same clean stop: the points finished so far are kept and exit 75 says "rerun to resume".
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP)
 ON_STOP = []  # called once, on the first stop signal (signals are per process): run_grid saves its points
 
 
