@@ -22,7 +22,7 @@ budget = f"{steps} steps" if steps is not None else f"{seconds:.0f} s"
 print(f"training for {budget}: last batch loss {train(model, train_set, seconds, steps=steps):.3f}")
 torch.save(model.state_dict(), f"{out}/transformer.t7")
 dirs = landscape.random_directions(model, n=2, seed=0)
-dirs.save(f"{out}/transformer_dirs.h5")
+dirs.save(f"{out}/transformer_dirs.h5", overwrite=True)  # a rerun makes the same ones
 res = landscape.surface(model, train_set, loss=next_token_loss, directions=dirs, test_data=test_set,
                         x=(-1, 1, points), y=(-1, 1, points), path=f"{out}/transformer_api.h5")
 print(f"train loss at the centre {res.train_loss[points // 2, points // 2]:.3f}, max {res.train_loss.max():.3f}")

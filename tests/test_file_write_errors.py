@@ -37,7 +37,7 @@ class FailingFile:
 
 def writers(folder):
     dirs = landscape.random_directions(make_model(), n=2)
-    return {"direction file": lambda path: dirs.save(path),
+    return {"direction file": lambda path: dirs.save(path, overwrite=True),
             "projection file": lambda path: write_projection(path, np.zeros(3), np.ones(3),
                                                              [(f"m{k}.t7", "0" * 64) for k in range(3)], {})}
 
@@ -71,3 +71,13 @@ def test_the_trajectory_driver_says_in_one_line_that_it_cannot_write_its_directi
                             str(tmp_path / "plain" / "pca.h5")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot write the direction file" in err, err
+
+
+def test_directions_are_saved_over_an_existing_file_only_when_asked(tmp_path):
+    dirs = landscape.random_directions(make_model(), n=1)
+    (tmp_path / "m.t7").write_bytes(b"a checkpoint")
+    with pytest.raises(DirectionError, match="exists; Directions.save replaces a file only with overwrite=True"):
+        dirs.save(str(tmp_path / "m.t7"))
+    assert (tmp_path / "m.t7").read_bytes() == b"a checkpoint"
+    dirs.save(str(tmp_path / "m.t7"), overwrite=True)
+    assert landscape.load_directions(str(tmp_path / "m.t7")).x[0].shape == dirs.x[0].shape

@@ -163,3 +163,28 @@ def test_a_model_with_nan_weights_is_named_as_the_model_not_as_its_directions(tm
     dirs = landscape.random_directions(make_model(), n=1)
     with pytest.raises(ModelError, match="'0.weight' holds 1 NaN"):
         landscape.surface(make_nan_weight_model(), make_data()[0], directions=dirs, x=(-1, 1, 3))
+
+
+def test_values_beyond_float32_are_infinite_where_they_go(made, tmp_path, capsys):
+    """A float64 1e39 is finite in its file but inf in the float32 model: refused as NaN/inf are."""
+    shutil.copy(made / "dirs.h5", tmp_path / "dirs.h5")
+    with h5py.File(tmp_path / "dirs.h5", "r+") as f:
+        big = f["xdirection/2"][()].astype(np.float64)
+        big.reshape(-1)[0] = 1e39
+        del f["xdirection/2"]
+        f["xdirection/2"] = big
+    line = refused(capsys, tmp_path, *GRID_2D, *paths(tmp_path))
+    assert "xdirection/2" in line and "1 NaN or infinite" in line
+    state = {k: v.double() for k, v in make_model().state_dict().items()}
+    state["7.weight"].view(-1)[3] = 1e39
+    torch.save(state, tmp_path / "f64.t7")
+    with pytest.raises(CheckpointError, match="'7.weight' holds 1 NaN or infinite"):
+        load_weights(make_model(), str(tmp_path / "f64.t7"))
+
+
+def test_a_projection_file_with_nan_is_refused_before_the_grid(made, tmp_path, capsys):
+    write_projection(str(tmp_path / "p.h5"), np.array([0.0, math.inf]), np.array([1.0, 2.0]),
+                     [("a.t7", "0" * 64), ("b.t7", "1" * 64)], {})
+    line = refused(capsys, tmp_path, *GRID_2D, *paths(tmp_path), "--proj_file", str(tmp_path / "p.h5"), "--plot")
+    assert "proj_xcoord holds 1 NaN" in line
+    assert not os.path.exists(tmp_path / "surf.h5")

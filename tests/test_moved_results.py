@@ -43,7 +43,7 @@ def wait_for_a_committed_point(proc, path, timeout=120):
     raise AssertionError(f"no point was committed: {proc.communicate()}")
 
 
-@pytest.mark.parametrize("how", ["folder moved", "file renamed"])
+@pytest.mark.parametrize("how", ["folder moved", "file renamed", "file moved to another folder"])
 def test_a_run_whose_results_are_moved_finishes_into_the_moved_file(tmp_path, how):
     folder = tmp_path / "run"
     folder.mkdir()
@@ -52,17 +52,23 @@ def test_a_run_whose_results_are_moved_finishes_into_the_moved_file(tmp_path, ho
     if how == "folder moved":
         moved_folder, name = tmp_path / "moved", "s.h5"
         os.rename(folder, moved_folder)
-    else:
+    elif how == "file renamed":
         moved_folder, name = folder, "renamed.h5"
         os.rename(folder / "s.h5", folder / name)
+    else:
+        moved_folder, name = tmp_path / "elsewhere", "s.h5"
+        moved_folder.mkdir()
+        os.rename(folder / "s.h5", moved_folder / name)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, out + err
     moved = moved_folder / name
     assert committed(moved) == POINTS  # every point, the ones after the move included, is in the moved file
     assert f"its results are in {moved}" in out and f"complete: {moved}" in out
     assert not [n for n in os.listdir(moved_folder) if n.endswith(".lock")]  # its own lock file removed
-    assert how == "file renamed" or not folder.exists()  # nothing recreated at the old place
-    assert sorted(os.listdir(moved_folder)) == sorted(["d.h5", name])
+    assert how != "folder moved" or not folder.exists()  # nothing recreated at the old place
+    assert sorted(os.listdir(moved_folder)) == sorted(["d.h5", name] if how != "file moved to another folder"
+                                                      else [name])
+    assert how != "file moved to another folder" or sorted(os.listdir(folder)) == ["d.h5"]
 
 
 def test_a_run_whose_results_folder_is_removed_exits_3_in_one_line(tmp_path):
@@ -74,5 +80,19 @@ def test_a_run_whose_results_folder_is_removed_exits_3_in_one_line(tmp_path):
     out, err = proc.communicate(timeout=240)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 3, out + err
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "moved or removed during the run" in lines[0], err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "removed during the run" in lines[0], err
+    assert "are kept" not in lines[0]  # they are not: the line says what was lost
     assert not folder.exists()
+
+
+def test_a_results_file_replaced_mid_run_is_said_to_have_lost_the_later_points(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    proc = start(folder)
+    wait_for_a_committed_point(proc, folder / "s.h5")
+    shutil.copy(folder / "s.h5", folder / "copy.h5")
+    os.replace(folder / "copy.h5", folder / "s.h5")  # the run's file is unlinked; a copy takes its name
+    out, err = proc.communicate(timeout=240)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 3, out + err
+    assert len(lines) == 1 and "was replaced or removed during the run" in lines[0] and "lost" in lines[0], err

@@ -188,3 +188,20 @@ def test_the_python_module_of_a_model_data_or_loss_spec_is_an_input(tmp_path, ca
     line = refused(capsys, tmp_path, "--x=-1:1:3", flag, spec, "--dir_file", str(tmp_path / "d.h5"),
                    "--surf_file", str(tmp_path / "mine.py"), "--overwrite")
     assert f"reads as {flag}" in line
+
+
+@pytest.mark.slow  # the trajectory driver
+def test_the_trajectory_driver_writes_over_none_of_its_modules_or_data(tmp_path, capsys, monkeypatch):
+    series = tiny_series(tmp_path / "run")
+    (tmp_path / "traj_module.py").write_text("from tiny import make_model\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = trajectory_main(["--model", "traj_module:make_model", "--max_epoch", "2", "--model_folder", str(series),
+                            "--dir_file", str(tmp_path / "traj_module.py"), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "reads as --model" in err and err.count("\n") == 1, err
+    torch.save(make_data()[0], tmp_path / "data.pt")
+    code = trajectory_main([*TRAJECTORY[:-2], "--model_folder", str(series), "--dir_file", str(tmp_path / "data.pt"),
+                            "--overwrite", "--surface", "--dataset", str(tmp_path / "data.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "reads as --dataset" in err, err
+    assert open(tmp_path / "traj_module.py").read() == "from tiny import make_model\n"

@@ -225,3 +225,15 @@ def test_without_a_name_a_file_without_train_loss_draws_its_first_map(tmp_path):
     path = write_results(str(tmp_path / "h.h5"), x, y, {"max_eig": 1 + xx ** 2, "min_eig": -yy}, kind="hessian")
     assert render.main([path, "--vtk", str(tmp_path / "h.vts"), "--html", str(tmp_path / "h.html")]) == 0
     assert '"initial":"min_eig"' in open(tmp_path / "h.html", encoding="utf-8").read()
+
+
+def test_a_constant_map_that_is_not_a_loss_draws_every_plot(tmp_path):
+    """An accuracy of 100 % everywhere (or eig_iters all at max_iter) is a finished map: it draws, it is not
+    refused half-way with bounds the user never gave."""
+    x = np.linspace(-1, 1, 4)
+    xx, yy = np.meshgrid(x, x)
+    path = write_results(str(tmp_path / "flat.h5"), x, x, {"train_loss": 1 + xx ** 2 + yy ** 2,
+                                                          "train_acc": np.full((4, 4), 100.0)})
+    saved = render_surface(path, RenderOptions(surf_name="train_acc"), page=False)
+    assert sorted(os.path.basename(p) for p in saved if p.endswith(".png")) == [
+        f"flat_train_acc_{kind}.png" for kind in ("2dcontour", "2dcontourf", "2dheat", "3dsurface")]

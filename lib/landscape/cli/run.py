@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LandscapeError
+from ..errors import LandscapeError, ResultsMovedError
 from ..files.results import QUANTITIES, open_checked
 from ..job.mpi import abort_on_uncaught, check_launch, init_world
 from ..job.stops import Stopped, act_at_once, claim_stop, defer_stops
@@ -156,7 +156,8 @@ def failed(error, world, results):
         time.sleep(OTHER_RANKS_WAIT)  # rank 0 prints first and the launcher ends this rank
         if getattr(error, "from_rank0", False):
             _exit_now(code)
-    kept = f"; the results in {results[-1]} are kept (exit {code})" if results else ""
+    said = isinstance(error, ResultsMovedError)  # it says itself where the results are, or what was lost
+    kept = f"; the results in {results[-1]} are kept (exit {code})" if results and not said else ""
     print(f"error: {error}{kept}", file=sys.stderr, flush=True)
     if world.size > 1:
         _exit_now(code)  # skip MPI_Finalize: a rank alone in its error must not wait for the others

@@ -4,6 +4,7 @@ import sys
 
 from ..api import Refine, surface
 from ..errors import DirectionError, GridSpecError
+from ..files.projection import read_projection
 from ..files.results import QUANTITIES
 from ..inputs.user import data_digest
 from .args import job_options, levels_of, surface_parser
@@ -43,9 +44,12 @@ def refine_of(args):
 
 
 def check_path_overlay(args, grid):
+    """Before any work: the path can be drawn (a 2D grid, a readable projection file of finite values)."""
     if args.proj_file and not (os.path.exists(args.proj_file) and grid.is_2d):
         raise DirectionError(f"--proj_file {args.proj_file}: the path is drawn over a 2D grid's contours; "
                              f"{'give --y' if os.path.exists(args.proj_file) else 'no such file'}")
+    if args.proj_file:
+        read_projection(args.proj_file)
 
 
 def run(args, world, control):

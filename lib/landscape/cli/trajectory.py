@@ -23,8 +23,10 @@ from ..errors import DirectionError, GridSpecError, ModelError
 from ..files.paths import check_apart
 from ..files.pca_record import check_reusable, explained_ratios, load_plane, write_pca_directions
 from ..files.projection import projection_file_name, write_projection
+from ..imports import module_file
 from ..inputs.checkpoint import file_sha256
 from ..inputs.cifar import LAYOUTS
+from ..inputs.data import data_files
 from ..inputs.models import build_model
 from ..inputs.series import check_series, checkpoint_series, difference_matrix, with_final
 from ..job.mpi import rank0_first
@@ -124,11 +126,18 @@ def trajectory_stage(args):
 
 
 def check_trajectory_paths(args, checkpoints, dir_file):
-    """The direction, projection and results files are none of the checkpoints (files/paths.py)."""
-    surf_file = getattr(args, "surface_options", None) and args.surface_options.surf_file
-    check_apart([("--model_folder's checkpoint", path) for path in checkpoints],
-                [("--dir_file", dir_file), ("the projection file", projection_file_name(dir_file, args.proj_method)),
-                 ("--surf_file", surf_file)])
+    """The direction, projection and results files are none of the run's inputs (files/paths.py): the
+    checkpoints, the module of a --model spec, and the surface stage's data and loss."""
+    surface_flags = getattr(args, "surface_options", None)
+    inputs = [("--model_folder's checkpoint", path) for path in checkpoints]
+    specs = [("--model", args.model)]
+    if surface_flags is not None:
+        inputs += [("--dataset", path) for path in data_files(args.dataset, surface_flags.datapath)]
+        specs += [("--dataset", args.dataset), ("--loss", surface_flags.loss)]
+    inputs += [(flag, module_file(spec)) for flag, spec in specs if spec and ":" in spec]
+    check_apart(inputs, [("--dir_file", dir_file),
+                         ("the projection file", projection_file_name(dir_file, args.proj_method)),
+                         ("--surf_file", surface_flags and surface_flags.surf_file)])
 
 
 def save_projection(args, dir_file, digest, checkpoints, xs, ys):

@@ -6,10 +6,12 @@ attributes and still load. Ours add: names (JSON list), dir_type, norms, ignores
 """
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
+import torch
 
 from ..errors import DirectionError
 from ..space.finite import first_nonfinite
@@ -27,8 +29,11 @@ class Directions:
     def is_2d(self):
         return self.y is not None
 
-    def save(self, path):
-        """Write the reference layout (groups xdirection/ydirection of '0'..'n-1') to `path`, atomically."""
+    def save(self, path, overwrite=False):
+        """Write the reference layout (groups xdirection/ydirection of '0'..'n-1') to `path`, atomically.
+        An existing file (a checkpoint, a results file, these directions' own) is replaced only with overwrite."""
+        if os.path.lexists(path) and not overwrite:
+            raise DirectionError(f"{path} exists; Directions.save replaces a file only with overwrite=True")
         write_directions(path, self)
         self.path = str(path)
 
@@ -96,7 +101,8 @@ def check_fits(dirs, names, shapes, path):
                 raise DirectionError(
                     f"direction file {path} was made for another model: {axis}direction/{i} has shape "
                     f"{tuple(d.shape)} but model entry {names[i]!r} has shape {tuple(shape)}")
-        found = first_nonfinite((f"{axis}direction/{i} ({names[i]!r})", d) for i, d in enumerate(direction))
+        found = first_nonfinite(((f"{axis}direction/{i} ({names[i]!r})", d) for i, d in enumerate(direction)),
+                                torch.float32)  # the precision the points are set in (flatparams)
         if found is not None:
             raise DirectionError(f"direction file {path}: {found[0]} holds {found[1]} NaN or infinite value(s); "
                                  f"a direction must be finite, or every point along it is NaN")

@@ -21,7 +21,8 @@ class FollowedFile:
         except OSError as e:
             raise ResultsMovedError(f"cannot hold the folder of {self.path} ({e.strerror or e})") from None
         try:
-            self.identity = _identity(os.stat(self.real))
+            self.file_fd = os.open(self.real, getattr(os, "O_PATH", os.O_RDONLY))  # its name follows the file
+            self.identity = _identity(os.fstat(self.file_fd))
         except OSError as e:
             os.close(self.folder_fd)
             raise ResultsMovedError(f"the results file {self.path} is gone just after it was prepared "
@@ -31,13 +32,21 @@ class FollowedFile:
         return self
 
     def __exit__(self, *exc):
+        os.close(self.file_fd)
         os.close(self.folder_fd)
 
     def now(self):
         """The path the file has now: its own while it is still there, else the moved file's; a
-        ResultsMovedError when it cannot be found (its folder removed, or moved where this OS cannot say)."""
+        ResultsMovedError when it cannot be found (removed or replaced, or moved where this OS cannot say)."""
         if self._is_ours(self.path):
             return self.path
+        linked = _linked_name(self.file_fd)
+        if linked is not None and linked.endswith(" (deleted)"):
+            raise ResultsMovedError(f"the results file {self.path} was replaced or removed during the run: the "
+                                    f"points computed after that went to the removed file and are lost (rerun to "
+                                    f"compute them again)")
+        if linked is not None and self._is_ours(linked):  # moved anywhere on its filesystem
+            return linked
         folder = self._folder_now()
         found = folder and self._find_in(folder)
         if not found:
@@ -82,3 +91,11 @@ class FollowedFile:
 
 def _identity(st):
     return st.st_dev, st.st_ino
+
+
+def _linked_name(fd):
+    """The name Linux gives an open file now (with ' (deleted)' once unlinked), or None elsewhere."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None

@@ -161,7 +161,8 @@ def load_weights(model, source, trusted=False):
             f"checkpoint {origin} does not fit model {type(model).__name__}: {problems}. "
             "Check that the model name (and num_classes) match the architecture that was trained."
         )
-    found = first_nonfinite(state_dict.items())
+    found = first_nonfinite((key, value.to(model_state[key].dtype) if value.is_floating_point() else value)
+                            for key, value in state_dict.items())  # as the model holds them: 1e39 is inf in float32
     if found is not None:
         raise CheckpointError(f"checkpoint {origin}: {found[0]!r} holds {found[1]} NaN or infinite value(s); "
                               f"a model with them gives NaN everywhere (was it saved after training diverged?)")

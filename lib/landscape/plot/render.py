@@ -42,8 +42,9 @@ def plot_stem(path, name, opts):
 
 
 def default_top(q):
-    """Where the default range of a quantity ends: a loss's basin top, else its largest value."""
-    return basin_range(q.values)[1] if q.is_loss else float(np.nanmax(q.values))
+    """Where the default range of a quantity ends: a loss's basin top, else None (the data's largest
+    value, which the plots take themselves, widening a constant map so that it still draws)."""
+    return basin_range(q.values)[1] if q.is_loss else None
 
 
 def loss_levels(q, opts):
@@ -58,7 +59,7 @@ def loss_levels(q, opts):
 
 def range_note(q, top, user_top):
     """Says when a default range stops below the data, so a clipped plot is never mistaken for the data."""
-    if user_top is not None or top >= np.nanmax(q.values):
+    if user_top is not None or top is None or top >= np.nanmax(q.values):
         return ""
     return f" (basin: up to {top:.3g}, max {np.nanmax(q.values):.3g})"
 
