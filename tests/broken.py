@@ -98,3 +98,22 @@ def make_nan_weight_model():
     with torch.no_grad():
         model[0].weight.view(-1)[0] = float("nan")
     return model
+
+
+class FailsOffTheStart(nn.Module):
+    """Runs at its starting point (where the checks before the work run it) and raises anywhere else: a
+    model that fails mid-grid."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = make_model()
+        self.start = [p.detach().clone() for p in self.inner.parameters()]
+
+    def forward(self, x):
+        if any(not torch.equal(p, p0) for p, p0 in zip(self.inner.parameters(), self.start)):
+            raise RuntimeError("this model breaks away from its start")
+        return self.inner(x)
+
+
+def make_fails_off_the_start():
+    return FailsOffTheStart()

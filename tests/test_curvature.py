@@ -332,7 +332,7 @@ def test_bad_curvature_flags_are_refused(flags, message):
 
 @pytest.mark.parametrize("choices, message", [
     (dict(trace=1), ">= 2"), (dict(trace=True), "whole number"), (dict(density=(0, 10)), "probes >= 1"),
-    (dict(density=(2, 1)), "steps >= 2"), (dict(tol=0), "tol > 0"), (dict(max_iter=2.5), "max_iter")])
+    (dict(density=(2, 1)), "steps >= 2"), (dict(tol=0), "0 < tol < 1"), (dict(max_iter=2.5), "max_iter")])
 def test_bad_curvature_choices_of_the_api_are_refused(choices, message):
     model = mlp()
     with pytest.raises(CurvatureError, match=message):

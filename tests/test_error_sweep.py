@@ -18,10 +18,10 @@ import landscape
 from landscape.cli import hessian as hessian_cli
 from landscape.cli import render as render_cli
 from landscape.cli import surface as surface_cli
-from landscape.errors import LandscapeError
+from landscape.errors import LandscapeError, PointError
 
-from broken import NoParameters, OnlyIntegerBuffers, Returns
-from tiny import make_model
+from broken import NoParameters, OnlyIntegerBuffers, Returns, make_fails_off_the_start
+from tiny import make_data, make_model
 
 TINY_DATA = ["--dataset", "tiny:make_data"]
 TINY_MODEL = ["--model", "tiny:make_model"]
@@ -213,6 +213,9 @@ API_CASES = [
     ("x -inf", make_model, _data, dict(x=(-math.inf, 1, 3)), "must be finite"),
     ("x 0 steps", make_model, _data, dict(x=(-1, 1, 0)), "at least 1"),
     ("x steps finer than float64", make_model, _data, dict(x=(1, 1.0000000000000002, 5)), "closer than float64"),
+    ("device not a choice", make_model, _data, dict(device="tpu"), "is not one of auto, cpu, cuda"),
+    ("directions a missing file", make_model, _data, dict(directions="nope.h5"), "nope.h5"),
+    ("directions a list", make_model, _data, dict(directions=[torch.zeros(3)]), "directions must be"),
 ]
 
 
@@ -255,3 +258,40 @@ def test_outputs_that_a_users_loss_takes_are_accepted(tmp_path, how):
     want = landscape.surface(plain, _data(), directions=dirs, x=(-1, 1, 3))
     np.testing.assert_allclose(got.train_loss, want.train_loss, rtol=1e-6)
     assert got.train_acc is None  # no accuracy of outputs that are not (N, classes) scores
+
+
+@pytest.mark.parametrize("driver", ["surface", "hessian"])
+def test_a_model_that_fails_mid_grid_is_one_line_and_exit_3(tmp_path, capsys, driver):
+    flags = ["--model", "broken:make_fails_off_the_start", *TINY_DATA, "--x=-1:1:3", *DRIVER_FLAGS[driver],
+             "--dir_file", str(tmp_path / "d.h5"), "--surf_file", str(tmp_path / "s.h5")]
+    code = MAINS[driver](flags)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 3 and len(lines) == 1 and "Traceback" not in err, err
+    assert "failed at point" in lines[0] and "breaks away from its start" in lines[0]
+    assert lines[0].endswith(f"the results in {tmp_path / 's.h5'} are kept (exit 3)")
+    with pytest.raises(PointError, match="breaks away from its start"):
+        getattr(landscape, "surface" if driver == "surface" else "hessian_map")(
+            make_fails_off_the_start(), make_data()[0], x=(-1, 1, 3), **({"max_iter": 5} if driver == "hessian" else {}))
+
+
+class OnlyBiases(nn.Module):
+    """Parameters of one dimension only: the reference's Hessian subset (more than one dimension) is empty."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(10))
+
+    def forward(self, x):
+        return x.reshape(len(x), -1)[:, :10] + self.bias
+
+
+@pytest.mark.parametrize("keywords,named", [
+    (dict(tol=math.inf), "need 0 < tol < 1"), (dict(tol=5.0), "need 0 < tol < 1"), (dict(seed="a"), "seed='a'"),
+    (dict(seed=1.5), "seed=1.5"), (dict(model=OnlyBiases()), "Hessian parameter names must be a non-empty list"),
+])
+def test_the_hessian_maps_own_choices_are_refused_in_one_line(tmp_path, keywords, named):
+    model = keywords.pop("model", None) or make_model()
+    with pytest.raises(LandscapeError) as raised:
+        landscape.hessian_map(model, make_data()[0], x=(-1, 1, 3), max_iter=5, path=tmp_path / "h.h5", **keywords)
+    assert named in str(raised.value) and "\n" not in str(raised.value)

@@ -3,6 +3,7 @@ hard links, '..') before anything is opened for writing, on the command line and
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from landscape.cli.hessian import main as hessian_main
 from landscape.cli.trajectory import main as trajectory_main
 from landscape.errors import PathClashError
 from landscape.files.paths import check_apart, same_file
+from landscape.files.projection import write_projection
 from landscape.inputs.checkpoint import save_checkpoint
 from landscape.inputs.cifar import write_cifar
 
@@ -78,7 +80,7 @@ def test_a_new_direction_file_and_the_results_file_must_differ(folder, capsys):
 
 def test_the_projection_file_and_the_lock_file_are_checked_too(folder, capsys):
     proj = folder / "proj.h5"
-    shutil.copy(folder / "m2.t7", proj)
+    write_projection(str(proj), np.zeros(2), np.ones(2), [("a.t7", "0" * 64), ("b.t7", "1" * 64)], {})
     line = refused(capsys, folder, *GRID_2D, "--model_file", str(folder / "m.t7"), "--dir_file",
                    str(folder / "dirs.h5"), "--surf_file", str(proj), "--proj_file", str(proj), "--overwrite")
     assert "reads as --proj_file" in line

@@ -68,3 +68,11 @@ class PathClashError(LandscapeError):
 class ResultsMovedError(SurfaceFileError):
     """The results file cannot be found after its run: its folder was moved or removed meanwhile. The
     run's points are in the file wherever it went; the drivers exit 3, as after any work."""
+
+
+class PointError(LandscapeError):
+    """The user's model or loss failed at a grid point, after the checks before the work had passed."""
+
+
+class ChoiceError(LandscapeError, ValueError):
+    """A mode that is not one of its choices (a device, a precision, a norm, a loss name, an HVP method)."""

@@ -64,7 +64,7 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     point: the Lanczos run met tol within max_iter steps), ...; rank 0 prints one warning line when some
     finished points did not converge (Result.unconverged).
     """
-    check_choices(tol, max_iter, trace, density, params, hvp)
+    check_choices(tol, max_iter, trace, density, params, hvp, seed)
     check_batch_size(hvp_batch, "hvp_batch")
     check_samples(samples)
     check_identifiable(data, path, settings)

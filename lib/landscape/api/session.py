@@ -4,6 +4,7 @@ what it records about its inputs in the results file, and running its GridJob to
 surface() and hessian_map() differ only in what they compute at a point; this is the rest.
 """
 import contextlib
+import os
 import platform
 import shutil
 import sys
@@ -27,7 +28,7 @@ from ..space.evaluate import qualified_name, tensor_batches
 from ..space.flatparams import PointSetter
 from ..space.grid import make_grid
 from ..version import __version__
-from .directions import random_directions
+from .directions import load_directions, random_directions
 from .result import Result
 
 IN_MEMORY = "(in memory)"  # the dir_file a results file records for directions never saved
@@ -57,13 +58,23 @@ def model_in_call(model, directions, x, y, device):
     world = init_world()
     abort_on_uncaught(world)
     grid = make_grid(x, y)
-    dirs = directions or random_directions(model, 2 if grid.is_2d else 1)
+    dirs = as_directions(directions) or random_directions(model, 2 if grid.is_2d else 1)
     with evaluation_mode(model, device, world) as device:
         setter = point_setter(model, dirs, grid)
         try:
             yield Call(world, grid, dirs, device, setter)
         finally:
             setter.restore()
+
+
+def as_directions(directions):
+    """None, Directions, or a direction file's path (read here); anything else is refused by name."""
+    if directions is None or isinstance(directions, Directions):
+        return directions
+    if isinstance(directions, (str, os.PathLike)):
+        return load_directions(directions)
+    raise DirectionError(f"directions must be landscape Directions (random_directions, target_directions, "
+                         f"load_directions) or a direction file's path; got a {type(directions).__name__}")
 
 
 @contextlib.contextmanager

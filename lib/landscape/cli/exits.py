@@ -11,3 +11,8 @@ EXIT_RESULTS_KEPT = 3   # an error once the results file existed (a failed --plo
 EXIT_PLOT_FAILED = EXIT_RESULTS_KEPT  # the grid is complete but --plot could not draw it (reason printed)
 EXIT_WATCHED_JOB_GONE = EXIT_RESULTS_KEPT  # render --watch: no job writes the file and its grid is unfinished
 EXIT_STOPPED = 75       # stopped by SIGTERM/SIGUSR1 before the work was done: rerun the same command to go on
+
+
+def one_line(error):
+    """An error's message on one line (a library's text, HDF5's, may hold line breaks)."""
+    return " ".join(str(error).split())

@@ -12,7 +12,7 @@ from dataclasses import fields
 from ..errors import LandscapeError, WatchedJobGone
 from ..files.paths import check_apart
 from ..plot.options import RenderOptions
-from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_WATCHED_JOB_GONE
+from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_WATCHED_JOB_GONE, one_line
 
 
 def render_options(args, vmax_is_ratio=False):
@@ -98,10 +98,10 @@ def main(argv=None):
         check(args)
         saved = outputs(args, opts)
     except WatchedJobGone as e:  # the pages written are kept: after work
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_WATCHED_JOB_GONE
     except LandscapeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for out in saved:
         print(out)

@@ -16,7 +16,7 @@ from ..errors import LandscapeError, ResultsMovedError
 from ..files.results import QUANTITIES, open_checked
 from ..job.mpi import abort_on_uncaught, check_launch, init_world
 from ..job.stops import Stopped, act_at_once, claim_stop, defer_stops
-from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_RESULTS_KEPT, EXIT_STOPPED
+from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLOT_FAILED, EXIT_RESULTS_KEPT, EXIT_STOPPED, one_line
 
 OTHER_RANKS_WAIT = 5.0  # seconds a rank > 0 waits before printing its own error (see guarded_main)
 
@@ -106,7 +106,7 @@ def plot(path, args, kind, render):
                 print(f"[{kind}] plot: {out}", flush=True)
             return EXIT_OK
     except (LandscapeError, ValueError) as e:
-        reason = str(e)
+        reason = one_line(e)
     print(f"error: no plots: {reason}; the results in {path} are complete "
           f"(exit {EXIT_PLOT_FAILED})", file=sys.stderr, flush=True)
     return EXIT_PLOT_FAILED
@@ -158,7 +158,7 @@ def failed(error, world, results):
             _exit_now(code)
     said = isinstance(error, ResultsMovedError)  # it says itself where the results are, or what was lost
     kept = f"; the results in {results[-1]} are kept (exit {code})" if results and not said else ""
-    print(f"error: {error}{kept}", file=sys.stderr, flush=True)
+    print(f"error: {one_line(error)}{kept}", file=sys.stderr, flush=True)
     if world.size > 1:
         _exit_now(code)  # skip MPI_Finalize: a rank alone in its error must not wait for the others
     return code

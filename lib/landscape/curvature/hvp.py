@@ -11,7 +11,7 @@ Two differences from the reference code (tomgoldstein/loss-landscape, hess_vec_p
 import torch
 from torch.func import functional_call, grad, jvp
 
-from ..errors import DataError
+from ..errors import ChoiceError, DataError
 
 PARAM_SUBSETS = ('reference', 'all')
 HVP_METHODS = ('double_backward', 'fwd_rev')
@@ -40,11 +40,11 @@ class MeanLossHVP:
 
     def __init__(self, model, names, loss_fn, batches, method='double_backward'):
         if method not in HVP_METHODS:
-            raise ValueError(f"unknown HVP method {method!r}; choose one of {HVP_METHODS}")
+            raise ChoiceError(f"unknown HVP method {method!r}; choose one of {HVP_METHODS}")
         params = dict(model.named_parameters())
         missing = [n for n in names if n not in params]
         if missing or not names:
-            raise ValueError(f"Hessian parameter names must be a non-empty list of model parameters; "
+            raise ChoiceError(f"Hessian parameter names must be a non-empty list of model parameters; "
                              f"got {list(names)}, unknown: {missing}")
         model.eval()
         self.model, self.names, self.loss_fn, self.batches = model, list(names), loss_fn, batches

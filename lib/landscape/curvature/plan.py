@@ -15,11 +15,14 @@ TRACE_SAMPLES = 30  # default Hutchinson probes per point; accuracy in README "T
 DENSITY = (3, 40)  # default probes, steps of the spectral density, as PyHessian's 1 probe of 100 costs
 
 
-def check_choices(tol=1e-3, max_iter=100, trace=None, density=None, params="reference", hvp="double_backward"):
+def check_choices(tol=1e-3, max_iter=100, trace=None, density=None, params="reference", hvp="double_backward",
+                  seed=0):
     """Refuse choices out of range with one CurvatureError naming the choice (and its flag)."""
-    if not (_number(tol) and tol > 0) or not (_whole(max_iter) and max_iter >= 1):
-        raise CurvatureError(f"tol={tol!r}, max_iter={max_iter!r} (--tol, --max_iter): need tol > 0 and max_iter "
-                             f"a whole number >= 1")
+    if not (_number(tol) and 0 < tol < 1) or not (_whole(max_iter) and max_iter >= 1):
+        raise CurvatureError(f"tol={tol!r}, max_iter={max_iter!r} (--tol, --max_iter): need 0 < tol < 1 (an accuracy "
+                             f"relative to max|λ|) and max_iter a whole number >= 1")
+    if not _whole(seed):
+        raise CurvatureError(f"seed={seed!r} (--seed): give a whole number")
     if trace is not None and not (_whole(trace) and trace >= 2):
         raise CurvatureError(f"trace={trace!r} (--trace {trace}): give the number of probes per point, a whole "
                              f"number >= 2 (two or more give an error bar), e.g. trace={TRACE_SAMPLES} "

@@ -6,7 +6,7 @@ only where a function needs it, so the MPI layer can use the launch rules withou
 """
 from dataclasses import dataclass
 
-from ..errors import DeviceError
+from ..errors import ChoiceError, DeviceError
 
 # Who started this process, innermost launcher first. Python's os.environ is the environment the
 # launcher gave the process (MPI_Init's own setenv calls do not show in it), so a variable here was
@@ -76,7 +76,7 @@ def choose_device(requested, cuda, local_rank):
     wrongly skipped. auto uses the CPU only where there is no GPU to use: GPUs that are present but
     unusable (driver too old for the wheel, CPU-only wheel) are refused, never quietly bypassed."""
     if requested not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--device={requested!r} is not one of auto, cpu, cuda")
+        raise ChoiceError(f"--device={requested!r} is not one of auto, cpu, cuda")
     if requested == "cpu":
         return "cpu"
     if cuda.available and cuda.count > 0:

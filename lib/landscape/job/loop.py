@@ -11,8 +11,9 @@ import time
 
 import h5py
 
+from ..errors import LandscapeError, PointError
 from ..files.pending import drop_pending, save_pending
-from ..files.results import open_for_writing, read_done_and_values, write_points
+from ..files.results import first_line, open_for_writing, read_done_and_values, write_points
 from .mpi import WorkChannel
 from .progress import Progress
 from .schedule import Dispatcher
@@ -46,6 +47,22 @@ class Uncommitted:
         if self.saved:  # those points are in the results file now
             drop_pending(self.path, self.rank)
             self.saved = False
+
+
+def evaluated(job, index, pending):
+    """The point's values; a failure of the user's model or loss there (past the checks on the first
+    batch) is one line naming the point, after this rank's finished points are saved for the rerun."""
+    try:
+        return job.evaluate_point(index)
+    except LandscapeError:
+        pending.save()
+        raise
+    except Exception as e:
+        pending.save()
+        x, y = job.layout.grid.coords(index)
+        at = f"({x:.6g}, {y:.6g})" if job.layout.grid.is_2d else f"x = {x:.6g}"
+        raise PointError(f"the model or loss failed at point {index}, {at}: {type(e).__name__}: "
+                         f"{first_line(e)}") from e
 
 
 def uses_parallel_io(world, options):
@@ -113,7 +130,7 @@ def run_grid(world, job, options, todo):
                 if stop.is_set():
                     break  # the rest of the chunk stays unfinished in the done mask
                 t0 = time.monotonic()
-                pending.results.append((index, job.evaluate_point(index)))
+                pending.results.append((index, evaluated(job, index, pending)))
                 if stop.is_set():  # the stop came during this point: its side file must hold it too
                     pending.save()
                 evaluating += time.monotonic() - t0

@@ -7,6 +7,8 @@ Integer entries always get an all-zero direction and are never moved.
 """
 import torch
 
+from ..errors import ChoiceError
+
 DIR_TYPES = ("weights", "states")
 NORMS = ("filter", "layer", "weight", "dfilter", "dlayer")
 IGNORES = ("none", "biasbn")
@@ -15,7 +17,7 @@ EPS = 1e-10  # the reference's guard against a zero filter
 
 def check_choice(value, choices, flag):
     if value not in choices:
-        raise ValueError(f"{flag}={value!r} is not one of {', '.join(choices)}")
+        raise ChoiceError(f"{flag}={value!r} is not one of {', '.join(choices)}")
     return value
 
 

@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import LossError
+from ..errors import ChoiceError, LossError
 from .precision import precision_context
 
 LOSS_NAMES = ("crossentropy", "mse")
@@ -25,7 +25,7 @@ def loss_function(name):
     """Summed-over-batch loss for a validated --loss_name."""
     losses = {"crossentropy": crossentropy_sum, "mse": mse_sum}
     if name not in losses:
-        raise ValueError(f"--loss_name={name!r} is not one of {', '.join(LOSS_NAMES)}")
+        raise ChoiceError(f"--loss_name={name!r} is not one of {', '.join(LOSS_NAMES)}")
     return losses[name]
 
 

@@ -5,7 +5,7 @@ user's own settings are never flipped for good. torch is imported only where a f
 """
 import contextlib
 
-from ..errors import DeviceError
+from ..errors import ChoiceError, DeviceError
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -79,7 +79,7 @@ def precision_context(precision, device):
     own settings are never flipped for good."""
     import torch
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise ChoiceError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     with contextlib.ExitStack() as stack:
         stack.enter_context(tf32_mode(precision == "tf32"))
         if precision == "bf16":

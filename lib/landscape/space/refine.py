@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ChoiceError
+
 SCALES = ("log10", "linear")
 LOG_FLOOR = 1e-12  # a loss of exactly 0 is drawn (and estimated) as 1e-12
 
@@ -33,7 +35,7 @@ def scale_of(name):
 
 def to_scale(values, scale):
     if scale not in SCALES:
-        raise ValueError(f"scale {scale!r} is not one of {SCALES}")
+        raise ChoiceError(f"scale {scale!r} is not one of {SCALES}")
     values = np.asarray(values, dtype=float)
     return np.log10(np.maximum(values, LOG_FLOOR)) if scale == "log10" else values
 
