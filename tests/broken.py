@@ -117,3 +117,8 @@ class FailsOffTheStart(nn.Module):
 
 def make_fails_off_the_start():
     return FailsOffTheStart()
+
+
+def big_batch_error():
+    """Fails on batches of more than 16 samples only: past the checks on the first batch."""
+    return Returns("big_batch_error")

@@ -295,3 +295,29 @@ def test_the_hessian_maps_own_choices_are_refused_in_one_line(tmp_path, keywords
     with pytest.raises(LandscapeError) as raised:
         landscape.hessian_map(model, make_data()[0], x=(-1, 1, 3), max_iter=5, path=tmp_path / "h.h5", **keywords)
     assert named in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("flags,named", [
+    (["--lr", "nan"], "--lr must be a finite number > 0"),
+    (["--lr", "-1"], "--lr must be a finite number > 0"),
+    (["--weight_decay", "inf"], "--weight_decay must be a finite number >= 0"),
+    (["--momentum", "nan"], "--momentum must be a finite number >= 0"),
+    (["--save", "{file}"], "is a file"),
+    (["--save", "{file}/sub"], "cannot create the --save folder"),
+    (["--model", "broken:no_parameters"], "no floating-point parameters"),
+    (["--model", "broken:returns"], "fails on the first 16 input(s)"),
+    (["--dataset", "broken:float_targets"], "do not fit the loss"),
+    (["--model", "broken:big_batch_error", "--batch_size", "32"], "training failed: RuntimeError"),
+])
+def test_the_trainer_refuses_in_one_line(tmp_path, capsys, flags, named):
+    from landscape.cli.train import main as train_main
+    (tmp_path / "plain").write_text("a file")
+    flags = [f.format(file=tmp_path / "plain") for f in flags]
+    base = ["--model", "tiny:make_model", "--dataset", "tiny:make_data", "--epochs", "1", "--noaug",
+            "--save", str(tmp_path / "run")]
+    try:
+        code = train_main([*base, *flags])
+    except SystemExit as e:  # the parser's refusals
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and named in err.splitlines()[-1], err

@@ -8,13 +8,15 @@ The files it writes are described in landscape/training/trainer.py; log.out gets
 Rerunning a command resumes from the newest model_{e}.t7 that has its opt_state_{e}.t7.
 """
 import argparse
+import math
 import os
 import sys
 import time
 
 import torch
 
-from ..errors import DataError, LandscapeError
+from ..errors import CheckpointError, DataError, LandscapeError
+from ..inputs.first_batch import check_first_batch, check_model
 from ..inputs.data import DEFAULT_SYNTHETIC_SIZE, load_dataset, randomize_labels
 from ..inputs.models import build_model
 from ..job.mpi import World, pick_device
@@ -32,7 +34,7 @@ from ..training.trainer import (
     save_state,
     train_epoch,
 )
-from .exits import EXIT_BAD_INPUT, EXIT_OK
+from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_RESULTS_KEPT, one_line
 
 
 def parse_args(argv=None):
@@ -70,6 +72,13 @@ def parse_args(argv=None):
         least = 0 if name == "epochs" else 1
         if getattr(args, name) < least:
             p.error(f"--{name} must be >= {least}, got {getattr(args, name)}")
+    for name, least, strict in (("lr", 0.0, True), ("lr_decay", 0.0, True), ("momentum", 0.0, False),
+                                ("weight_decay", 0.0, False)):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and (value > least if strict else value >= least)):
+            p.error(f"--{name} must be a finite number {'>' if strict else '>='} {least:g}, got {value}")
+    if os.path.exists(args.save) and not os.path.isdir(args.save):
+        p.error(f"--save {args.save} is a file; give the folder for the checkpoints")
     if not 0.0 <= args.label_corrupt_prob <= 1.0:
         p.error(f"--label_corrupt_prob must be within [0, 1], got {args.label_corrupt_prob}")
     if args.optimizer == "sgd" and args.nesterov and args.momentum <= 0:
@@ -86,6 +95,15 @@ def log(save_dir, line):
         f.write(line + "\n")
 
 
+def check_before_training(model, x, y, loss_name, loss_total, device):
+    """The model, its outputs and the loss on a first batch, in eval mode (no BatchNorm statistics move):
+    a model that cannot train is one line before any checkpoint is written."""
+    check_model(model)
+    model.eval()
+    check_first_batch(model, (x, y), loss_name, loss_total, device)
+    model.train()
+
+
 def run(args, device):
     torch.manual_seed(args.seed)
     train, test = load_dataset(args.dataset, args.datapath, raw=args.raw_data, download=args.download,
@@ -100,6 +118,7 @@ def run(args, device):
     model = build_model(args.model, None, train.num_classes)
     reference_init(model)
     model.to(device)
+    check_before_training(model, x, y, args.loss_name, loss_function(args.loss_name), device)
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.momentum, args.weight_decay, args.nesterov)
     loss_sum = loss_function(args.loss_name)
     generator = data_generator(args.seed, device)
@@ -107,7 +126,10 @@ def run(args, device):
         raise DataError(f"augmentation crops and flips images (N, C, H, W), but the inputs are "
                         f"{tuple(x.shape)}; pass --noaug")
     pad_fill = None if args.noaug else black_pixel(args.dataset, args.raw_data, x.shape[1])
-    os.makedirs(args.save, exist_ok=True)
+    try:
+        os.makedirs(args.save, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create the --save folder {args.save} ({e.strerror or e})") from None
 
     saved = checkpoint_epochs(args.save)
     if saved:
@@ -161,9 +183,18 @@ def main(argv=None):
             torch.backends.cudnn.benchmark = True  # fastest kernels; GPU runs are then not bit-reproducible
         run(args, device)
     except LandscapeError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
+        return failed(err, args.save)
+    except Exception as err:  # the model, data or loss failed in the training itself, past the checks
+        return failed(f"training failed: {type(err).__name__}: {err}", args.save)
     return EXIT_OK
+
+
+def failed(error, save):
+    """One line; exit 3 once checkpoints exist (they are kept and a rerun resumes), else 2."""
+    kept = os.path.isdir(save) and checkpoint_epochs(save)
+    print(f"error: {one_line(error)}" + (f"; the checkpoints in {save} are kept (exit 3)" if kept else ""),
+          file=sys.stderr, flush=True)
+    return EXIT_RESULTS_KEPT if kept else EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":
