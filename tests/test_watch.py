@@ -79,7 +79,7 @@ def stop(job, gate):
     gate.write_text("go")
 
 
-@pytest.mark.parametrize("end, code", [("killed", -signal.SIGKILL), ("crashed", 1), ("stopped", 75)])
+@pytest.mark.parametrize("end, code", [("killed", -signal.SIGKILL), ("crashed", 3), ("stopped", 75)])  # 3: the model failed mid-grid
 def test_a_watcher_whose_job_is_gone_ends_with_exit_3_and_keeps_the_last_page(tmp_path, end, code):
     gate = tmp_path / "gate"
     job = gated_job(tmp_path, gate, python_cmd)
