@@ -41,13 +41,18 @@ class Quantity:
 
     @property
     def note(self):
-        """One line for a title: where the values come from and what is blank."""
+        """One line for a title: where the values come from, what is blank, what is marked."""
+        return self.noted(marked=True)
+
+    def noted(self, marked):
+        """The note, for a figure that marks unconverged points (2D maps, curves) or not (a 3D surface)."""
         total, blank = self.values.size, int(np.count_nonzero(~np.isfinite(self.values)))
         parts = [f"interpolated from {self.computed} computed points"] if self.interpolated else []
         if blank:
             parts.append(f"{blank} of {total} points not drawn (unfinished or NaN)")
         if self.unconverged_count:
-            parts.append(f"{self.unconverged_count} of {total} points did not converge (marked ×)")
+            marks = " (marked ×)" if marked else ""
+            parts.append(f"{self.unconverged_count} of {total} points did not converge{marks}")
         return "; ".join(parts)
 
     @property

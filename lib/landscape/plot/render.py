@@ -79,8 +79,9 @@ def render_map(results, path, opts):
     mark_unconverged(fig.axes[0], g.x, g.y, q.unconverged)
     saved += save_figure(fig, plot_stem(path, f"{q.name}_2dheat", opts))
     ztop = opts.zlim if opts.zlim is not None else top
+    note = q.noted(marked=False)  # a 3D surface carries no marks
     fig = plot_surface3d(g.x, g.y, q.values, vmin=opts.vmin, vmax=ztop, log=opts.log, label=q.label,
-                         title=q.label + range_note(q, ztop, opts.zlim) + (f"\n{q.note}" if q.note else ""))
+                         title=q.label + range_note(q, ztop, opts.zlim) + (f"\n{note}" if note else ""))
     saved += save_figure(fig, plot_stem(path, f"{q.name}_3dsurface", opts))
     return saved
 
