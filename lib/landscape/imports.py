@@ -27,6 +27,11 @@ def import_callable(spec, error, what, form="function"):
     return target
 
 
+def spec_files(specs):
+    """(flag, source file) of each ('--flag', 'module:attr') spec given: inputs a run must not write over."""
+    return [(flag, module_file(spec)) for flag, spec in specs if spec and ":" in str(spec)]
+
+
 def module_file(spec):
     """The source file of the module a 'module:attr' spec names (an input the run must not write over),
     or None where there is none to find (no such module, a built-in one, a namespace package)."""

@@ -13,7 +13,7 @@ from ..api import make_grid
 from ..errors import DataError, GridSpecError, LandscapeError, LossError, ModelError
 from ..files.directions import Directions, directions_digest
 from ..files.paths import check_apart, results_outputs
-from ..imports import import_callable, module_file
+from ..imports import import_callable, spec_files
 from ..inputs.checkpoint import file_sha256, load_weights
 from ..inputs.data import data_files, load_dataset, randomize_labels, select_split
 from ..inputs.first_batch import check_first_batch, check_model, check_outputs, outputs_of
@@ -198,7 +198,7 @@ def check_paths(flags, ranks, reads=()):
     specs = (("--model", flags.model.name), ("--dataset", flags.data.dataset), ("--loss", flags.loss))
     inputs = [("--model_file", flags.model.file), ("--model_file2", d.model_file2), ("--model_file3", d.model_file3),
               *(("--dataset", path) for path in data_files(flags.data.dataset, flags.data.datapath)),
-              *((flag, module_file(spec)) for flag, spec in specs if spec and ":" in spec), *reads]
+              *spec_files(specs), *reads]
     outputs = results_outputs("--surf_file", surf_file, ranks)
     if made:
         outputs.insert(0, ("--dir_file", dir_file))

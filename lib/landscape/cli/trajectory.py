@@ -23,7 +23,7 @@ from ..errors import DirectionError, GridSpecError, ModelError
 from ..files.paths import check_apart
 from ..files.pca_record import check_reusable, explained_ratios, load_plane, write_pca_directions
 from ..files.projection import projection_file_name, write_projection
-from ..imports import module_file
+from ..imports import spec_files
 from ..inputs.checkpoint import file_sha256
 from ..inputs.cifar import LAYOUTS
 from ..inputs.data import data_files
@@ -134,7 +134,7 @@ def check_trajectory_paths(args, checkpoints, dir_file):
     if surface_flags is not None:
         inputs += [("--dataset", path) for path in data_files(args.dataset, surface_flags.datapath)]
         specs += [("--dataset", args.dataset), ("--loss", surface_flags.loss)]
-    inputs += [(flag, module_file(spec)) for flag, spec in specs if spec and ":" in spec]
+    inputs += spec_files(specs)
     check_apart(inputs, [("--dir_file", dir_file),
                          ("the projection file", projection_file_name(dir_file, args.proj_method)),
                          ("--surf_file", surface_flags and surface_flags.surf_file)])

@@ -70,9 +70,9 @@ class FollowedFile:
                 return old
         except OSError:
             pass
+        now = _linked_name(self.folder_fd)
         try:
-            now = os.readlink(f"/proc/self/fd/{self.folder_fd}")
-            return now if _identity(os.stat(now)) == held else None  # a removed folder reads '... (deleted)'
+            return now if now is not None and _identity(os.stat(now)) == held else None  # removed: '... (deleted)'
         except OSError:
             return None
 

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..space.finite import nonfinite_count
 from .cifar import LAYOUTS, download_cifar, read_cifar
 from .synthetic import synthetic_cifar
 from .tensor_files import TENSOR_FILE_TYPES, call_data_factory, read_tensor_file
@@ -98,10 +97,7 @@ def _targets_tensor(targets):
     targets = torch.as_tensor(targets)
     if targets.is_floating_point():
         targets = targets.to(torch.float32)
-        count = nonfinite_count(targets)
-        if count:
-            raise DataError(f"the targets hold {count} non-finite value(s) (NaN or inf after conversion to float32); "
-                            f"every loss would be NaN")
+        check_finite(targets, "the targets")
         return targets
     return _labels_tensor(targets)
 
