@@ -17,6 +17,15 @@ from conftest import env
 from tiny import make_model
 
 
+def nap(seconds):
+    """Sleep in short slices, as a long computation returns to Python between its batches: a stop signal
+    that the kernel hands to another thread (MPI's, torch's) only flags the main thread, whose Python
+    handler runs when it next wakes; one long sleep would hide the stop for its whole length."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+
+
 class ProbeSleeper(nn.Module):
     """Sleeps `delay` seconds on every batch larger than the first-batch checks' (inputs/first_batch.py):
     the batch-size probe (and the grid) sleep, the checks of the model's outputs do not."""
@@ -27,7 +36,7 @@ class ProbeSleeper(nn.Module):
 
     def forward(self, x):
         if len(x) > FIRST_BATCH:
-            time.sleep(self.delay)
+            nap(self.delay)
         return self.inner(x)
 
 
@@ -38,7 +47,7 @@ def make_probe_sleeper(delay=60.0):
 def make_model_slowly():
     """A model factory that announces itself, then takes a minute (a large checkpoint on a slow disk)."""
     print("stop_helpers: building the model", flush=True)
-    time.sleep(60)
+    nap(60)
     return make_model()
 
 
