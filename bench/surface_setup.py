@@ -15,7 +15,8 @@ from landscape.inputs.models import get_model
 from landscape.inputs.synthetic import synthetic_cifar
 from landscape.job.batch import auto_batch_size
 from landscape.space.directions import named_entries, normalize_direction, random_direction
-from landscape.space.evaluate import crossentropy_sum, device_layout, evaluate
+from landscape.space.evaluate import device_layout, evaluate
+from landscape.space.losses import crossentropy_sum
 from landscape.space.flatparams import PointSetter
 
 GRID_SIDE = 51

@@ -11,7 +11,8 @@ from surface_setup import grid_points, landscape_path, max_rel_diff, moved, subs
 from torch.func import functional_call, vmap
 
 from landscape.space.directions import named_entries
-from landscape.space.evaluate import crossentropy_sum, evaluate
+from landscape.space.evaluate import evaluate
+from landscape.space.losses import crossentropy_sum
 from landscape.space.precision import PRECISIONS
 
 BATCHES = (32, 64, 128, 256, 512, 1024)  # the library's CPU candidates (64-512) and one size past each end

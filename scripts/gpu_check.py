@@ -26,7 +26,8 @@ from landscape.curvature.hvp import hessian_param_names, mean_loss_hvp  # noqa: 
 from landscape.inputs.checkpoint import load_weights  # noqa: E402
 from landscape.inputs.data import load_dataset  # noqa: E402
 from landscape.inputs.models import build_model  # noqa: E402
-from landscape.space.evaluate import crossentropy_sum, evaluate  # noqa: E402
+from landscape.space.evaluate import evaluate  # noqa: E402
+from landscape.space.losses import crossentropy_sum  # noqa: E402
 from landscape.space.precision import strict_fp32, tf32_mode  # noqa: E402
 
 

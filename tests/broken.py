@@ -24,7 +24,7 @@ class Returns(nn.Module):
     def forward(self, x):
         z = self.inner(x)
         forms = {"namespace": lambda: SimpleNamespace(logits=z), "dataclass": lambda: Output(z),
-                 "dict": lambda: {"logits": z}, "tuple": lambda: (z, z.detach()), "list": lambda: [z],
+                 "dict": lambda: {"logits": z}, "scores": lambda: {"scores": z}, "tuple": lambda: (z, z.detach()), "list": lambda: [z],
                  "none": lambda: None, "scalar": lambda: z.sum(), "integers": lambda: z.argmax(1, keepdim=True),
                  "flat": lambda: z.reshape(-1), "shape_error": lambda: z @ torch.ones(3, 3)}
         if self.how == "runtime_error":

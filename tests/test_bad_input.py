@@ -18,7 +18,8 @@ import torch.nn as nn
 from landscape.cli.surface import main
 from landscape.errors import DataError
 from landscape.inputs.data import load_dataset
-from landscape.space.evaluate import crossentropy_sum, evaluate
+from landscape.space.evaluate import evaluate
+from landscape.space.losses import crossentropy_sum
 
 from conftest import ROOT, mpirun_cmd, run
 from tiny import make_model

@@ -14,7 +14,8 @@ from landscape.job.devices import (
     sharing_warning,
     tf32_override_warning,
 )
-from landscape.space.evaluate import evaluate, loss_function
+from landscape.space.evaluate import evaluate
+from landscape.space.losses import loss_function
 from landscape.space.precision import (
     check_precision_applies,
     precision_context,

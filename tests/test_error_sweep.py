@@ -88,8 +88,8 @@ CLI_CASES = [
     # outputs the loss cannot take
     ("model returns a tuple", ("surface", "hessian"),
      ["--model", "broken:returns", "--model_kwargs", '{"how": "tuple"}'], "returns a tuple"),
-    ("model returns a dict", ("surface",),
-     ["--model", "broken:returns", "--model_kwargs", '{"how": "dict"}'], "returns a dict"),
+    ("model returns a dict without logits", ("surface",),
+     ["--model", "broken:returns", "--model_kwargs", '{"how": "scores"}'], "returns a dict with keys scores"),
     ("model returns None", ("surface",),
      ["--model", "broken:returns", "--model_kwargs", '{"how": "none"}'], "returns None"),
     # targets that do not fit the loss
@@ -174,8 +174,7 @@ def _with_nan(value):
 
 API_CASES = [
     *[(f"output {how}", lambda how=how: Returns(how), _data, {}, words)
-      for how, words in (("namespace", "returns a SimpleNamespace"), ("dataclass", "returns a dataclass Output"),
-                         ("dict", "returns a dict with keys logits"), ("tuple", "returns a tuple of 2"),
+      for how, words in (("scores", "returns a dict with keys scores"), ("tuple", "returns a tuple of 2"),
                          ("list", "returns a list of 1"), ("none", "returns None"),
                          ("scalar", "returns a float32 tensor of shape ()"), ("integers", "returns an int64 tensor"),
                          ("flat", "returns a float32 tensor of shape (160,)"))],
@@ -257,7 +256,27 @@ def test_outputs_that_a_users_loss_takes_are_accepted(tmp_path, how):
                             directions=landscape.Directions([d for d in dirs.x], None, {}), x=(-1, 1, 3))
     want = landscape.surface(plain, _data(), directions=dirs, x=(-1, 1, 3))
     np.testing.assert_allclose(got.train_loss, want.train_loss, rtol=1e-6)
-    assert got.train_acc is None  # no accuracy of outputs that are not (N, classes) scores
+    if how == "tuple":
+        assert got.train_acc is None  # no accuracy of outputs where no logits are found
+    else:  # the logits are found under "logits": accuracy applies
+        np.testing.assert_array_equal(got.train_acc, want.train_acc)
+
+
+@pytest.mark.parametrize("how", ["namespace", "dataclass", "dict"])
+@pytest.mark.parametrize("api", ["surface", "hessian_map"])
+def test_named_losses_read_logits_from_objects_and_dicts(how, api):
+    """Outputs with .logits (HuggingFace's ModelOutput, a namespace, a dataclass) or ["logits"] are read by the
+    named losses: every value equals the plain model's, accuracy included."""
+    torch.manual_seed(0)
+    wrapped = Returns(how)
+    plain = nn.Sequential(*wrapped.inner)
+    dirs = landscape.random_directions(plain, 1)
+    call = getattr(landscape, api)
+    extra = {} if api == "surface" else {"tol": 1e-4}
+    got = call(wrapped, _data(), directions=landscape.Directions([d for d in dirs.x], None, {}), x=(-1, 1, 3), **extra)
+    want = call(plain, _data(), directions=dirs, x=(-1, 1, 3), **extra)
+    for name in ("train_loss", "train_acc") if api == "surface" else ("max_eig", "min_eig"):
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6)
 
 
 @pytest.mark.parametrize("driver", ["surface", "hessian"])

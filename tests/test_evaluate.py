@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from landscape.inputs.models import get_model
 from landscape.job.batch import auto_batch_size
 from landscape.space.directions import named_entries, normalize_direction, random_direction
-from landscape.space.evaluate import device_layout, evaluate, loss_function, mse_sum
+from landscape.space.evaluate import device_layout, evaluate
+from landscape.space.losses import loss_function, mse_sum
 from landscape.space.flatparams import PointSetter
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..curvature.hvp import hessian_param_names, mean_loss_hvp
+from ..curvature.hvp import MeanLossHVP, hessian_param_names
 from ..curvature.plan import DEFAULT_SAMPLES, check_choices, hessian_dim, make_plan, plan_settings, sample_subset
 from ..curvature.point import curvature_shapes, point_curvature
 from ..files.results import hessian_layout
@@ -18,9 +18,9 @@ from ..inputs.user import (
     check_reiterable,
     check_samples,
     is_pair,
-    mean_loss,
     on_device_pair,
     probe,
+    summed_loss,
 )
 from ..job.batch import hessian_batch_size
 from ..job.memory import lanczos_basis_plan
@@ -45,7 +45,7 @@ class MeanLossHessian:
         return hessian_dim(self.model, self.names)
 
     def operator(self, batches, names=None):
-        return mean_loss_hvp(self.model, list(names or self.names), self.loss, batches, method=self.method)
+        return MeanLossHVP(self.model, list(names or self.names), self.loss, batches, method=self.method)
 
 
 def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, path=None, tol=1e-3,
@@ -70,7 +70,7 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     check_identifiable(data, path, settings)
     check_data(data)
     check_model(model)  # before its parameters are listed
-    hessian = MeanLossHessian(model, tuple(hessian_param_names(model, params)), mean_loss(loss), hvp)
+    hessian = MeanLossHessian(model, tuple(hessian_param_names(model, params)), summed_loss(loss), hvp)
     plan = make_plan(model, hessian.names, tol, max_iter, seed, trace, density, layers)
     with model_in_call(model, directions, x, y, device) as call:
         probe(model, data, loss, hessian.loss, call.device)  # a bad model or loss fails before any probe or file

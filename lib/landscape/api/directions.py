@@ -8,7 +8,7 @@ from ..errors import DirectionError
 from ..files.directions import Directions, read_directions
 from ..inputs.first_batch import check_model
 from ..space.directions import named_entries, normalize_direction, random_direction, target_direction, target_mismatch
-from ..space.evaluate import qualified_name
+from ..space.model_io import qualified_name
 from ..version import __version__
 
 

@@ -53,20 +53,20 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
     with model_in_call(model, directions, x, y, device) as call:
         check_precision(precision, call.device)
         loss_total = summed_loss(loss)
-        accuracy = probe(model, data, loss, loss_total, call.device)  # before a batch-size probe runs the model
+        hits = probe(model, data, loss, loss_total, call.device)  # before a batch-size probe runs the model
         if test_data is not None:
             probe(model, test_data, loss, loss_total, call.device)
         sets = [eval_batches(call, model, data, batch_size, precision, resumed)]
         if test_data is not None:  # the train set's batch size, so both sum alike (and resume alike)
             sets.append(eval_batches(call, model, test_data, sets[0][1] or batch_size, precision, resumed))
-        quantities = _surface_quantities(accuracy, test_data is not None)
+        quantities = _surface_quantities(hits is not None, test_data is not None)
 
         def evaluate_point(index):
             call.setter.set(*call.grid.coords(index))
             values = []
             for batches, _ in sets:
-                mean, acc = evaluate_batches(model, batches, loss_total, precision, accuracy, call.device)
-                values += [mean] + ([acc] if accuracy else [])
+                mean, acc = evaluate_batches(model, batches, loss_total, precision, hits, call.device)
+                values += [mean] + ([acc] if hits else [])
             return tuple(values)
 
         def identity_of():

@@ -24,7 +24,8 @@ from ..job.batch import auto_batch_size
 from ..job.mpi import abort_on_uncaught, init_world, pick_device, rank0_first, ranks_per_gpu, share_device
 from ..job.run import run_job
 from ..space.directions import DIR_TYPES, named_entries
-from ..space.evaluate import qualified_name, tensor_batches
+from ..space.evaluate import tensor_batches
+from ..space.model_io import qualified_name
 from ..space.flatparams import PointSetter
 from ..space.grid import make_grid
 from ..version import __version__

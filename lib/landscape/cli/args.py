@@ -6,7 +6,7 @@ import math
 
 from ..job.run import JobOptions
 from ..space.directions import DIR_TYPES, IGNORES, NORMS
-from ..space.evaluate import LOSS_NAMES
+from ..space.losses import LOSS_NAMES
 from ..space.precision import PRECISIONS
 
 

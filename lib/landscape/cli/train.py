@@ -21,7 +21,7 @@ from ..inputs.data import DEFAULT_SYNTHETIC_SIZE, load_dataset, randomize_labels
 from ..inputs.models import build_model
 from ..job.mpi import World, pick_device
 from ..job.progress import format_seconds
-from ..space.evaluate import LOSS_NAMES, loss_function
+from ..space.losses import loss_function, per_sample
 from ..training.rng import data_generator
 from ..training.trainer import (
     black_pixel,
@@ -40,7 +40,7 @@ from .exits import EXIT_BAD_INPUT, EXIT_OK, EXIT_RESULTS_KEPT, one_line
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="landscape-train", description=__doc__.split("\n")[0])
     p.add_argument("--model", "-m", default="vgg9", help="zoo name (resnet56, vgg9, ...) or package.module:factory")
-    p.add_argument("--loss_name", "-l", default="crossentropy", choices=LOSS_NAMES)
+    p.add_argument("--loss_name", "-l", default="crossentropy", choices=("crossentropy", "mse"))
     p.add_argument("--dataset", default="synthetic",
                    help="cifar10, cifar100, synthetic, or any spec the loader accepts (FILE.pt, module:function)")
     p.add_argument("--datapath", help="folder that holds (or receives) cifar10/cifar100")
@@ -118,7 +118,7 @@ def run(args, device):
     model = build_model(args.model, None, train.num_classes)
     reference_init(model)
     model.to(device)
-    check_before_training(model, x, y, args.loss_name, loss_function(args.loss_name), device)
+    check_before_training(model, x, y, args.loss_name, per_sample(loss_function(args.loss_name)), device)
     optimizer = make_optimizer(model, args.optimizer, args.lr, args.momentum, args.weight_decay, args.nesterov)
     loss_sum = loss_function(args.loss_name)
     generator = data_generator(args.seed, device)

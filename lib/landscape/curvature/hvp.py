@@ -9,9 +9,11 @@ Two differences from the reference code (tomgoldstein/loss-landscape, hess_vec_p
   lambda_min); Krylov spaces are shift invariant, so the second run rebuilds a space the first had.
 """
 import torch
-from torch.func import functional_call, grad, jvp
+from torch.func import grad, jvp
 
 from ..errors import ChoiceError, DataError
+from ..space.losses import from_mean
+from ..space.model_io import call_functional, to_device
 
 PARAM_SUBSETS = ('reference', 'all')
 HVP_METHODS = ('double_backward', 'fwd_rev')
@@ -32,8 +34,9 @@ class MeanLossHVP:
     """The map v -> H v, H the Hessian of the mean loss over all samples of `batches`.
 
     v is a flat 1-D vector over the named parameters, concatenated in the order of `names`.
-    Per-batch HVPs of the batch-mean `loss_fn(logits, targets)` are weighted by n_b / N, which
-    equals the HVP of the mean over all N samples. Other parameters and the buffers are held
+    `loss_fn(outputs, targets, inputs)` gives a batch's summed loss and its weight (space/losses.py: its
+    samples, or its predicted tokens); the HVPs of the batch sums, added and divided by the total weight,
+    are the HVP of the mean over every sample (token) of all batches. Other parameters and the buffers are held
     at the model's current values, which are read at every call. The model is put in eval mode
     (BN uses running statistics), as the reference does. `calls` counts the products.
     """
@@ -65,17 +68,19 @@ class MeanLossHVP:
         count = 0
         with torch.no_grad():  # no outer graph; the inner transforms build their own
             for inputs, targets in self.batches:
-                inputs, targets = inputs.to(ref.device), targets.to(ref.device)
-                hv = self._batch_hvp(current, tangent, inputs, targets)
-                total += len(targets) * torch.cat([hv[n].reshape(-1) for n in self.names])
-                count += len(targets)
+                inputs, targets = to_device(inputs, ref.device), targets.to(ref.device)
+                hv, weight = self._batch_hvp(current, tangent, inputs, targets)
+                total += torch.cat([hv[n].reshape(-1) for n in self.names])
+                count += weight
         if count == 0:
             raise DataError("the batches for the Hessian hold no samples: give it a non-empty data set")
         self.calls += 1
         return (total / count).to(v.device, v.dtype)
 
     def _loss(self, named, rest, inputs, targets):
-        return self.loss_fn(functional_call(self.model, {**rest, **named}, (inputs,)), targets)
+        """(summed loss, weight) of one batch with the parameters `named` (the rest held)."""
+        total, weight = self.loss_fn(call_functional(self.model, {**rest, **named}, inputs), targets, inputs)
+        return total, torch.as_tensor(weight).detach()
 
     def _split(self, current):
         named = {n: current[n] for n in self.names}
@@ -84,26 +89,28 @@ class MeanLossHVP:
 
     def _hvp_fwd_rev(self, current, tangent, inputs, targets):
         named, rest = self._split(current)
-        grad_fn = grad(lambda p: self._loss(p, rest, inputs, targets))
-        return jvp(grad_fn, (named,), (tangent,))[1]
+        grad_fn = grad(lambda p: self._loss(p, rest, inputs, targets), has_aux=True)
+        _, hv, weight = jvp(grad_fn, (named,), (tangent,), has_aux=True)
+        return hv, weight
 
     def _hvp_double_backward(self, current, tangent, inputs, targets):
         named, rest = self._split(current)
         leaves = {n: p.detach().requires_grad_() for n, p in named.items()}
         with torch.enable_grad():
-            loss = self._loss(leaves, rest, inputs, targets)
+            loss, weight = self._loss(leaves, rest, inputs, targets)
             grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, materialize_grads=True)
             dot = sum((g * tangent[n]).sum() for g, n in zip(grads, leaves))
             hv = torch.autograd.grad(dot, list(leaves.values()), materialize_grads=True)
-        return dict(zip(leaves, hv))
+        return dict(zip(leaves, hv)), weight
 
 
 def mean_loss_hvp(model, names, loss_fn, batches, method='double_backward'):
-    """HVP operator of the mean loss over all samples; see MeanLossHVP.
+    """HVP operator of the mean loss over all samples, for a batch-mean loss_fn(outputs, targets)
+    (F.cross_entropy); see MeanLossHVP, which takes the engine's weighted form (space/losses.py).
 
     `batches` must be re-iterable (a list of (inputs, targets) or a DataLoader): every product
     passes over all of it. 'double_backward' (autograd grad of g.v) and 'fwd_rev' (torch.func
     jvp of grad) give the same products; double_backward measured faster on CPU, and fwd_rev
     pays seconds of one-off set-up on its first call (docs/bench_hessian.md).
     """
-    return MeanLossHVP(model, names, loss_fn, batches, method)
+    return MeanLossHVP(model, names, from_mean(loss_fn), batches, method)

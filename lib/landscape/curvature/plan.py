@@ -7,6 +7,7 @@ calls check_choices before it loads anything; hessian_map calls the same checks.
 import torch
 
 from ..errors import CurvatureError
+from ..space.model_io import take
 from .hvp import HVP_METHODS, PARAM_SUBSETS
 from .point import CurvaturePlan, layer_blocks
 
@@ -68,9 +69,9 @@ def plan_settings(plan):
 
 def sample_subset(x, y, samples, seed):
     """A fixed seeded subset of `samples` rows (all of them for None or more than there are)."""
-    if samples is not None and samples < len(x):
-        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:samples].to(x.device)
-        x, y = x[keep], y[keep]
+    if samples is not None and samples < len(y):
+        keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:samples].to(y.device)
+        x, y = take(x, keep), y[keep]
     return x, y
 
 

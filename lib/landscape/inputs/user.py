@@ -10,30 +10,28 @@ import numpy as np
 import torch
 
 from ..errors import DataError, LandscapeError, LossError
-from ..space.evaluate import (
-    LOSS_NAMES,
-    checked_mean_loss,
-    device_layout,
-    gives_accuracy,
-    loss_function,
-    mean_loss_total,
-    qualified_name,
-)
+from ..space.evaluate import device_layout
+from ..space.losses import gives_accuracy, hits_function, weighted_loss
+from ..space.model_io import count_of, input_tensors, is_input_dict, qualified_name, to_device
 from ..space.precision import PRECISIONS, check_precision_applies
 from .checkpoint import update_with_tensors
 from .first_batch import check_first_batch
 
 
 def is_pair(data):
-    return isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data)
+    """An (inputs, targets) pair held whole: targets a tensor, inputs a tensor or a dict of tensors."""
+    return (isinstance(data, (tuple, list)) and len(data) == 2 and torch.is_tensor(data[1])
+            and (torch.is_tensor(data[0]) or is_input_dict(data[0]) and bool(data[0])
+                 and all(torch.is_tensor(t) for t in data[0].values())))
 
 
 def on_device_pair(data, device):
     """An (inputs, targets) pair on the device, checked; images in the faster channels_last layout."""
     inputs, targets = data
-    if len(inputs) != len(targets) or len(inputs) == 0:
-        raise DataError(f"data: {len(inputs)} inputs and {len(targets)} targets; need the same number, > 0")
-    return device_layout(inputs.to(device)), targets.to(device)
+    if count_of(inputs) != len(targets) or len(targets) == 0:
+        raise DataError(f"data: {count_of(inputs)} inputs and {len(targets)} targets; need the same number, > 0")
+    inputs = to_device(inputs, device)
+    return (inputs if is_input_dict(inputs) else device_layout(inputs)), targets.to(device)
 
 
 def check_reiterable(data):
@@ -79,22 +77,9 @@ def _tensor_dataset(data):
 
 
 def summed_loss(loss):
-    """The batch's summed loss: None/'crossentropy' or 'mse' (the reference's), or a user's mean loss."""
-    if isinstance(loss, str):
-        if loss not in LOSS_NAMES:
-            raise LossError(f"loss {loss!r} is not one of {', '.join(LOSS_NAMES)}; or give a function "
-                            f"loss(outputs, targets) -> mean loss")
-        return loss_function(loss)
-    return mean_loss_total(loss)
-
-
-def mean_loss(loss):
-    """The batch-mean loss, as the Hessian is taken of it: a user's function as it is (checked for one
-    number per batch), a named loss as its sum over the batch size."""
-    if loss is None or isinstance(loss, str):
-        total = summed_loss(loss)
-        return lambda outputs, targets: total(outputs, targets) / len(targets)
-    return checked_mean_loss(loss)
+    """The engine's loss (outputs, targets, inputs) -> (sum, weight): None/'crossentropy', 'mse' (the
+    reference's), 'causal_lm' (next-token prediction), or a user's loss(outputs, targets) -> batch mean."""
+    return weighted_loss(loss)
 
 
 def loss_label(loss):
@@ -104,11 +89,12 @@ def loss_label(loss):
 @torch.inference_mode()
 def probe(model, data, loss, loss_total, device):
     """The model, its outputs and the loss tried on the data's first batch before any work (also before a
-    batch-size probe runs the model); returns whether accuracy applies."""
+    batch-size probe runs the model); returns what counts the right answers, or None where accuracy does
+    not apply."""
     if not is_pair(data):
         check_reiterable(data)
     outputs, targets = check_first_batch(model, data, loss, loss_total, device)
-    return gives_accuracy(outputs, targets)
+    return hits_function(loss) if gives_accuracy(outputs, targets, loss) else None
 
 
 def state_digest(model):
@@ -125,5 +111,6 @@ def data_digest(data):
     h = hashlib.sha256()
     tensors = _tensor_dataset(data)  # a DataLoader over tensors: them, whatever its batches and order
     for batch in [data] if is_pair(data) else [tensors] if tensors else data:
-        update_with_tensors(h, batch)
+        inputs, *rest = batch
+        update_with_tensors(h, [*input_tensors(inputs), *rest])
     return h.hexdigest()
