@@ -12,6 +12,7 @@ import torch
 from torch.func import functional_call, grad, jvp
 
 from ..errors import ChoiceError, DataError
+from .attention import exact_attention
 
 PARAM_SUBSETS = ('reference', 'all')
 HVP_METHODS = ('double_backward', 'fwd_rev')
@@ -63,7 +64,7 @@ class MeanLossHVP:
                                         zip(v.to(ref.device, ref.dtype).split(self.numels), self.shapes))))
         total = torch.zeros(self.dim, dtype=ref.dtype, device=ref.device)
         count = 0
-        with torch.no_grad():  # no outer graph; the inner transforms build their own
+        with torch.no_grad(), exact_attention():  # no outer graph (transforms build their own); see attention.py
             for inputs, targets in self.batches:
                 inputs, targets = inputs.to(ref.device), targets.to(ref.device)
                 hv = self._batch_hvp(current, tangent, inputs, targets)
