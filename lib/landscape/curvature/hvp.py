@@ -14,6 +14,7 @@ from torch.func import grad, jvp
 from ..errors import ChoiceError, DataError
 from ..space.losses import from_mean
 from ..space.model_io import call_functional, to_device
+from .attention import exact_attention
 
 PARAM_SUBSETS = ('reference', 'all')
 HVP_METHODS = ('double_backward', 'fwd_rev')
@@ -66,7 +67,7 @@ class MeanLossHVP:
                                         zip(v.to(ref.device, ref.dtype).split(self.numels), self.shapes))))
         total = torch.zeros(self.dim, dtype=ref.dtype, device=ref.device)
         count = 0
-        with torch.no_grad():  # no outer graph; the inner transforms build their own
+        with torch.no_grad(), exact_attention():  # no outer graph (transforms build their own); see attention.py
             for inputs, targets in self.batches:
                 inputs, targets = to_device(inputs, ref.device), targets.to(ref.device)
                 hv, weight = self._batch_hvp(current, tangent, inputs, targets)
