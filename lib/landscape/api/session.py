@@ -144,7 +144,7 @@ def eval_batches(call, model, data, batch_size, precision, resumed):
 def _choose_eval_batch(call, model, inputs, precision, resumed):
     """(batch, how): the one a resume of `resumed` used (it changes the sums' rounding, so it is a
     compared setting), else the fastest measured here; rank 0 chooses, every rank uses its choice."""
-    sharing = ranks_per_gpu(call.world, inputs.device)  # the GPU probe leaves room for the other ranks on it
+    sharing = ranks_per_gpu(call.world, call.device)  # the GPU probe leaves room for the other ranks on it
 
     def choose():
         stored = None if resumed is None else stored_settings(resumed, "surface")

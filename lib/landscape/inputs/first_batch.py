@@ -58,7 +58,8 @@ def check_data(data, name="data"):
         raise DataError(f"{name} is {describe(data)}; give an (inputs, targets) pair of tensors (inputs may be a "
                         f"dict of tensors, passed as keyword arguments), or a re-iterable of (inputs, targets) "
                         f"batches (a DataLoader)")
-    if isinstance(data, (tuple, list)) and data and all(_is_array(t) or is_input_dict(t) for t in data):
+    if isinstance(data, (tuple, list)) and any(map(_is_array, data)) and \
+            all(_is_array(t) or is_input_dict(t) for t in data):  # a pair (a list of dicts is batches)
         if len(data) != 2:
             raise DataError(f"{name} holds {len(data)} tensors; give two: (inputs, targets)")
         inputs, targets = data
