@@ -3,6 +3,7 @@ causal_lm loss (a mean over every predicted token, padding excluded). Truths: a 
 copies of the model moved by hand, and dense Hessians of the same model under eager attention."""
 import copy
 import math
+import os
 
 import numpy as np
 import pytest
@@ -154,3 +155,27 @@ def test_what_causal_lm_cannot_read_is_one_line(case, error, words):
         landscape.surface(used, data, loss="causal_lm", x=(-1, 1, 3))
     assert words in str(caught.value) and "\n" not in str(caught.value)
     assert isinstance(caught.value, LandscapeError)
+
+
+MPI_SCRIPT = """
+import sys, numpy as np, torch
+sys.path.insert(0, {tests!r})
+import landscape
+from test_transformers import padded_tokens, tiny_gpt2
+model = tiny_gpt2(n_layer=1)
+data = padded_tokens()
+dirs = landscape.random_directions(model, 2, seed=1)
+surf = landscape.surface(model, data, loss="causal_lm", directions=dirs, x=(-1, 1, 3), y=(-1, 1, 3), batch_size=4)
+hess = landscape.hessian_map(model, data, loss="causal_lm", directions=dirs, x=(-0.5, 0.5, 3), params="all",
+                             hvp_batch=4, tol=1e-5, max_iter=150)
+np.save(sys.argv[1], np.concatenate([surf.train_loss.ravel(), surf.train_acc.ravel(), hess.max_eig, hess.min_eig]))
+"""
+
+
+@pytest.mark.slow
+def test_two_ranks_map_a_transformer_as_one_does(tmp_path):
+    """Under mpirun -n 2 the surface and the Hessian map of a GPT-2 (dict inputs, causal_lm) equal one rank's:
+    every point is computed whole by one rank, with the same batches, so the values agree bit for bit."""
+    from conftest import ROOT, script_results
+    one, two = script_results(tmp_path, MPI_SCRIPT.format(tests=os.path.join(ROOT, "tests")))
+    np.testing.assert_array_equal(one, two)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..space.losses import IGNORE_INDEX
 from .cifar import LAYOUTS, download_cifar, read_cifar
 from .synthetic import synthetic_cifar
 from .tensor_files import TENSOR_FILE_TYPES, call_data_factory, read_tensor_file
@@ -64,7 +65,8 @@ class TensorData:
             raise DataError("the data set has no samples")
         if self.num_classes is None or self.y.is_floating_point():
             return
-        bad = self.y[(self.y < 0) | (self.y >= self.num_classes)]
+        known = self.y[self.y != IGNORE_INDEX]  # labels that predict nothing (padding of token targets)
+        bad = known[(known < 0) | (known >= self.num_classes)]
         if bad.numel():
             raise DataError(f"label {bad[0].item()} is outside [0, {self.num_classes}) "
                             f"({bad.numel()} such labels); pass the right number of classes")
@@ -214,7 +216,7 @@ def _from_pairs(source, pairs, num_classes, raw):
         if any(y.numel() == 0 for y in targets):
             raise DataError("the data set has no samples")
         if num_classes is None and not any(y.is_floating_point() for y in targets):
-            num_classes = 1 + max(int(y.max()) for y in targets)
+            num_classes = 1 + max(int(y.max()) for y in targets)  # IGNORE_INDEX is below any class
         return [arrays_to_tensor_data(x, y, num_classes, raw) for (x, _), y in zip(pairs, targets)]
     except DataError as e:
         raise DataError(f"{source}: {e}") from e
