@@ -74,6 +74,7 @@ def test_a_tied_tensor_is_one_entry_of_either_kind_of_direction():
     assert [n for n, _ in named_entries(model, "states")] == STATES
     dirs = landscape.random_directions(model, 2, dir_type="states")
     assert dirs.attrs["names"] == STATES and len(dirs.x) == len(dirs.y) == len(STATES)
+    assert landscape.random_directions(model, params=["head.*"]).attrs["params"] == ["head.*"]  # names the tie
 
 
 @pytest.mark.parametrize("dir_type", ["states", "weights"])
