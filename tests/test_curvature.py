@@ -316,7 +316,7 @@ def test_array_valued_quantities_are_stored_per_point(tmp_path):
 class Flags:
     def __init__(self, **kw):
         self.tol, self.max_iter, self.seed, self.trace, self.density, self.hessian_groups = 1e-3, 100, 0, None, None, "none"
-        self.hessian_params, self.hvp = "reference", "double_backward"
+        self.hessian_params, self.hessian_patterns, self.hvp = "reference", None, "double_backward"
         self.__dict__.update(kw)
 
 

@@ -58,8 +58,10 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     data: an (inputs, targets) pair (a fixed subset of `samples` of them, seeded by `seed`; None: all,
     cut into batches of `hvp_batch`), or a re-iterable of batches, used whole. loss: as for surface().
     tol: accuracy of λmin and λmax relative to max|λ|; params: 'reference' (weights with more than one
-    dimension) or 'all'; trace: Hutchinson probes per point; density: (probes, steps) of stochastic
-    Lanczos quadrature; layers: per-layer blocks too. seed: the subset and the Lanczos start vectors.
+    dimension), 'all', or a list of glob patterns of parameter names: the Hessian over exactly those (e.g.
+    ['transformer.h.*.attn.*'], ['*lora*']; a tied weight counts once). trace: Hutchinson probes per point;
+    density: (probes, steps) of stochastic Lanczos quadrature; layers: per-layer blocks too. seed: the
+    subset and the Lanczos start vectors.
     x, y, path, settings, job: as for surface(). Returns a Result with max_eig, min_eig, eig_converged (per
     point: the Lanczos run met tol within max_iter steps), ...; rank 0 prints one warning line when some
     finished points did not converge (Result.unconverged).
@@ -78,7 +80,7 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
         layout = hessian_layout(call.grid, curvature_shapes(plan, hessian.dim), [block[0] for block in plan.layers])
         settings_of = settings_function(settings, lambda: identity(call, model, data, loss),
                                         hessian_samples=samples if is_pair(data) else "all",
-                                        hessian_params=params, **plan_settings(plan))
+                                        hessian_params=params, **plan_settings(plan))  # patterns: a JSON list
         grid_job = GridJob(None, layout, _point_evaluator(call, hessian, batches, plan, layout.quantities),
                            settings_of, provenance(call, None), call.dir_file, overwrite, max_chunk=1,  # slow points
                            progress_secs=progress_secs)

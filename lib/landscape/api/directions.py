@@ -8,6 +8,7 @@ from ..errors import DirectionError
 from ..files.directions import Directions, read_directions
 from ..inputs.first_batch import check_model
 from ..space.directions import named_entries, normalize_direction, random_direction, target_direction, target_mismatch
+from ..space.groups import entry_group
 from ..space.model_io import qualified_name
 from ..version import __version__
 
@@ -17,18 +18,27 @@ def _per_axis(choice):
     return tuple(choice) if isinstance(choice, (tuple, list)) else (choice, choice)
 
 
-def random_directions(model, n=1, norm="filter", ignore="biasbn", dir_type="weights", seed=0):
+def random_directions(model, n=1, norm="filter", ignore="biasbn", dir_type="weights", seed=0, params=None):
     """n (1 or 2) seeded Gaussian directions, normalized like the paper (filter-wise by default).
     x uses `seed`, y uses seed + 1, as plot_surface.py's --seed does, so the files agree.
-    norm and ignore: one choice for both directions, or an (x, y) pair (--xnorm/--ynorm, --xignore/--yignore)."""
+    norm and ignore: one choice for both directions, or an (x, y) pair (--xnorm/--ynorm, --xignore/--yignore).
+    params: None (every entry), or glob patterns of entry names (e.g. ['*lora*'], ['transformer.h.*.attn.*']):
+    the directions are then zero outside the entries matched, which hold what they would hold without
+    params (the same numbers, normalized entry by entry); the attrs record the patterns."""
     if n not in (1, 2):
         raise DirectionError(f"n must be 1 or 2 directions, got {n!r}")
     check_model(model)
     names, entries = zip(*named_entries(model, dir_type))
+    inside = None if params is None else set(entry_group(model, params, dir_type))  # refused before any work
     norms, ignores = _per_axis(norm), _per_axis(ignore)
     made = [normalize_direction(random_direction(entries, seed + k), entries, norms[k], ignores[k]) for k in range(n)]
+    if inside is not None:
+        made = [[d if name in inside else torch.zeros_like(d) for name, d in zip(names, direction)]
+                for direction in made]
     attrs = dict(names=list(names), dir_type=dir_type, model=qualified_name(model), seed=seed, xnorm=norms[0],
                  xignore=ignores[0], ynorm=norms[1], yignore=ignores[1], same_dir=False, landscape_version=__version__)
+    if params is not None:  # only then: a file made without a group is as before
+        attrs["params"] = list(params)
     return Directions(made[0], made[1] if n == 2 else None, attrs)
 
 

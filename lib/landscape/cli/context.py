@@ -70,6 +70,7 @@ class DirectionFlags:
     model_file2: str
     model_file3: str
     typed: tuple           # ((flag, value), ...) the user gave, checked against an existing file
+    params: tuple = None   # plot_surface.py --params: glob patterns of the entries random directions move
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,12 @@ def _direction_flags(args):
     typed = {key: getattr(args, key) for key in (*DIRECTION_DEFAULTS, "dir_type", "model_file2", "model_file3")}
     typed = {k: v for k, v in typed.items() if v is not None}
     typed.update({k: getattr(args, k) for k in ("seed", "same_dir") if k in getattr(args, "given", frozenset())})
-    return DirectionFlags(args.dir_type, args.dir_file, (flag("xnorm"), flag("ynorm")), (flag("xignore"), flag("yignore")),
-                          args.same_dir, args.seed, args.model_file2, args.model_file3, tuple(typed.items()))
+    params = getattr(args, "dir_params", None)  # plot_surface.py's --params; plot_hessian_eig.py's is the Hessian's
+    if params is not None:
+        typed["params"] = list(params)  # as the file records it
+    return DirectionFlags(args.dir_type, args.dir_file, (flag("xnorm"), flag("ynorm")),
+                          (flag("xignore"), flag("yignore")), args.same_dir, args.seed, args.model_file2,
+                          args.model_file3, tuple(typed.items()), None if params is None else tuple(params))
 
 
 @dataclass
@@ -161,9 +166,11 @@ def unplottable_grid(grid):
     return None
 
 
-def build_context(flags, world, precision="fp32", reads=()):
+def build_context(flags, world, precision="fp32", reads=(), check_model_choices=None):
     """precision: the surface driver's --precision; plot_hessian_eig.py has no such flag (strict fp32).
-    reads: (flag, path) of the driver's other inputs, which no output may be (check_paths)."""
+    reads: (flag, path) of the driver's other inputs, which no output may be (check_paths).
+    check_model_choices(model): the driver's own choices that need the model (the Hessian's parameter
+    patterns), refused before the direction file is written."""
     device = pick_device(world, flags.device, precision)  # binds the GPU first
     check_precision_applies(precision, device.type)  # before the direction file is written
     torch.set_num_threads(flags.threads or cpu_threads_per_rank())
@@ -182,6 +189,8 @@ def build_context(flags, world, precision="fp32", reads=()):
         raise DataError(f"--test asks for the test set but --dataset {flags.data.dataset} has none")
     model = flags.model.build(train.num_classes)
     check_output_classes(model, train, flags.model.name, loss_of(flags))
+    if check_model_choices is not None:
+        check_model_choices(model)
     dirs = directions_for(flags, world, model, train.num_classes)
     model.to(device)
     surf_file = flags.surf_file or default_surf_file(flags, dirs.path)

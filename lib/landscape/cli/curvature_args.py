@@ -1,4 +1,5 @@
-"""The curvature flags of plot_hessian_eig.py (--trace, --density, --hessian_groups): text to values.
+"""The curvature flags of plot_hessian_eig.py (--trace, --density, --hessian_groups, --hessian_params,
+--params): text to values.
 
 The flags are read as text here and checked by the API's own checks (curvature/plan.check_choices),
 before any data is loaded, so a bad value is one `error:` line with exit 2 like every refused input.
@@ -34,11 +35,21 @@ def _numbers(text, flag, form):
     return numbers
 
 
+def hessian_params_of(args):
+    """hessian_map's params: --params' patterns, or --hessian_params (default reference), never both."""
+    if args.hessian_patterns is not None and args.hessian_params is not None:
+        raise CurvatureError(f"--params {' '.join(args.hessian_patterns)} and --hessian_params "
+                             f"{args.hessian_params} both choose the Hessian's parameters: give one of them")
+    if args.hessian_patterns is not None:
+        return list(args.hessian_patterns)
+    return args.hessian_params or "reference"
+
+
 def curvature_choices(args):
     """The flags as hessian_map's trace, density and layers, checked now, before any data is loaded."""
     if args.hessian_groups not in HESSIAN_GROUPS:
         raise CurvatureError(f"--hessian_groups {args.hessian_groups!r} is not one of {', '.join(HESSIAN_GROUPS)}")
     trace = None if args.trace is None else _numbers(args.trace, "--trace", "PROBES")[0]
     density = None if args.density is None else _numbers(args.density, "--density", "PROBES/STEPS")
-    check_choices(args.tol, args.max_iter, trace, density, args.hessian_params, args.hvp)
+    check_choices(args.tol, args.max_iter, trace, density, hessian_params_of(args), args.hvp)
     return dict(trace=trace, density=density, layers=args.hessian_groups == "layer")

@@ -1,6 +1,8 @@
 """The drivers' direction file: its default name, a new one made through the API from the flags, and
 an existing one checked against the flags (those it records) and against --model_file2/3 by value
 (a reference-code file records nothing), before anything else is written."""
+import hashlib
+import json
 import os
 import sys
 
@@ -25,6 +27,8 @@ def default_dir_file(flags):
                      else f"yignore={d.ignores[1]}_ynorm={d.norms[1]}")
     if d.same_dir:
         parts.append("same_dir")
+    if d.params is not None:  # the patterns' glob characters stay out of the name: a short digest of them
+        parts.append("params=" + hashlib.sha256(json.dumps(list(d.params)).encode()).hexdigest()[:8])
     parts.append(f"seed={d.seed}")
     return "_".join(parts) + ".h5"
 
@@ -34,8 +38,12 @@ def make_directions(flags, model, num_classes):
     (x seeded by --seed, y by --seed + 1), with the flags that made them as the file's attributes."""
     d, two_d = flags.directions, flags.grid.is_2d
     random_y = two_d and not d.same_dir and not d.model_file3
+    any_random = random_y or not d.model_file2
+    if d.params is not None and not any_random:
+        raise DirectionError("--params limits random directions, and every direction here is a target (another "
+                             "model minus this one: --model_file2/--model_file3); drop --params")
     made = random_directions(model, 2 if random_y else 1, norm=d.norms, ignore=d.ignores, dir_type=d.dir_type,
-                             seed=d.seed) if random_y or not d.model_file2 else None
+                             seed=d.seed, params=d.params) if any_random else None
 
     def target(model_file):  # used as they are: interpolation moves every entry, biases too
         return target_directions(model, flags.model.build(num_classes, model_file), dir_type=d.dir_type).x
@@ -48,6 +56,8 @@ def make_directions(flags, model, num_classes):
                  xnorm=d.norms[0], ynorm=d.norms[1], xignore=d.ignores[0], yignore=d.ignores[1], same_dir=d.same_dir,
                  model_file=str(flags.model.file), model_file2=str(d.model_file2), model_file3=str(d.model_file3),
                  landscape_version=__version__)
+    if d.params is not None:  # only then: a file made without --params is as before
+        attrs["params"] = list(d.params)
     return Directions(x, y, attrs)
 
 
@@ -60,20 +70,27 @@ def _same_target(stored, given):
     return os.path.realpath(stored) == os.path.realpath(given)
 
 
+def _spelled(value):
+    """A flag's value as typed: --params' patterns space-separated."""
+    return " ".join(map(str, value)) if isinstance(value, list) else value
+
+
 def check_direction_flags(flags, dirs, dir_file):
     """Every direction flag given must match an existing direction file: none is silently dropped.
 
     Returns the flags the file does not record (a reference-code file), which cannot be checked there."""
     differ, unchecked = [], []
     for k, v in flags.directions.typed:
-        if k not in dirs.attrs:
+        if k == "params" and k not in dirs.attrs and "names" in dirs.attrs:  # ours, made without --params
+            differ.append(f"--params {_spelled(v)} (the file moves every entry)")
+        elif k not in dirs.attrs:
             unchecked.append(k)
         elif k.startswith("model_file"):
             if not _same_target(dirs.attrs[k], v):
                 has = "a random direction" if dirs.attrs[k] in (None, "None") else dirs.attrs[k]
                 differ.append(f"--{k} {v} (the file has {has})")
         elif dirs.attrs[k] != v:
-            differ.append(f"--{k} {v} (the file has {dirs.attrs[k]})")
+            differ.append(f"--{k} {_spelled(v)} (the file has {_spelled(dirs.attrs[k])})")
     if differ:
         raise DirectionError(f"{dir_file} exists and was made with other settings: {', '.join(differ)}; "
                              f"drop those flags to reuse it, or give a new --dir_file")

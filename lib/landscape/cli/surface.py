@@ -18,6 +18,9 @@ def parser():
     p = surface_parser(__doc__)
     p.add_argument("--test", action="store_true", help="also evaluate the test set (test_loss, test_acc)")
     p.add_argument("--proj_file", help="with --plot: draw this projected optimizer path over the contours")
+    p.add_argument("--params", dest="dir_params", nargs="+", metavar="PATTERN",
+                   help="random directions move only the entries whose names match one of these glob patterns "
+                        "(quote them), e.g. --params '*lora*' or 'transformer.h.*.attn.*'; zero elsewhere")
     add_refine_args(p, QUANTITIES["surface"])
     return p
 

@@ -251,6 +251,8 @@ def main(argv=None):
         p.error(f"unrecognized arguments: {' '.join(unused)} (surface flags need --surface)")
     # the surface driver's parser refuses its bad flags now, before the (long) PCA, not after it
     args.surface_options = surface.parser().parse_args(rest)
+    if args.surface_options.dir_params is not None:  # the surface is drawn along the PCA directions
+        p.error("--params limits random directions; plot_trajectory.py's directions are the PCA of the path")
     return guarded_main(run, args)
 
 

@@ -12,6 +12,7 @@ import torch
 from torch.func import grad, jvp
 
 from ..errors import ChoiceError, DataError
+from ..space.groups import entry_group
 from ..space.losses import from_mean
 from ..space.model_io import call_functional, to_device
 from .attention import exact_attention
@@ -24,8 +25,12 @@ def hessian_param_names(model, which='reference'):
     """Names of the parameters the Hessian is taken over, in model.named_parameters() order.
 
     'reference': those with more than one dimension (weights of conv/linear layers), as the
-    reference code does; 'all': every parameter, biases and BN affine included.
+    reference code does; 'all': every parameter, biases and BN affine included; a list or tuple of
+    glob patterns (e.g. ['transformer.h.*.attn.*']): exactly the parameters whose names match
+    (space/groups.py; a pattern matching none is refused). A tied weight is one parameter.
     """
+    if isinstance(which, (list, tuple)):
+        return entry_group(model, which, "weights")
     if which not in PARAM_SUBSETS:
         raise ValueError(f"unknown Hessian parameter subset {which!r}; choose one of {PARAM_SUBSETS}")
     return [name for name, p in model.named_parameters() if which == 'all' or p.ndim > 1]

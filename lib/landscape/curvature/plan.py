@@ -7,6 +7,7 @@ calls check_choices before it loads anything; hessian_map calls the same checks.
 import torch
 
 from ..errors import CurvatureError
+from ..space.groups import check_patterns
 from ..space.model_io import take
 from .hvp import HVP_METHODS, PARAM_SUBSETS
 from .point import CurvaturePlan, layer_blocks
@@ -33,8 +34,11 @@ def check_choices(tol=1e-3, max_iter=100, trace=None, density=None, params="refe
         shown = "/".join(map(str, density)) if isinstance(density, (tuple, list)) else density
         raise CurvatureError(f"density={density!r} (--density {shown}): give whole numbers of probes >= 1 and "
                              f"steps >= 2, e.g. density={DENSITY} (--density {DENSITY[0]}/{DENSITY[1]})")
-    if params not in PARAM_SUBSETS:
-        raise CurvatureError(f"params={params!r} is not one of {', '.join(PARAM_SUBSETS)}")
+    if isinstance(params, (list, tuple)):
+        check_patterns(params)  # which names they match is checked against the model (hessian_param_names)
+    elif params not in PARAM_SUBSETS:
+        raise CurvatureError(f"params={params!r} is not one of {', '.join(PARAM_SUBSETS)}, nor a list of glob "
+                             f"patterns of parameter names (e.g. ['transformer.h.*.attn.*'])")
     if hvp not in HVP_METHODS:
         raise CurvatureError(f"hvp={hvp!r} is not one of {', '.join(HVP_METHODS)}")
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
+from ..space.directions import entry_aliases
 from ..space.finite import first_nonfinite
 
 DATA_PARALLEL_PREFIX = "module."
@@ -134,6 +135,32 @@ def _fill_bn_step_counters(state_dict, model_state):
     return filled
 
 
+def _same_values(a, b):
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return torch.equal(a, b) or (a.is_floating_point() and bool((a.eq(b) | (a.isnan() & b.isnan())).all()))
+
+
+def _tie(state_dict, model, origin):
+    """The checkpoint with every tied tensor of `model` (one tensor under several state_dict names, e.g.
+    GPT-2's lm_head.weight and transformer.wte.weight) given once: a name the file lacks takes its alias's
+    values; aliases holding different values are refused (loading both would keep the last silently)."""
+    tied = OrderedDict(state_dict)
+    for first, later in entry_aliases(model, "states").items():
+        present = [name for name in (first, *later) if name in tied]
+        if not present:
+            continue  # the mismatch report names it missing
+        differing = [name for name in present[1:] if tied[name].shape == tied[present[0]].shape
+                     and not _same_values(tied[name], tied[present[0]])]
+        if differing:
+            raise CheckpointError(f"checkpoint {origin}: {present[0]!r} and {differing[0]!r} hold different values, "
+                                  f"but model {type(model).__name__} holds them as one tied tensor; was the file "
+                                  f"saved from a model without that tie?")
+        for name in (first, *later):
+            tied.setdefault(name, tied[present[0]])
+    return tied
+
+
 def _mismatch_report(state_dict, model_state):
     missing = [key for key in model_state if key not in state_dict]
     unexpected = [key for key in state_dict if key not in model_state]
@@ -155,6 +182,7 @@ def load_weights(model, source, trusted=False):
     model_state = model.state_dict()
     state_dict = _strip_data_parallel_prefix(state_dict, model_state)
     state_dict = _fill_bn_step_counters(state_dict, model_state)
+    state_dict = _tie(state_dict, model, origin)
     problems = _mismatch_report(state_dict, model_state)
     if problems:
         raise CheckpointError(

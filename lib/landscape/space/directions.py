@@ -3,7 +3,10 @@
 A direction is a list of float tensors, one per entry of the model's parameter list
 (dir_type 'weights', order of named_parameters) or of its state_dict (dir_type 'states',
 which adds BN running statistics and integer buffers such as num_batches_tracked).
-Integer entries always get an all-zero direction and are never moved.
+Integer entries always get an all-zero direction and are never moved. A tensor the model holds under
+several names (a tied weight: GPT-2's lm_head.weight is transformer.wte.weight) is one entry, under its
+first name: named_parameters() lists it once, and the state_dict's later names for it are dropped, so it
+moves once and counts once in a norm. Models without such aliases keep the reference's lists exactly.
 """
 import torch
 
@@ -21,12 +24,38 @@ def check_choice(value, choices, flag):
     return value
 
 
-def named_entries(model, dir_type):
-    """(name, tensor) pairs that a direction of `dir_type` covers, in the reference's order."""
-    check_choice(dir_type, DIR_TYPES, "--dir_type")
+def distinct_entries(named):
+    """((name, tensor) pairs, {name: [later names of the same tensor]}): each tensor object once, under
+    its first name. Identity, not equal values or storage: a tied weight is one Parameter (or buffer)
+    object registered under two names, while two tensors that merely hold the same numbers stay two."""
+    kept, first_name, aliases = [], {}, {}
+    for name, t in named:
+        if id(t) in first_name:
+            aliases.setdefault(first_name[id(t)], []).append(name)
+        else:
+            first_name[id(t)] = name
+            kept.append((name, t))
+    return kept, aliases
+
+
+def _every_name(model, dir_type):
+    """Every (name, tensor object) of a `dir_type` direction, aliases included."""
     if dir_type == "weights":
-        return [(n, p.detach()) for n, p in model.named_parameters()]
-    return list(model.state_dict().items())
+        return model.named_parameters(remove_duplicate=False)
+    return model.state_dict(keep_vars=True).items()  # the Parameter and buffer objects themselves
+
+
+def named_entries(model, dir_type):
+    """(name, tensor) pairs that a direction of `dir_type` covers, in the reference's order, each
+    tensor once (see the module's docstring)."""
+    check_choice(dir_type, DIR_TYPES, "--dir_type")
+    return [(n, t.detach()) for n, t in distinct_entries(_every_name(model, dir_type))[0]]
+
+
+def entry_aliases(model, dir_type):
+    """{entry name: [the model's other names for that tensor]}, for the entries that have some."""
+    check_choice(dir_type, DIR_TYPES, "--dir_type")
+    return distinct_entries(_every_name(model, dir_type))[1]
 
 
 def is_movable(t):

@@ -17,29 +17,44 @@ def _owner(model, name):
 
 def bind_flat(model, names):
     """Re-bind the named tensors of `model` as views of one new flat buffer; return the buffer.
-    The tensors they replace are left untouched (unbind_flat puts them back)."""
+    The tensors they replace are left untouched (unbind_flat puts them back). A tied Parameter is one
+    object, so setting its .data reaches every module holding it; a buffer shared by several modules
+    is re-bound in each of them, so a tensor listed once moves everywhere it is used."""
     tensors = [_resolve(model, n) for n in names]
     flat = torch.cat([t.detach().reshape(-1) for t in tensors]).clone()
+    holders = _buffer_holders(model)
     offset = 0
-    for name, t in zip(names, tensors):
+    for t in tensors:
         view = flat[offset:offset + t.numel()].view_as(t)
         offset += t.numel()
-        module, attr = _owner(model, name)
-        if isinstance(getattr(module, attr), torch.nn.Parameter):
-            getattr(module, attr).data = view
-        else:
-            module._buffers[attr] = view
+        _rebind(t, view, holders)
     return flat
 
 
 def unbind_flat(model, names, originals):
     """Put the tensors that bind_flat replaced back in place, values and storage as they were."""
+    holders = _buffer_holders(model)
     for name, original in zip(names, originals):
-        module, attr = _owner(model, name)
-        if isinstance(getattr(module, attr), torch.nn.Parameter):
-            getattr(module, attr).data = original
-        else:
-            module._buffers[attr] = original
+        _rebind(_resolve(model, name), original, holders)
+
+
+def _rebind(current, tensor, holders):
+    """Make the Parameter `current` hold `tensor`, or put `tensor` where the buffer `current` is held."""
+    if isinstance(current, torch.nn.Parameter):
+        current.data = tensor
+    else:
+        for module, attr in holders[id(current)]:
+            module._buffers[attr] = tensor
+
+
+def _buffer_holders(model):
+    """{id(buffer): [(module, attribute) holding it]}: every place of every buffer, shared ones included."""
+    holders = {}
+    for module in model.modules():  # each module once; a buffer registered in two modules is found twice
+        for attr, buffer in module._buffers.items():
+            if buffer is not None:
+                holders.setdefault(id(buffer), []).append((module, attr))
+    return holders
 
 
 def _resolve(model, name):
