@@ -25,9 +25,9 @@ from ..job.mpi import abort_on_uncaught, init_world, pick_device, rank0_first, r
 from ..job.run import run_job
 from ..space.directions import DIR_TYPES, named_entries
 from ..space.evaluate import tensor_batches
-from ..space.model_io import qualified_name
 from ..space.flatparams import PointSetter
 from ..space.grid import make_grid
+from ..space.model_io import qualified_name
 from ..version import __version__
 from .directions import load_directions, random_directions
 from .result import Result

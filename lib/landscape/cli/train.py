@@ -16,8 +16,8 @@ import time
 import torch
 
 from ..errors import CheckpointError, DataError, LandscapeError
-from ..inputs.first_batch import check_first_batch, check_model
 from ..inputs.data import DEFAULT_SYNTHETIC_SIZE, load_dataset, randomize_labels
+from ..inputs.first_batch import check_first_batch, check_model
 from ..inputs.models import build_model
 from ..job.mpi import World, pick_device
 from ..job.progress import format_seconds

@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import torch
 
-from ..errors import DataError, LandscapeError, LossError
+from ..errors import DataError, LandscapeError
 from ..space.evaluate import device_layout
 from ..space.losses import gives_accuracy, hits_function, weighted_loss
 from ..space.model_io import count_of, input_tensors, is_input_dict, qualified_name, to_device
