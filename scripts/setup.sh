@@ -39,6 +39,8 @@ has "import h5py, sys; sys.exit(not h5py.get_config().mpi)" || {
 # The interactive page (plotly.js ships inside the wheel), and what its tests need: the VTK reader
 # for the ParaView files, playwright driving Debian's chromium (no browser download).
 has "import plotly" || pip plotly
+# HuggingFace transformers: the tests build tiny GPT-2s from configs (nothing is downloaded), and examples/gpt2.py
+has "import transformers" || pip transformers
 has "import vtkmodules.vtkIOXML, playwright" || pip vtk playwright
 if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "[setup] installing chromium for the browser tests"
