@@ -80,7 +80,7 @@ def copy_dirs(src, dst):
     shutil.copy(src / "dirs.h5", dst / "dirs.h5")
 
 
-@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("trial", range(1))  # more trials cost 9 s each in CI; run them with a larger range locally
 def test_kill_a_random_rank_then_rerun(uninterrupted, tmp_path, trial):
     """Kill one of three ranks once a random number of points (up to 12) is committed. Commits come every
     3 handed-out points (about 4 with the chunking), and the ranks run at most one commit interval ahead,

@@ -70,23 +70,19 @@ def kill(job):
     job.send_signal(signal.SIGKILL)
 
 
-def crash(job, gate):
-    gate.write_text("fail")
-
-
 def stop(job, gate):
     job.send_signal(signal.SIGTERM)
     gate.write_text("go")
 
 
-@pytest.mark.parametrize("end, code", [("killed", -signal.SIGKILL), ("crashed", 3), ("stopped", 75)])  # 3: the model failed mid-grid
+@pytest.mark.parametrize("end, code", [("killed", -signal.SIGKILL), ("stopped", 75)])
 def test_a_watcher_whose_job_is_gone_ends_with_exit_3_and_keeps_the_last_page(tmp_path, end, code):
     gate = tmp_path / "gate"
     job = gated_job(tmp_path, gate, python_cmd)
     live = watcher(tmp_path, every="0.2")
     try:
         assert "0 of 35 points" in first_page(live)  # watched while the job held its lock
-        {"killed": lambda: kill(job), "crashed": lambda: crash(job, gate), "stopped": lambda: stop(job, gate)}[end]()
+        {"killed": lambda: kill(job), "stopped": lambda: stop(job, gate)}[end]()
         job.communicate(timeout=120)
         assert job.returncode == code
         out, err = live.communicate(timeout=120)
