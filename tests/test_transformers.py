@@ -92,7 +92,8 @@ def test_padding_is_excluded_whatever_the_padded_tokens_are():
 def test_a_dataloader_of_dict_batches_equals_the_pair():
     model = tiny_gpt2()
     inputs, targets = padded_tokens()
-    loader = [(_rows(inputs, s, s + 2), targets[s:s + 2]) for s in range(0, 6, 2)]
+    samples = [({key: value[i] for key, value in inputs.items()}, targets[i]) for i in range(len(targets))]
+    loader = torch.utils.data.DataLoader(samples, batch_size=2)  # its collate stacks the dicts key by key
     dirs = landscape.random_directions(model, 1)
     pair = landscape.surface(model, (inputs, targets), loss="causal_lm", directions=dirs, x=(-1, 1, 3))
     batches = landscape.surface(model, loader, loss="causal_lm", directions=dirs, x=(-1, 1, 3))
