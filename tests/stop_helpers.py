@@ -14,16 +14,7 @@ import torch.nn.functional as F
 from landscape.inputs.first_batch import FIRST_BATCH
 
 from conftest import env
-from tiny import make_model
-
-
-def nap(seconds):
-    """Sleep in short slices, as a long computation returns to Python between its batches: a stop signal
-    that the kernel hands to another thread (MPI's, torch's) only flags the main thread, whose Python
-    handler runs when it next wakes; one long sleep would hide the stop for its whole length."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        time.sleep(0.05)
+from tiny import make_model, nap
 
 
 class ProbeSleeper(nn.Module):

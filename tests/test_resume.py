@@ -17,7 +17,7 @@ import pytest
 import torch.nn as nn
 
 from conftest import ROOT, env, mpirun_cmd, python_cmd, run
-from tiny import make_model
+from tiny import make_model, nap
 
 pytestmark = pytest.mark.slow  # starts processes (mpirun or python drivers)
 
@@ -233,7 +233,7 @@ class Sleepy(nn.Module):
 
     def forward(self, x):
         if len(x) > 1:
-            time.sleep(float(os.environ.get("SLEEPY_DELAY", "0")))
+            nap(float(os.environ.get("SLEEPY_DELAY", "0")))  # a stop's handler runs within 50 ms
         return self.inner(x)
 
 
@@ -243,7 +243,7 @@ def make_sleepy_model():
 
 def test_sigterm_to_mpirun_keeps_points_finished_since_the_last_commit(tmp_path):
     """mpirun answers SIGTERM by forwarding it, then SIGKILL one second later (odls_base_sigkill_timeout),
-    and exits 1 whatever the ranks return. Each point here takes 4 s and nothing is committed before the
+    and exits 1 whatever the ranks return. Each point here takes 2 s and nothing is committed before the
     signal, so only the side files that each rank writes on receipt can keep the finished points."""
     flags = ["--model", "test_resume:make_sleepy_model", "--dataset", "tiny:make_data", "--x=-1:1:5",
              "--batch_size", "64", "--dir_file", str(tmp_path / "dirs.h5"), "--flush_points", "100",
@@ -252,7 +252,7 @@ def test_sigterm_to_mpirun_keeps_points_finished_since_the_last_commit(tmp_path)
     assert r.returncode == 0, r.stderr
     flags += ["--surf_file", str(tmp_path / "surf.h5")]
     proc = subprocess.Popen(["mpirun", "-x", "SLEEPY_DELAY", *mpirun_cmd(2, "plot_surface.py", *flags)[1:]],
-                            env=env(SLEEPY_DELAY="4"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env(SLEEPY_DELAY="2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     read_lines_until(proc, r"\[surface\] [2-5]/5 points")  # each rank has one point done, one begun
     proc.send_signal(signal.SIGTERM)

@@ -1,4 +1,6 @@
 """A tiny custom model and data set, loaded by the drivers as 'tiny:make_model' / 'tiny:make_data'."""
+import time
+
 import torch
 import torch.nn as nn
 
@@ -26,6 +28,15 @@ def make_linear(num_classes=3, features=5):
     return nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes, bias=False))
 
 
+def nap(seconds):
+    """Sleep in short slices, as a long computation returns to Python between its batches: a stop signal
+    that the kernel hands to another thread (MPI's, torch's) only flags the main thread, whose Python
+    handler runs when it next wakes; one long sleep would hide the stop for its whole length."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.05)
+
+
 class Slow(nn.Module):
     """Wraps a model with a per-forward delay, so tests can stop or kill a job mid-grid."""
 
@@ -34,7 +45,6 @@ class Slow(nn.Module):
         self.inner, self.delay = inner, delay
 
     def forward(self, x):
-        import time
         time.sleep(self.delay)
         return self.inner(x)
 
