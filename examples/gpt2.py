@@ -6,12 +6,10 @@ plot_surface.py / plot_hessian_eig.py through the command line:
 
 The targets are the token ids themselves: loss 'causal_lm' predicts each token from those before it.
 """
-import time
-
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from examples.transformer import VOCAB, zen_text
+from examples.transformer import VOCAB, optimize, zen_text
 
 BLOCK = 16  # characters per sequence
 
@@ -41,16 +39,7 @@ def train(model, data, seconds=60.0, batch=64, lr=3e-3, steps=None):
     """AdamW on random batches until `seconds` have passed, or for exactly `steps` steps when given;
     HuggingFace's own causal-LM loss (labels=ids) trains it. Returns the last batch's loss."""
     ids, _ = data
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    generator, deadline = torch.Generator().manual_seed(0), time.monotonic() + seconds
-    model.train()
-    done = 0
-    while (done < steps) if steps is not None else (time.monotonic() < deadline):
-        done += 1
-        pick = ids[torch.randint(0, len(ids), (batch,), generator=generator)]
-        loss = model(input_ids=pick, labels=pick).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    last = optimize(model, lambda rows: model(input_ids=ids[rows], labels=ids[rows]).loss, len(ids), seconds,
+                    batch, lr, steps)
     model.eval()
-    return loss.item()
+    return last

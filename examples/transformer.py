@@ -75,14 +75,19 @@ def train(model, data, seconds=60.0, batch=64, lr=3e-3, steps=None):
     """AdamW on random batches until `seconds` have passed, or for exactly `steps` steps when given (the
     same training on any CPU); returns the last batch's loss."""
     inputs, targets = data
+    return optimize(model, lambda rows: next_token_loss(model(inputs[rows]), targets[rows]), len(inputs),
+                    seconds, batch, lr, steps)
+
+
+def optimize(model, loss_of_rows, count, seconds, batch, lr, steps):
+    """The training loop both examples share: AdamW on loss_of_rows(random rows of `count` samples)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     generator, deadline = torch.Generator().manual_seed(0), time.monotonic() + seconds
     model.train()
     done = 0
     while (done < steps) if steps is not None else (time.monotonic() < deadline):
         done += 1
-        pick = torch.randint(0, len(inputs), (batch,), generator=generator)
-        loss = next_token_loss(model(inputs[pick]), targets[pick])
+        loss = loss_of_rows(torch.randint(0, count, (batch,), generator=generator))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
