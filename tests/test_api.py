@@ -349,3 +349,14 @@ def test_a_shuffled_loader_resumes_over_tensors_and_is_refused_otherwise(trained
         landscape.surface(model, other, directions=dirs, x=XS, path=str(tmp_path / "t.h5"), **quiet())
     landscape.surface(model, other, directions=dirs, x=XS, path=str(tmp_path / "t.h5"), settings={"data": "mine"},
                       **quiet())
+
+
+def test_every_module_gets_its_own_mode_back():
+    """A wrapper in train mode around a model left in eval mode (a HuggingFace model inside a LoRA or a
+    Lightning module): each module's mode comes back as it was, not the wrapper's for all."""
+    inner = make_model()
+    wrapper = torch.nn.Sequential(inner).train()
+    inner.eval()
+    before = [m.training for m in wrapper.modules()]
+    landscape.surface(wrapper, make_data()[0], x=(-1, 1, 3), **quiet())
+    assert [m.training for m in wrapper.modules()] == before and before[0] and not before[1]

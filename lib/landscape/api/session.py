@@ -89,12 +89,14 @@ def evaluation_mode(model, device, world):
     else:
         target = torch.device(device or home)
         share_device(world, target)  # every rank calls this: the batch probes leave room for GPU neighbours
-    was_training = model.training
-    model.to(target).eval()
+    modes = [(module, module.training) for module in model.modules()]  # each its own: a HF model inside a
+    model.to(target).eval()                                             # wrapper may be in eval mode alone
     try:
         yield target
     finally:
-        model.to(home).train(was_training)
+        model.to(home)
+        for module, training in modes:
+            module.training = training
 
 
 def dir_type_of(dirs, model):
