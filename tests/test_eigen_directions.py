@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tiny import make_data
 
 import landscape
 from landscape.cli import surface as surface_cli
@@ -17,8 +18,6 @@ from landscape.cli.context import ModelFlags
 from landscape.curvature.top_eigen import lanczos_top
 from landscape.errors import ChoiceError, CurvatureError, DirectionError
 from landscape.space.directions import named_entries
-
-from tiny import make_data
 
 F32 = 2.0 ** -24  # float32's unit roundoff: a direction file holds float32
 F64 = 2.0 ** -53
@@ -124,7 +123,8 @@ def test_the_second_difference_along_x_is_lambda_max():
     lam_max = torch.linalg.eigvalsh(dense_hessian(model, data, ["0.weight", "0.bias", "2.weight", "2.bias"]))[-1]
 
     def losses(reach, num):
-        return landscape.surface(model, data, LOSS, directions=dirs, x=(-reach, reach, num), progress_secs=1e9).train_loss
+        grid = (-reach, reach, num)
+        return landscape.surface(model, data, LOSS, directions=dirs, x=grid, progress_secs=1e9).train_loss
     coarse = 0.05
     f = losses(2 * coarse, 5)
     fourth = abs(f[0] - 4 * f[1] + 6 * f[2] - 4 * f[3] + f[4]) / coarse ** 4

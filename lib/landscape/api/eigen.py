@@ -31,7 +31,8 @@ EIG_TOL = 1e-3  # residual of each Ritz pair relative to max|θ|: its direction 
 
 def curvature_operator(model, names, loss_total, curvature):
     """The operator over the parameters `names` whose eigenvectors are drawn (MeanLossHessian's interface:
-    .dim, .operator(batches)). Only the Hessian has one in this version."""
+    .dim, .operator(batches)): the one place the operator is chosen, where the GGN's and the empirical
+    Fisher's plug in. Only the Hessian has one in this version."""
     if curvature == "hessian":
         return MeanLossHessian(model, tuple(names), loss_total, "double_backward")
     raise ChoiceError(f"curvature={curvature!r}: eigen directions of the {curvature.upper()} are not available yet; "
@@ -68,9 +69,10 @@ def eigen_directions(model, data, loss=None, k=2, curvature="hessian", params="r
     names = hessian_param_names(model, params)
     loss_total = summed_loss(loss)
     curvature_of = curvature_operator(model, names, loss_total, curvature)
-    with evaluation_mode(model, device, World(None)) as target:
+    alone = World(None)
+    with evaluation_mode(model, device, alone) as target:
         probe(model, data, loss, loss_total, target)  # a bad model or loss fails before any product
-        batches = _hessian_batches(_OneRank(World(None), target), curvature_of, data, samples, hvp_batch, seed)
+        batches = _hessian_batches(_OneRank(alone, target), curvature_of, data, samples, hvp_batch, seed)
         basis = lanczos_basis_plan(curvature_of.dim, max_iter, target)
         with strict_fp32():  # TF32 noise (~1e-3) would blur the eigenvectors
             top = lanczos_top(_finite(curvature_of.operator(batches)), curvature_of.dim, k, tol=tol,
@@ -84,7 +86,7 @@ def eigen_directions(model, data, loss=None, k=2, curvature="hessian", params="r
     attrs = dict(names=[name for name, _ in named_entries(model, "weights")], dir_type="weights",
                  model=qualified_name(model), directions="eig", curvature=curvature,
                  params=params if isinstance(params, str) else list(params),
-                 samples=("all" if samples is None else samples) if is_pair(data) else "all", seed=seed, tol=tol,
+                 samples=samples if is_pair(data) and samples is not None else "all", seed=seed, tol=tol,
                  max_iter=max_iter, eig_values=top.values.tolist(), eig_residuals=top.residuals.tolist(),
                  eig_steps=top.steps, eig_converged=top.converged, landscape_version=__version__)
     return Directions(made[0], made[1] if k == 2 else None, attrs)

@@ -29,8 +29,8 @@ def parser():
                    help="instead of random directions: the top eigenvectors of the mean-loss Hessian (x the largest "
                         "eigenvalue's, y the second's), unit vectors, not filter-normalized: a coordinate is the "
                         "distance along one, and the 1D curve's second derivative at 0 is λmax. Made on rank 0 "
-                        "and stored with the eigenvalues in the direction file")
-    p.add_argument("--eig_samples", action=Remembered, type=sample_count, default=DEFAULT_SAMPLES,
+                        "and stored with the eigenvalues in the direction file. CURVATURE: hessian (the default)")
+    p.add_argument("--eig_samples", action=Remembered, type=sample_count, default=DEFAULT_SAMPLES, metavar="N",
                    help="--eig_directions' Hessian over a fixed subset of N training samples, seeded by --seed "
                         "(default %(default)s); 'all' for the whole training set")
     add_refine_args(p, QUANTITIES["surface"])
