@@ -25,6 +25,7 @@ from ..space.grid import Grid
 from ..space.precision import check_precision_applies
 from .args import DIRECTION_DEFAULTS, json_flag
 from .directions import default_dir_file, directions_for
+from .eigen_flags import EigenFlags, eigen_flags
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class DirectionFlags:
     model_file3: str
     typed: tuple           # ((flag, value), ...) the user gave, checked against an existing file
     params: tuple = None   # plot_surface.py --params: glob patterns of the entries random directions move
+    eig: EigenFlags = None  # plot_surface.py --eig_directions: eigenvectors instead of random directions
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ def _direction_flags(args):
         typed["params"] = list(params)  # as the file records it
     return DirectionFlags(args.dir_type, args.dir_file, (flag("xnorm"), flag("ynorm")),
                           (flag("xignore"), flag("yignore")), args.same_dir, args.seed, args.model_file2,
-                          args.model_file3, tuple(typed.items()), None if params is None else tuple(params))
+                          args.model_file3, tuple(typed.items()), None if params is None else tuple(params),
+                          eigen_flags(args))
 
 
 @dataclass
@@ -191,7 +194,7 @@ def build_context(flags, world, precision="fp32", reads=(), check_model_choices=
     check_output_classes(model, train, flags.model.name, loss_of(flags))
     if check_model_choices is not None:
         check_model_choices(model)
-    dirs = directions_for(flags, world, model, train.num_classes)
+    dirs = directions_for(flags, world, model, train, device, loss_of(flags))
     model.to(device)
     surf_file = flags.surf_file or default_surf_file(flags, dirs.path)
     return Context(device, grid, model, dirs, on_device(train, device), on_device(test, device), surf_file)

@@ -6,23 +6,26 @@ import json
 import os
 import sys
 
-from ..api import check_targets, random_directions, target_directions
+from ..api import check_targets, eigen_directions, random_directions, target_directions
 from ..api.session import check_reach
 from ..errors import DirectionError
 from ..files.directions import Directions, check_fits, read_directions, write_directions
 from ..job.mpi import rank0_first
 from ..space.directions import named_entries
 from ..version import __version__
+from .eigen_flags import NOT_FOR_EIGEN, eigen_mismatches
 
 
 def default_dir_file(flags):
     model, d = flags.model, flags.directions
     parts = [model.file or f"{model.name.replace(':', '_')}_init_seed{model.seed}", d.dir_type]
-    if d.model_file2:
+    if d.eig is not None:  # no norm or ignore: eigenvectors are drawn as they are
+        parts.append(f"eig_{d.eig.curvature}_top{2 if flags.grid.is_2d else 1}_samples={d.eig.recorded_samples}")
+    elif d.model_file2:
         parts.append("to_" + os.path.basename(d.model_file2))
     else:
         parts.append(f"xignore={d.ignores[0]}_xnorm={d.norms[0]}")
-    if flags.grid.is_2d and not d.same_dir:
+    if flags.grid.is_2d and not d.same_dir and d.eig is None:
         parts.append("to_" + os.path.basename(d.model_file3) if d.model_file3
                      else f"yignore={d.ignores[1]}_ynorm={d.norms[1]}")
     if d.same_dir:
@@ -61,6 +64,17 @@ def make_directions(flags, model, num_classes):
     return Directions(x, y, attrs)
 
 
+def make_eigen_directions(flags, model, data, device, loss):
+    """--eig_directions: the top eigenvectors of the Hessian over --params (default: the weights with more than
+    one dimension), on `data`'s fixed subset of --eig_samples seeded by --seed, through the API."""
+    d = flags.directions
+    made = eigen_directions(model, data, loss=loss, k=2 if flags.grid.is_2d else 1, curvature=d.eig.curvature,
+                            params="reference" if d.params is None else list(d.params), samples=d.eig.samples,
+                            seed=d.seed, device=device)
+    made.attrs.update(model=flags.model.name, model_file=str(flags.model.file))
+    return made
+
+
 def _same_target(stored, given):
     """A stored --model_file2/3 path against a given one: the same file, however it is spelled."""
     if stored in (None, "None"):
@@ -79,9 +93,12 @@ def check_direction_flags(flags, dirs, dir_file):
     """Every direction flag given must match an existing direction file: none is silently dropped.
 
     Returns the flags the file does not record (a reference-code file), which cannot be checked there."""
-    differ, unchecked = [], []
+    differ, unchecked = eigen_mismatches(flags.directions.eig, dirs.attrs), []
+    eigen_file = dirs.attrs.get("directions") == "eig"
     for k, v in flags.directions.typed:
-        if k == "params" and k not in dirs.attrs and "names" in dirs.attrs:  # ours, made without --params
+        if eigen_file and k in NOT_FOR_EIGEN:
+            differ.append(f"--{k} {_spelled(v)} (the file holds eigen directions, which take no --{k})")
+        elif k == "params" and k not in dirs.attrs and "names" in dirs.attrs:  # ours, made without --params
             differ.append(f"--params {_spelled(v)} (the file moves every entry)")
         elif k not in dirs.attrs:
             unchecked.append(k)
@@ -119,15 +136,17 @@ def unchecked_note(dirs, unchecked):
             f"be checked against it; its directions are used as they are") if rest else None
 
 
-def directions_for(flags, world, model, num_classes):
-    """The direction file's directions, made first when it does not exist, and checked against the flags
-    and the model (its shape, then its values where it records nothing of --model_file2/3) before
-    anything else is written."""
+def directions_for(flags, world, model, train, device, loss):
+    """The direction file's directions, made first when it does not exist (eigen directions from the
+    training data `train` and `loss` on `device`), and checked against the flags and the model (its shape,
+    then its values where it records nothing of --model_file2/3) before anything else is written."""
     dir_file = flags.directions.dir_file or default_dir_file(flags)
+    num_classes = train.num_classes
 
     def ensure_directions():  # only rank 0 looks, so every rank takes part in the same broadcast
         if not os.path.exists(dir_file):
-            made = make_directions(flags, model, num_classes)
+            made = (make_eigen_directions(flags, model, (train.x, train.y), device, loss)
+                    if flags.directions.eig is not None else make_directions(flags, model, num_classes))
             check_reach(model, made, flags.grid)  # a grid that overflows the parameters writes no file
             write_directions(dir_file, made)  # a DirectionError naming the file if it cannot be written
     rank0_first(world, ensure_directions)

@@ -1,14 +1,17 @@
-"""plot_surface.py: loss and accuracy over a 1D or 2D grid of filter-normalized directions."""
+"""plot_surface.py: loss and accuracy over a 1D or 2D grid of filter-normalized (or eigenvector) directions."""
 import os
 import sys
 
 from ..api import Refine, surface
+from ..api.eigen import CURVATURES
+from ..curvature.plan import DEFAULT_SAMPLES
 from ..errors import DirectionError, GridSpecError
 from ..files.projection import read_projection
 from ..files.results import QUANTITIES
 from ..inputs.user import data_digest
-from .args import job_options, levels_of, surface_parser
+from .args import Remembered, job_options, levels_of, surface_parser
 from .context import build_context, input_settings, loss_of, read_flags
+from .hessian import sample_count
 from .refining import add_refine_args
 from .render import render_options
 from .run import guarded_main, report
@@ -20,7 +23,16 @@ def parser():
     p.add_argument("--proj_file", help="with --plot: draw this projected optimizer path over the contours")
     p.add_argument("--params", dest="dir_params", nargs="+", metavar="PATTERN",
                    help="random directions move only the entries whose names match one of these glob patterns "
-                        "(quote them), e.g. --params '*lora*' or 'transformer.h.*.attn.*'; zero elsewhere")
+                        "(quote them), e.g. --params '*lora*' or 'transformer.h.*.attn.*'; zero elsewhere; with "
+                        "--eig_directions: the Hessian's parameters (default: those with more than one dimension)")
+    p.add_argument("--eig_directions", nargs="?", const="hessian", choices=CURVATURES, metavar="CURVATURE",
+                   help="instead of random directions: the top eigenvectors of the mean-loss Hessian (x the largest "
+                        "eigenvalue's, y the second's), unit vectors, not filter-normalized: a coordinate is the "
+                        "distance along one, and the 1D curve's second derivative at 0 is λmax. Made on rank 0 "
+                        "and stored with the eigenvalues in the direction file. CURVATURE: hessian (the default)")
+    p.add_argument("--eig_samples", action=Remembered, type=sample_count, default=DEFAULT_SAMPLES, metavar="N",
+                   help="--eig_directions' Hessian over a fixed subset of N training samples, seeded by --seed "
+                        "(default %(default)s); 'all' for the whole training set")
     add_refine_args(p, QUANTITIES["surface"])
     return p
 

@@ -253,6 +253,9 @@ def main(argv=None):
     args.surface_options = surface.parser().parse_args(rest)
     if args.surface_options.dir_params is not None:  # the surface is drawn along the PCA directions
         p.error("--params limits random directions; plot_trajectory.py's directions are the PCA of the path")
+    if args.surface_options.eig_directions is not None or "eig_samples" in args.surface_options.given:
+        p.error("--eig_directions draws the surface along eigenvectors; plot_trajectory.py's directions are the PCA "
+                "of the path")
     return guarded_main(run, args)
 
 

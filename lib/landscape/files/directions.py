@@ -29,6 +29,12 @@ class Directions:
     def is_2d(self):
         return self.y is not None
 
+    @property
+    def values(self):
+        """The eigenvalues of eigen directions (eigen_directions: x's first, then y's); None for others."""
+        values = self.attrs.get("eig_values")
+        return None if values is None else [float(v) for v in values]
+
     def save(self, path, overwrite=False):
         """Write the reference layout (groups xdirection/ydirection of '0'..'n-1') to `path`, atomically.
         An existing file (a checkpoint, a results file, these directions' own) is replaced only with overwrite."""
