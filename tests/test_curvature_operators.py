@@ -15,6 +15,7 @@ import landscape
 from landscape.api.curvature_map import MeanLossHessian
 from landscape.cli.hessian import main as hessian_main
 from landscape.curvature.gauss_newton import MeanLossEF, MeanLossGGN, curvature_operator
+from landscape.curvature.hvp import hessian_param_names
 from landscape.errors import CurvatureError, SurfaceFileError
 from landscape.files.resume import stored_settings
 from landscape.inputs.user import summed_loss
@@ -129,7 +130,7 @@ def test_products_on_an_mlp_equal_the_dense_matrix_which_is_psd(curvature, metho
 def test_products_on_the_tiny_cnn_equal_the_dense_matrix(curvature):
     """Convolutions, BN in eval mode (running statistics), only the weights ('reference' parameters)."""
     model, data = tiny_cnn()
-    names = landscape.curvature.hvp.hessian_param_names(model, "reference")
+    names = hessian_param_names(model, "reference")
     loss = summed_loss(mean_ce)
     op = curvature_operator(curvature, model, names, loss, batches_of(data))
     truth = dense_truth(curvature, model, names, [data], loss)
@@ -290,7 +291,7 @@ def test_the_gpu_batch_probe_runs_the_chosen_operator(curvature, kind):
     """hvp_batch='auto' probes with the operator of the map (a fake meter drives the GPU path on the CPU)."""
     from test_memory import FakeMeter
     model, (x, y) = tiny_cnn(n=40)
-    names = tuple(landscape.curvature.hvp.hessian_param_names(model))
+    names = tuple(hessian_param_names(model))
     hessian = MeanLossHessian(model, names, summed_loss(None), "double_backward", curvature)
     made = []
 
