@@ -41,6 +41,9 @@ has "import h5py, sys; sys.exit(not h5py.get_config().mpi)" || {
 has "import plotly" || pip plotly
 # HuggingFace transformers: the tests build tiny GPT-2s from configs (nothing is downloaded), and examples/gpt2.py
 has "import transformers" || pip transformers
+# curvlinops: for the tests only (tests/test_curvature_operators.py compares the GGN and EF products with its
+# operators); landscape itself never imports it
+has "import curvlinops" || pip curvlinops-for-pytorch
 has "import vtkmodules.vtkIOXML, playwright" || pip vtk playwright
 if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "[setup] installing chromium for the browser tests"

@@ -317,6 +317,7 @@ class Flags:
     def __init__(self, **kw):
         self.tol, self.max_iter, self.seed, self.trace, self.density, self.hessian_groups = 1e-3, 100, 0, None, None, "none"
         self.hessian_params, self.hessian_patterns, self.hvp = "reference", None, "double_backward"
+        self.curvature = "hessian"
         self.__dict__.update(kw)
 
 

@@ -1,17 +1,19 @@
 """landscape.hessian_map: the mean-loss Hessian's extremes (and, if asked, its trace, spectral density and
 per-layer values) at every point of a grid, as plot_hessian_eig.py computes them (it is this function
-behind flags). Hessian-vector products run in strict fp32; the Lanczos basis lives where memory allows.
+behind flags); or the same quantities of the generalized Gauss–Newton matrix or the empirical Fisher
+(curvature/gauss_newton.py). Products run in strict fp32; the Lanczos basis lives where memory allows.
 """
 import sys
 from dataclasses import dataclass
 
 import torch
 
-from ..curvature.hvp import MeanLossHVP, hessian_param_names
+from ..curvature.gauss_newton import check_logits, curvature_operator
+from ..curvature.hvp import hessian_param_names
 from ..curvature.plan import DEFAULT_SAMPLES, check_choices, hessian_dim, make_plan, plan_settings, sample_subset
 from ..curvature.point import curvature_shapes, point_curvature
 from ..files.results import hessian_layout
-from ..inputs.first_batch import FiniteBatches, check_data, check_model, model_errors
+from ..inputs.first_batch import FiniteBatches, check_data, check_model, first_batch, model_errors, outputs_of
 from ..inputs.user import (
     check_batch_size,
     check_identifiable,
@@ -27,31 +29,35 @@ from ..job.memory import lanczos_basis_plan
 from ..job.mpi import rank0_first, ranks_per_gpu
 from ..job.run import GridJob, JobOptions
 from ..space.evaluate import tensor_batches
+from ..space.model_io import count_of, is_input_dict, to_device
 from ..space.precision import strict_fp32
 from .session import identity, model_in_call, provenance, run_to_result, settings_function
 
 
 @dataclass(frozen=True)
 class MeanLossHessian:
-    """The Hessian of the mean loss over the parameters `names` of `model`: its product operators over
-    any batches, for all of `names` or for one block of them (a layer)."""
+    """The Hessian of the mean loss over the parameters `names` of `model` (or, by `curvature`, its
+    generalized Gauss–Newton matrix or empirical Fisher): its product operators over any batches, for
+    all of `names` or for one block of them (a layer)."""
     model: torch.nn.Module
     names: tuple
     loss: object
     method: str
+    curvature: str = "hessian"
 
     @property
     def dim(self):
         return hessian_dim(self.model, self.names)
 
     def operator(self, batches, names=None):
-        return MeanLossHVP(self.model, list(names or self.names), self.loss, batches, method=self.method)
+        return curvature_operator(self.curvature, self.model, list(names or self.names), self.loss, batches,
+                                  method=self.method)
 
 
 def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, path=None, tol=1e-3,
                 max_iter=100, samples=DEFAULT_SAMPLES, params="reference", trace=None, density=None, layers=False,
                 hvp_batch="auto", hvp="double_backward", seed=0, device=None, overwrite=False, settings=None,
-                progress_secs=10.0, job=None):
+                progress_secs=10.0, job=None, curvature="hessian"):
     """λmin and λmax of the mean-loss Hessian (and, if asked, its trace, spectral density and per-layer
     values) at every point of the grid, as plot_hessian_eig.py computes them.
 
@@ -61,26 +67,33 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     dimension), 'all', or a list of glob patterns of parameter names: the Hessian over exactly those (e.g.
     ['transformer.h.*.attn.*'], ['*lora*']; a tied weight counts once). trace: Hutchinson probes per point;
     density: (probes, steps) of stochastic Lanczos quadrature; layers: per-layer blocks too. seed: the
-    subset and the Lanczos start vectors.
+    subset and the Lanczos start vectors. curvature: which matrix every quantity is of: 'hessian' (the
+    default), 'ggn' (the generalized Gauss–Newton matrix Jᵀ ∇²_z ℓ J of the logits z: positive
+    semi-definite for a loss convex in the logits) or 'ef' (the empirical Fisher Σ g_i g_iᵀ of the
+    per-sample gradients); both of those take the loss as a function of the model's logits, and `hvp`
+    chooses how their products take J v: reverse-over-reverse or forward mode (curvature/gauss_newton.py).
+    A resume must use the same curvature.
     x, y, path, settings, job: as for surface(). Returns a Result with max_eig, min_eig, eig_converged (per
     point: the Lanczos run met tol within max_iter steps), ...; rank 0 prints one warning line when some
     finished points did not converge (Result.unconverged).
     """
-    check_choices(tol, max_iter, trace, density, params, hvp, seed)
+    check_choices(tol, max_iter, trace, density, params, hvp, seed, curvature)
     check_batch_size(hvp_batch, "hvp_batch")
     check_samples(samples)
     check_identifiable(data, path, settings)
     check_data(data)
     check_model(model)  # before its parameters are listed
-    hessian = MeanLossHessian(model, tuple(hessian_param_names(model, params)), summed_loss(loss), hvp)
+    hessian = MeanLossHessian(model, tuple(hessian_param_names(model, params)), summed_loss(loss), hvp, curvature)
     plan = make_plan(model, hessian.names, tol, max_iter, seed, trace, density, layers)
     with model_in_call(model, directions, x, y, device) as call:
         probe(model, data, loss, hessian.loss, call.device)  # a bad model or loss fails before any probe or file
+        check_curvature_outputs(model, data, curvature, call.device)
         batches = _hessian_batches(call, hessian, data, samples, hvp_batch, seed)
         layout = hessian_layout(call.grid, curvature_shapes(plan, hessian.dim), [block[0] for block in plan.layers])
         settings_of = settings_function(settings, lambda: identity(call, model, data, loss),
                                         hessian_samples=samples if is_pair(data) else "all",
-                                        hessian_params=params, **plan_settings(plan))  # patterns: a JSON list
+                                        hessian_params=params, curvature=curvature,
+                                        **plan_settings(plan))  # patterns: a JSON list
         grid_job = GridJob(None, layout, _point_evaluator(call, hessian, batches, plan, layout.quantities),
                            settings_of, provenance(call, None), call.dir_file, overwrite, max_chunk=1,  # slow points
                            progress_secs=progress_secs)
@@ -88,6 +101,16 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
         if call.world.rank == 0:
             warn_unconverged(result, tol, max_iter)
         return result
+
+
+def check_curvature_outputs(model, data, curvature, device):
+    """The GGN and the EF are taken through the logits: a model without them is refused before any work."""
+    if curvature == "hessian":
+        return
+    inputs, _ = first_batch(data)
+    inputs = to_device(inputs, device) if torch.is_tensor(inputs) or is_input_dict(inputs) else inputs
+    with torch.no_grad():
+        check_logits(outputs_of(model, inputs), count_of(inputs), curvature, model)
 
 
 def warn_unconverged(result, tol, max_iter):

@@ -1,9 +1,10 @@
-"""The curvature flags of plot_hessian_eig.py (--trace, --density, --hessian_groups, --hessian_params,
---params): text to values.
+"""The curvature flags of plot_hessian_eig.py (--curvature, --trace, --density, --hessian_groups,
+--hessian_params, --params): text to values.
 
 The flags are read as text here and checked by the API's own checks (curvature/plan.check_choices),
 before any data is loaded, so a bad value is one `error:` line with exit 2 like every refused input.
 """
+from ..curvature.gauss_newton import CURVATURES
 from ..curvature.plan import DENSITY, TRACE_SAMPLES, check_choices
 from ..errors import CurvatureError
 
@@ -13,6 +14,11 @@ EXAMPLES = {"--trace": str(TRACE_SAMPLES), "--density": "/".join(map(str, DENSIT
 
 def add_curvature_args(g):
     density = "/".join(map(str, DENSITY))
+    g.add_argument("--curvature", default="hessian", choices=CURVATURES,
+                   help="which matrix every quantity is of: hessian (the default); ggn, the generalized "
+                        "Gauss-Newton matrix J^T (d2 loss/d logits2) J (positive semi-definite for cross-entropy "
+                        "and causal_lm); ef, the empirical Fisher, the mean of the per-sample gradients' outer "
+                        "products. ggn and ef read the loss as a function of the model's logits")
     g.add_argument("--trace", nargs="?", const=str(TRACE_SAMPLES), default=None, metavar="PROBES",
                    help=f"also map the Hessian trace and its error bar, with PROBES Hutchinson probes per point "
                         f"on top of the extremes' Krylov space (default {TRACE_SAMPLES})")
@@ -46,10 +52,12 @@ def hessian_params_of(args):
 
 
 def curvature_choices(args):
-    """The flags as hessian_map's trace, density and layers, checked now, before any data is loaded."""
+    """The flags as hessian_map's trace, density and layers (the plan's choices), checked now with --curvature
+    and the rest, before any data is loaded."""
     if args.hessian_groups not in HESSIAN_GROUPS:
         raise CurvatureError(f"--hessian_groups {args.hessian_groups!r} is not one of {', '.join(HESSIAN_GROUPS)}")
     trace = None if args.trace is None else _numbers(args.trace, "--trace", "PROBES")[0]
     density = None if args.density is None else _numbers(args.density, "--density", "PROBES/STEPS")
-    check_choices(args.tol, args.max_iter, trace, density, hessian_params_of(args), args.hvp)
+    check_choices(args.tol, args.max_iter, trace, density, hessian_params_of(args), args.hvp,
+                  curvature=args.curvature)
     return dict(trace=trace, density=density, layers=args.hessian_groups == "layer")

@@ -1,4 +1,5 @@
-"""plot_hessian_eig.py: λmin and λmax of the mean-loss Hessian over a grid, and |λmin/λmax| maps."""
+"""plot_hessian_eig.py: λmin and λmax of the mean-loss Hessian (or, with --curvature, of the Gauss-Newton
+matrix or the empirical Fisher) over a grid, and |λmin/λmax| maps."""
 import sys
 
 from ..api import hessian_map
@@ -33,7 +34,9 @@ def parser():
     g.add_argument("--hessian_batch", type=batch_size, default="auto",
                    help="batch size of each HVP pass (auto: 256 on CPU; on GPU the largest that fits, probed)")
     g.add_argument("--hvp", default="double_backward", choices=HVP_METHODS,
-                   help="how HVPs are taken: double backward (measured faster) or torch.func forward-over-reverse")
+                   help="how HVPs are taken: double backward (measured faster) or torch.func forward-over-reverse; for "
+                        "--curvature ggn/ef, how their Jacobian-vector products are: reverse-over-reverse or forward "
+                        "mode (which is faster depends on the model)")
     add_curvature_args(g)
     return p
 
@@ -48,7 +51,8 @@ def run(args, world, control):
                          path=ctx.surf_file, tol=args.tol, max_iter=args.max_iter, samples=args.hessian_samples,
                          params=params, hvp_batch=args.hessian_batch, hvp=args.hvp, seed=args.seed,
                          device=ctx.device, overwrite=args.overwrite, settings=lambda: input_settings(flags, ctx),
-                         progress_secs=args.progress_secs, job=job_options(args, control), **choices)
+                         progress_secs=args.progress_secs, job=job_options(args, control), curvature=args.curvature,
+                         **choices)
     return report(result, args, world, "hessian", ctx.surf_file, plot_hessian, control=control)
 
 

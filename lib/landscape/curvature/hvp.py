@@ -36,32 +36,31 @@ def hessian_param_names(model, which='reference'):
     return [name for name, p in model.named_parameters() if which == 'all' or p.ndim > 1]
 
 
-class MeanLossHVP:
-    """The map v -> H v, H the Hessian of the mean loss over all samples of `batches`.
+class MeanLossOperator:
+    """The map v -> A v, A a curvature matrix of the mean loss over all samples of `batches` (a subclass's
+    _batch_product gives one batch's product for its summed loss: the Hessian here, the GGN and the
+    empirical Fisher in gauss_newton.py).
 
     v is a flat 1-D vector over the named parameters, concatenated in the order of `names`.
     `loss_fn(outputs, targets, inputs)` gives a batch's summed loss and its weight (space/losses.py: its
-    samples, or its predicted tokens); the HVPs of the batch sums, added and divided by the total weight,
-    are the HVP of the mean over every sample (token) of all batches. Other parameters and the buffers are held
-    at the model's current values, which are read at every call. The model is put in eval mode
+    samples, or its predicted tokens); the products of the batch sums, added and divided by the total weight,
+    are the product of the mean over every sample (token) of all batches. Other parameters and the buffers are
+    held at the model's current values, which are read at every call. The model is put in eval mode
     (BN uses running statistics), as the reference does. `calls` counts the products.
     """
 
-    def __init__(self, model, names, loss_fn, batches, method='double_backward'):
-        if method not in HVP_METHODS:
-            raise ChoiceError(f"unknown HVP method {method!r}; choose one of {HVP_METHODS}")
+    def __init__(self, model, names, loss_fn, batches):
         params = dict(model.named_parameters())
         missing = [n for n in names if n not in params]
         if missing or not names:
             raise ChoiceError(f"Hessian parameter names must be a non-empty list of model parameters; "
-                             f"got {list(names)}, unknown: {missing}")
+                              f"got {list(names)}, unknown: {missing}")
         model.eval()
         self.model, self.names, self.loss_fn, self.batches = model, list(names), loss_fn, batches
         self.shapes = [params[n].shape for n in self.names]
         self.numels = [params[n].numel() for n in self.names]
         self.dim = sum(self.numels)
         self.calls = 0
-        self._batch_hvp = self._hvp_double_backward if method == 'double_backward' else self._hvp_fwd_rev
 
     def __call__(self, v):
         if v.shape != (self.dim,):
@@ -75,13 +74,17 @@ class MeanLossHVP:
         with torch.no_grad(), exact_attention():  # no outer graph (transforms build their own); see attention.py
             for inputs, targets in self.batches:
                 inputs, targets = to_device(inputs, ref.device), targets.to(ref.device)
-                hv, weight = self._batch_hvp(current, tangent, inputs, targets)
+                hv, weight = self._batch_product(current, tangent, inputs, targets)
                 total += torch.cat([hv[n].reshape(-1) for n in self.names])
                 count += weight
         if count == 0:
             raise DataError("the batches for the Hessian hold no samples: give it a non-empty data set")
         self.calls += 1
         return (total / count).to(v.device, v.dtype)
+
+    def _batch_product(self, current, tangent, inputs, targets):
+        """({name: the batch's product}, the batch's weight) for the parameters at `current`."""
+        raise NotImplementedError
 
     def _loss(self, named, rest, inputs, targets):
         """(summed loss, weight) of one batch with the parameters `named` (the rest held)."""
@@ -92,6 +95,16 @@ class MeanLossHVP:
         named = {n: current[n] for n in self.names}
         rest = {n: p for n, p in current.items() if n not in named}
         return named, rest
+
+
+class MeanLossHVP(MeanLossOperator):
+    """The map v -> H v, H the Hessian of the mean loss over all samples of `batches` (MeanLossOperator)."""
+
+    def __init__(self, model, names, loss_fn, batches, method='double_backward'):
+        if method not in HVP_METHODS:
+            raise ChoiceError(f"unknown HVP method {method!r}; choose one of {HVP_METHODS}")
+        super().__init__(model, names, loss_fn, batches)
+        self._batch_product = self._hvp_double_backward if method == 'double_backward' else self._hvp_fwd_rev
 
     def _hvp_fwd_rev(self, current, tangent, inputs, targets):
         named, rest = self._split(current)

@@ -9,6 +9,7 @@ import torch
 from ..errors import CurvatureError
 from ..space.groups import check_patterns
 from ..space.model_io import take
+from .gauss_newton import CURVATURES
 from .hvp import HVP_METHODS, PARAM_SUBSETS
 from .point import CurvaturePlan, layer_blocks
 
@@ -18,7 +19,7 @@ DENSITY = (3, 40)  # default probes, steps of the spectral density, as PyHessian
 
 
 def check_choices(tol=1e-3, max_iter=100, trace=None, density=None, params="reference", hvp="double_backward",
-                  seed=0):
+                  seed=0, curvature="hessian"):
     """Refuse choices out of range with one CurvatureError naming the choice (and its flag)."""
     if not (_number(tol) and 0 < tol < 1) or not (_whole(max_iter) and max_iter >= 1):
         raise CurvatureError(f"tol={tol!r}, max_iter={max_iter!r} (--tol, --max_iter): need 0 < tol < 1 (an accuracy "
@@ -41,6 +42,8 @@ def check_choices(tol=1e-3, max_iter=100, trace=None, density=None, params="refe
                              f"patterns of parameter names (e.g. ['transformer.h.*.attn.*'])")
     if hvp not in HVP_METHODS:
         raise CurvatureError(f"hvp={hvp!r} is not one of {', '.join(HVP_METHODS)}")
+    if not isinstance(curvature, str) or curvature not in CURVATURES:
+        raise CurvatureError(f"curvature={curvature!r} (--curvature) is not one of {', '.join(CURVATURES)}")
 
 
 def _whole(value):

@@ -130,8 +130,11 @@ def in_current_form(stored, wanted):
     """Stored settings as this version writes them. Files written before the grid became one record
     hold the drivers' --x/--y as typed ('-1:1:51' or '-1.0:1.0:51'): where this run records the grid
     as [min, max, num] and the file holds a string that spells one, the string is read as that record
-    (the coordinates themselves are compared by value as well). Anything else is compared as it is."""
+    (the coordinates themselves are compared by value as well). A Hessian map made before the curvature
+    choice records none: it is the Hessian's. Anything else is compared as it is."""
     stored = dict(stored)
+    if "curvature" in wanted and "curvature" not in stored:
+        stored["curvature"] = "hessian"  # files made before curvature="ggn" / "ef" hold Hessian values
     for axis in ("x", "y"):
         if isinstance(wanted.get(axis), list) and isinstance(stored.get(axis), str):
             try:

@@ -5,6 +5,7 @@ Inputs are a tensor (passed positionally: model(x)) or a dict of tensors sharing
 Outputs are a tensor of logits, an object with a `.logits` tensor (HuggingFace's ModelOutput) or a dict
 holding "logits"; logits_of() finds them, so the named losses and accuracy read every kind alike.
 """
+import copy
 from collections.abc import Mapping
 
 import torch
@@ -33,6 +34,19 @@ def logits_of(outputs):
         return outputs
     found = outputs.get("logits") if isinstance(outputs, Mapping) else getattr(outputs, "logits", None)
     return found if torch.is_tensor(found) else None
+
+
+def with_logits(outputs, logits):
+    """The outputs with `logits` in place of their logits (a copy; the rest kept as it is): a loss of the
+    outputs read as a function of the logits alone. A ModelOutput's item assignment sets its attribute too."""
+    if torch.is_tensor(outputs):
+        return logits
+    replaced = copy.copy(outputs)
+    if isinstance(replaced, Mapping) and torch.is_tensor(replaced.get("logits")):
+        replaced["logits"] = logits
+    else:
+        replaced.logits = logits
+    return replaced
 
 
 def input_tensors(inputs):
