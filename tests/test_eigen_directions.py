@@ -157,7 +157,6 @@ def test_the_model_comes_back_as_it_was_and_bad_choices_are_refused():
     landscape.eigen_directions(model, data, k=1, tol=1e-4)
     assert model.training and all(torch.equal(before[n], p) for n, p in model.state_dict().items())
     for kwargs, error, words in [(dict(k=3), DirectionError, "give k=1 or k=2"),
-                                 (dict(curvature="ggn"), ChoiceError, "not available yet"),
                                  (dict(curvature="fisher"), ChoiceError, "is not one of hessian, ggn, ef"),
                                  (dict(params=["9.*"]), ChoiceError, "matches none"),
                                  (dict(max_iter=1), CurvatureError, "max_iter >= k")]:
@@ -206,7 +205,6 @@ def test_plot_surface_refuses_eigen_flags_that_would_do_nothing(tmp_path, capsys
     assert drive(capsys, "--x=-1:1:2", "--batch_size", "64", *random_file)[0] == 0
     for flags, words in [(["--eig_directions", "--same_dir", *files], "take no --same_dir"),
                          (["--eig_samples", "8", *files], "--eig_samples chooses the samples of --eig_directions"),
-                         (["--eig_directions", "ggn", *files], "not available yet"),
                          (["--eig_directions", *random_file], "--eig_directions (the file holds other directions)")]:
         code, err = drive(capsys, "--x=-1:1:2", *flags)
         assert code == 2 and len(err) == 1 and words in err[0], err
@@ -219,3 +217,21 @@ def test_the_trajectory_driver_refuses_eigen_directions(tmp_path, capsys, flags)
     with pytest.raises(SystemExit) as ended:
         trajectory_main(["--model_folder", str(tmp_path), "--surface", *flags])
     assert ended.value.code == 2 and "directions are the PCA of the path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("curvature", ["ggn", "ef"])
+def test_eigen_directions_of_the_ggn_and_the_fisher_are_those_of_the_dense_matrices(curvature):
+    """The same Lanczos run on the other operators: values and vectors against eigh of the dense GGN / EF
+    (tests/test_curvature_operators.py builds them from the Jacobian and per-sample gradients)."""
+    from test_curvature_operators import dense_truth
+    from landscape.space.losses import weighted_loss
+    model, data = mlp(), mlp_data()
+    names = [n for n, _ in model.named_parameters()]
+    made = landscape.eigen_directions(model, data, loss=LOSS, k=2, curvature=curvature, params="all", tol=1e-6,
+                                      max_iter=200)
+    values, vectors = torch.linalg.eigh(dense_truth(curvature, model, names, [data], weighted_loss(LOSS)))
+    scale = values.abs().max().item()
+    assert made.values == pytest.approx(values[[-1, -2]].tolist(), abs=1e-5 * scale)
+    got = torch.cat([torch.as_tensor(d).reshape(-1).double() for d in made.x])
+    assert abs(float(got @ vectors[:, -1])) == pytest.approx(1.0, abs=1e-4)  # the same unit vector up to sign
+    assert made.attrs["curvature"] == curvature

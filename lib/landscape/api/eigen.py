@@ -22,21 +22,17 @@ from ..space.directions import named_entries
 from ..space.model_io import qualified_name
 from ..space.precision import strict_fp32
 from ..version import __version__
-from .curvature_map import MeanLossHessian, _hessian_batches
+from ..curvature.gauss_newton import CURVATURES
+from .curvature_map import MeanLossHessian, _hessian_batches, check_curvature_outputs
 from .session import evaluation_mode
 
-CURVATURES = ("hessian", "ggn", "ef")  # the operators plot_hessian_eig.py's --curvature names
 EIG_TOL = 1e-3  # residual of each Ritz pair relative to max|θ|: its direction is within tol·max|λ|/gap
 
 
 def curvature_operator(model, names, loss_total, curvature):
-    """The operator over the parameters `names` whose eigenvectors are drawn (MeanLossHessian's interface:
-    .dim, .operator(batches)): the one place the operator is chosen, where the GGN's and the empirical
-    Fisher's plug in. Only the Hessian has one in this version."""
-    if curvature == "hessian":
-        return MeanLossHessian(model, tuple(names), loss_total, "double_backward")
-    raise ChoiceError(f"curvature={curvature!r}: eigen directions of the {curvature.upper()} are not available yet; "
-                      f"use curvature='hessian'")
+    """The operator over the parameters `names` whose eigenvectors are drawn (.dim, .operator(batches)):
+    the Hessian, the generalized Gauss-Newton matrix or the empirical Fisher of the mean loss."""
+    return MeanLossHessian(model, tuple(names), loss_total, "double_backward", curvature)
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ def eigen_directions(model, data, loss=None, k=2, curvature="hessian", params="r
 
     data, loss, samples, seed, params, hvp_batch: as for hessian_map (seed also draws the Lanczos start
     vector). tol: each eigenpair's residual ||H v - λ v|| <= tol·max|λ| (stops at max_iter steps, with a
-    warning, if not met). curvature: 'hessian' ('ggn' and 'ef' are refused for now). device: where the
+    warning, if not met). curvature: 'hessian', 'ggn' or 'ef' (see hessian_map). device: where the
     products run (None: where the model is); the model comes back as it was.
 
     The directions are over the model's parameters (dir_type 'weights'), zero outside `params`, and are
@@ -72,6 +68,7 @@ def eigen_directions(model, data, loss=None, k=2, curvature="hessian", params="r
     alone = World(None)
     with evaluation_mode(model, device, alone) as target:
         probe(model, data, loss, loss_total, target)  # a bad model or loss fails before any product
+        check_curvature_outputs(model, data, curvature, target)
         batches = _hessian_batches(_OneRank(alone, target), curvature_of, data, samples, hvp_batch, seed)
         basis = lanczos_basis_plan(curvature_of.dim, max_iter, target)
         with strict_fp32():  # TF32 noise (~1e-3) would blur the eigenvectors
