@@ -346,3 +346,17 @@ def test_two_ranks_map_the_ggn_as_one_does(tmp_path):
     one, two = script_results(tmp_path, MPI_SCRIPT)  # one thread per rank (conftest): the same sums
     np.testing.assert_array_equal(one, two)
     assert np.isfinite(two).all() and (two[1] > -1e-3 * np.abs(two[0])).all()  # PSD: λmin ≥ -tol·λmax
+
+
+def test_the_plots_name_the_operator_the_file_holds(tmp_path):
+    """Labels come from the file's hessian_settings: a GGN map is not drawn as 'λmax (Hessian)'."""
+    from landscape.files.results import read_results
+    from landscape.plot.quantities import find, operator_name
+    model = mlp()
+    for curvature, name in (("ggn", "GGN"), ("hessian", "Hessian")):
+        path = tmp_path / f"{curvature}.h5"
+        landscape.hessian_map(model, features(), loss=mean_ce, x=(0.0, 0.0, 1), path=str(path), curvature=curvature,
+                              max_iter=20, progress_secs=1e9)
+        results = read_results(str(path))
+        assert operator_name(results) == name and find(results, "max_eig").label == f"λmax ({name})"
+    assert operator_name({"attrs": {"hessian_settings": "not json"}}) == "Hessian"  # a foreign file's attribute

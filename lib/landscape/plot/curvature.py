@@ -21,7 +21,7 @@ def _over_contours(ax, x, y, contour):
         fit_axes_to_grid(ax, x, y)
 
 
-def plot_trace_map(x, y, trace, trace_err, contour=None, title=None):
+def plot_trace_map(x, y, trace, trace_err, contour=None, title=None, operator="Hessian"):
     """Hessian trace: a heatmap (2D) under optional loss contours, or a curve with its ±1σ band (1D;
     trace_err None draws none)."""
     fig = new_figure()
@@ -35,12 +35,12 @@ def plot_trace_map(x, y, trace, trace_err, contour=None, title=None):
         ax.axhline(0.0, color="gray", linewidth=0.5)
         ax.set_xlim(x[0], x[-1])
         ax.set_xlabel("x")
-        ax.set_ylabel("Hessian trace")
+        ax.set_ylabel(f"{operator} trace")
         ax.legend()
     else:
         x, y, trace = as_grid(x, y, trace, "trace")
         values = masked(trace)
-        draw_heatmap(ax, x, y, values, *value_range(values, name="trace"), cmap="magma", label="Hessian trace")
+        draw_heatmap(ax, x, y, values, *value_range(values, name="trace"), cmap="magma", label=f"{operator} trace")
         _over_contours(ax, x, y, contour)
     set_title(ax, title)
     return fig
@@ -92,7 +92,7 @@ def top_layers(layer_values, count=MAX_PANELS):
     return [int(i) for i in np.argsort(-peak, kind="stable")[:count]]
 
 
-def plot_layer_curvature(x, y, layers, layer_max_eig, count=MAX_PANELS, title=None):
+def plot_layer_curvature(x, y, layers, layer_max_eig, count=MAX_PANELS, title=None, operator="Hessian"):
     """λmax of the top layers' diagonal blocks: curves along a 1D grid, small maps on a 2D grid.
 
     layers: names along the last axis of layer_max_eig, which is (nx, L) or (ny, nx, L).
@@ -109,7 +109,7 @@ def plot_layer_curvature(x, y, layers, layer_max_eig, count=MAX_PANELS, title=No
             ax.plot(x, masked(as_curve(x, values[:, i], layers[i])), linewidth=1, label=layers[i])
         ax.set_xlim(x[0], x[-1])
         ax.set_xlabel("x")
-        ax.set_ylabel("λmax of the layer's Hessian block")
+        ax.set_ylabel(f"λmax of the layer's {operator} block")
         ax.legend(fontsize=8)
         set_title(ax, title)
         return fig

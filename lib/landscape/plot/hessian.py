@@ -90,12 +90,12 @@ def plot_eig_ratio(x, y, min_eig, max_eig, vmax=None, contour=None, title=None, 
     return fig
 
 
-def plot_eig_maps(x, y, min_eig, max_eig, title=None, unconverged=None):
+def plot_eig_maps(x, y, min_eig, max_eig, title=None, unconverged=None, operator="Hessian"):
     """λmin and λmax side by side as heatmaps (2D), or as two curves on one axes (1D, y=None);
     unconverged points are marked '×' (on both curves in 1D)."""
     x, y, min_eig, max_eig = eig_arrays(x, y, min_eig, max_eig)
     if y is None:
-        fig = plot_curves(x, [(max_eig, "r-", "λmax"), (min_eig, "b-", "λmin")], "Hessian eigenvalue", title,
+        fig = plot_curves(x, [(max_eig, "r-", "λmax"), (min_eig, "b-", "λmin")], f"{operator} eigenvalue", title,
                           zero_line=True)
         mark_unconverged(fig.axes[0], x, None, unconverged, [max_eig, min_eig])
         return fig

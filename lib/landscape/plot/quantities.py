@@ -7,6 +7,7 @@ min_eig/max_eig. Datasets with an extra trailing dimension (grid + (k,)) are not
 so are boolean flags (eig_converged): the quantities of the λmin/λmax run carry its unconverged
 points instead, which their note counts and the plots mark.
 """
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ LABELS = {"train_loss": "train loss", "test_loss": "test loss", "train_acc": "tr
           "test_acc": "test accuracy (%)", "min_eig": "λmin (Hessian)", "max_eig": "λmax (Hessian)",
           "eig_ratio": "|λmin/λmax|", "eig_iters": "Lanczos iterations", "eig_res_max": "λmax residual",
           "eig_res_min": "λmin residual", "trace": "Hessian trace", "neg_mass": "negative eigenvalue mass"}
+OPERATOR_NAMES = {"hessian": "Hessian", "ggn": "GGN", "ef": "empirical Fisher"}  # hessian_map's curvature=
 # Values of the λmin/λmax Lanczos run, whose convergence eig_converged records per point
 FROM_EIG_RUN = ("min_eig", "max_eig", "eig_ratio", "eig_iters", "eig_res_max", "eig_res_min")
 # Listed first in menus, in this order; any other map follows alphabetically.
@@ -88,8 +90,19 @@ def quantity(results, name):
     else:
         values = np.where(done, results[name].astype(float), np.nan)
     unconverged = unconverged_points(results) if name in FROM_EIG_RUN else None
-    return Quantity(name, LABELS.get(name, name.replace("_", " ")), values, int(done.sum()), interp is not None,
-                    unconverged)
+    label = LABELS.get(name, name.replace("_", " ")).replace("Hessian", operator_name(results))
+    return Quantity(name, label, values, int(done.sum()), interp is not None, unconverged)
+
+
+def operator_name(results):
+    """Which matrix the curvature values are of, for labels: the file's hessian_settings say (a file made
+    before the operators existed, or by the reference code, holds the Hessian's)."""
+    settings = results.get("attrs", {}).get("hessian_settings")
+    try:
+        curvature = json.loads(settings).get("curvature", "hessian") if settings is not None else "hessian"
+    except (TypeError, ValueError, AttributeError):  # not our JSON: a foreign file's attribute
+        curvature = "hessian"
+    return OPERATOR_NAMES.get(curvature, "Hessian")
 
 
 def eig_ratio_quantity(low, high):

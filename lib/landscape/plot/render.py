@@ -13,7 +13,7 @@ from .curves import plot_1d
 from .hessian import mark_unconverged, plot_eig_maps, plot_eig_ratio
 from .maps import plot_contour, plot_heatmap, plot_surface3d
 from .options import RenderOptions
-from .quantities import chosen, find
+from .quantities import chosen, find, operator_name
 from .render_curvature import render_curvature
 
 
@@ -128,7 +128,8 @@ def render_eig_maps(results, path, opts):
     g = results["grid"]
     low, high = find(results, "min_eig"), find(results, "max_eig")
     return save_figure(plot_eig_maps(g.x, g.y, low.values, high.values, title=low.note or None,
-                                     unconverged=low.unconverged), stem_of(path, "eig_maps"))
+                                     unconverged=low.unconverged, operator=operator_name(results)),
+                       stem_of(path, "eig_maps"))
 
 
 def render_eig_ratio(results, path, opts):

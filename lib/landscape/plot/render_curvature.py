@@ -3,6 +3,7 @@ import numpy as np
 
 from .base import save_figure
 from .curvature import plot_densities, plot_layer_curvature, plot_negative_mass, plot_trace_map
+from .quantities import operator_name
 
 
 def _finished(r, name):
@@ -37,7 +38,7 @@ def render_curvature(r, stem, contour=None):
     y = g.y if g.is_2d else None
     if "trace" in r:
         err = _finished(r, "trace_err") if "trace_err" in r else None  # a file written by other tools may lack it
-        fig = plot_trace_map(g.x, y, _finished(r, "trace"), err, contour=contour)
+        fig = plot_trace_map(g.x, y, _finished(r, "trace"), err, contour=contour, operator=operator_name(r))
         saved += save_figure(fig, stem("trace"))
     if "esd_nodes" in r:
         fig = plot_negative_mass(g.x, y, _finished(r, "neg_mass"), _finished(r, "neg_share"), contour=contour)
@@ -48,6 +49,6 @@ def render_curvature(r, stem, contour=None):
             saved += save_figure(plot_densities(points), stem("density"))
     if "layer_max_eig" in r:
         layers = [str(name) for name in r["dataset_attrs"]["layer_max_eig"]["layers"]]
-        saved += save_figure(plot_layer_curvature(g.x, y, layers, _finished(r, "layer_max_eig")),
-                             stem("layer_max_eig"))
+        saved += save_figure(plot_layer_curvature(g.x, y, layers, _finished(r, "layer_max_eig"),
+                                                  operator=operator_name(r)), stem("layer_max_eig"))
     return saved
