@@ -22,7 +22,6 @@ from landscape.inputs.user import summed_loss
 from landscape.job.batch import hessian_batch_size
 from landscape.space.model_io import call_functional, logits_of, take
 
-from conftest import script_results
 from tiny import make_data, make_model
 
 SPLIT = (7, 13, 20)  # unequal batches: the products are summed and divided by the total weight
@@ -328,24 +327,6 @@ def test_products_equal_curvlinops(curvature):
     for v in vectors:
         want = theirs @ v
         assert (ours(v) - want).abs().max().item() <= 1e-10 * want.abs().max().item()
-
-
-MPI_SCRIPT = """
-import sys, numpy as np, torch, landscape
-from tiny import make_data, make_model
-torch.manual_seed(1)
-model = make_model()
-res = landscape.hessian_map(model, make_data()[0], directions=landscape.random_directions(model, n=1, seed=5),
-                            x=(-1, 1, 4), max_iter=30, trace=3, curvature="ggn", progress_secs=1e9)
-np.save(sys.argv[1], np.stack([res.max_eig, res.min_eig, res.trace]))
-"""
-
-
-@pytest.mark.slow
-def test_two_ranks_map_the_ggn_as_one_does(tmp_path):
-    one, two = script_results(tmp_path, MPI_SCRIPT)  # one thread per rank (conftest): the same sums
-    np.testing.assert_array_equal(one, two)
-    assert np.isfinite(two).all() and (two[1] > -1e-3 * np.abs(two[0])).all()  # PSD: λmin ≥ -tol·λmax
 
 
 def test_the_plots_name_the_operator_the_file_holds(tmp_path):

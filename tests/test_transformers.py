@@ -168,15 +168,21 @@ data = padded_tokens()
 dirs = landscape.random_directions(model, 2, seed=1)
 surf = landscape.surface(model, data, loss="causal_lm", directions=dirs, x=(-1, 1, 3), y=(-1, 1, 3), batch_size=4)
 hess = landscape.hessian_map(model, data, loss="causal_lm", directions=dirs, x=(-0.5, 0.5, 3), params="all",
-                             hvp_batch=4, tol=1e-5, max_iter=150)
-np.save(sys.argv[1], np.concatenate([surf.train_loss.ravel(), surf.train_acc.ravel(), hess.max_eig, hess.min_eig]))
+                             hvp_batch=4, max_iter=40)
+ggn = landscape.hessian_map(model, data, loss="causal_lm", directions=dirs, x=(-0.5, 0.5, 3), params="all",
+                            hvp_batch=4, max_iter=30, trace=2, curvature="ggn")  # equal, converged or not
+np.save(sys.argv[1], np.concatenate([surf.train_loss.ravel(), surf.train_acc.ravel(), hess.max_eig, hess.min_eig,
+                                     ggn.max_eig, ggn.min_eig, ggn.trace]))
 """
 
 
 @pytest.mark.slow
 def test_two_ranks_map_a_transformer_as_one_does(tmp_path):
-    """Under mpirun -n 2 the surface and the Hessian map of a GPT-2 (dict inputs, causal_lm) equal one rank's:
-    every point is computed whole by one rank, with the same batches, so the values agree bit for bit."""
+    """Under mpirun -n 2 the surface, the Hessian map and the GGN map (with its trace) of a GPT-2 (dict inputs,
+    causal_lm) equal one rank's: every point is computed whole by one rank, with the same batches, so the
+    values agree bit for bit. The GGN is positive semi-definite: its λmin is 0 within tol·λmax."""
     from conftest import ROOT, script_results
     one, two = script_results(tmp_path, MPI_SCRIPT.format(tests=os.path.join(ROOT, "tests")))
     np.testing.assert_array_equal(one, two)
+    ggn_max, ggn_min = two[-9:-6], two[-6:-3]
+    assert np.isfinite(two).all() and (ggn_min > -1e-5 * ggn_max).all()  # Ritz values lie within the spectrum
