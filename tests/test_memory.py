@@ -166,8 +166,8 @@ def test_the_hessian_batch_on_the_cpu_is_timed_among_evened_out_sizes():
         return 10 + size * (1.0 if size <= 128 else 2.0)
     assert hessian_batch_size(None, torch.zeros(1000), None, 0, torch.device("cpu"), timer=cache_bound) == 125
     assert timed[:4] == [32, 63, 125, 250]  # 1000 in 32, 16, 8, 4 batches; 250 is slower and ends the climb
-    assert HESSIAN_CPU_BATCH == 256  # what auto meant on the CPU for files that record no batch
-    assert hessian_batch_size(None, torch.zeros(10), None, 0, torch.device("cpu"), timer=lambda s: 1.0) == 10
+    assert hessian_batch_size(None, torch.zeros(HESSIAN_CPU_BATCH), None, 0, torch.device("cpu"),
+                              timer=lambda s: 1 / 0) == HESSIAN_CPU_BATCH  # one batch, untimed, as before
 
 
 def test_the_gpu_evaluation_probe_keeps_its_margin():

@@ -61,6 +61,7 @@ class MeanLossHVP:
         self.numels = [params[n].numel() for n in self.names]
         self.dim = sum(self.numels)
         self.calls = 0
+        self.method = method  # blocks.py reuses a double backward's gradient graph for several vectors
         self._batch_hvp = self._hvp_double_backward if method == 'double_backward' else self._hvp_fwd_rev
 
     def __call__(self, v):
