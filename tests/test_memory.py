@@ -143,17 +143,31 @@ def test_the_hessian_probe_runs_double_backward_hvps_in_strict_fp32():
             return op(v)
         return apply
     meter = FakeMeter(capacity=100, per_sample=1, headroom=1000)
-    assert hessian_batch_size(hvp_of, x, y, dim, torch.device("cpu"), meter=meter) == 64
+    timed = []
+
+    def per_batch(size):  # a GPU where a batch costs the same whatever its size: the fewest batches win
+        timed.append(size)
+        return 1.0
+    assert hessian_batch_size(hvp_of, x, y, dim, torch.device("cpu"), meter=meter, timer=per_batch) == 54
     assert meter.sizes == [256, 128, 64]
     assert [size for size, _ in seen] == [160, 128, 64]  # x[:256] holds all 160
     assert all(flags == tf32_flags_for(False) for _, flags in seen)
+    assert sorted(set(timed)) == [16, 32, 54]  # 64 and two halvings, evened out over 160 samples
     # twenty ranks on the GPU: each may use 80% of a 50-byte share, which holds 32 samples, not 64
-    assert hessian_batch_size(hvp_of, x, y, dim, torch.device("cpu"), ranks_sharing=20, meter=meter) == 32
+    assert hessian_batch_size(hvp_of, x, y, dim, torch.device("cpu"), ranks_sharing=20, meter=meter,
+                              timer=per_batch) == 32
 
 
-def test_the_hessian_batch_on_the_cpu_is_the_former_default():
-    assert hessian_batch_size(None, torch.zeros(1000), None, 0, torch.device("cpu")) == HESSIAN_CPU_BATCH == 256
-    assert hessian_batch_size(None, torch.zeros(10), None, 0, torch.device("cpu")) == 10
+def test_the_hessian_batch_on_the_cpu_is_timed_among_evened_out_sizes():
+    timed = []
+
+    def cache_bound(size):  # a fixed cost per batch, and per sample twice as slow above 128
+        timed.append(size)
+        return 10 + size * (1.0 if size <= 128 else 2.0)
+    assert hessian_batch_size(None, torch.zeros(1000), None, 0, torch.device("cpu"), timer=cache_bound) == 125
+    assert timed[:4] == [32, 63, 125, 250]  # 1000 in 32, 16, 8, 4 batches; 250 is slower and ends the climb
+    assert hessian_batch_size(None, torch.zeros(HESSIAN_CPU_BATCH), None, 0, torch.device("cpu"),
+                              timer=lambda s: 1 / 0) == HESSIAN_CPU_BATCH  # one batch, untimed, as before
 
 
 def test_the_gpu_evaluation_probe_keeps_its_margin():

@@ -13,6 +13,7 @@ from ..curvature.hvp import hessian_param_names
 from ..curvature.plan import DEFAULT_SAMPLES, check_choices, hessian_dim, make_plan, plan_settings, sample_subset
 from ..curvature.point import curvature_shapes, point_curvature
 from ..files.results import hessian_layout
+from ..files.resume import stored_settings
 from ..inputs.first_batch import FiniteBatches, check_data, check_model, first_batch, model_errors, outputs_of
 from ..inputs.user import (
     check_batch_size,
@@ -24,7 +25,7 @@ from ..inputs.user import (
     probe,
     summed_loss,
 )
-from ..job.batch import hessian_batch_size
+from ..job.batch import HESSIAN_CPU_BATCH, choose_hvp_batch
 from ..job.memory import lanczos_basis_plan
 from ..job.mpi import rank0_first, ranks_per_gpu
 from ..job.run import GridJob, JobOptions
@@ -88,14 +89,15 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     with model_in_call(model, directions, x, y, device) as call:
         probe(model, data, loss, hessian.loss, call.device)  # a bad model or loss fails before any probe or file
         check_curvature_outputs(model, data, curvature, call.device)
-        batches = _hessian_batches(call, hessian, data, samples, hvp_batch, seed)
+        batches, size = _hessian_batches(call, hessian, data, samples, hvp_batch, seed, None if overwrite else path)
         layout = hessian_layout(call.grid, curvature_shapes(plan, hessian.dim), [block[0] for block in plan.layers])
         settings_of = settings_function(settings, lambda: identity(call, model, data, loss),
                                         hessian_samples=samples if is_pair(data) else "all",
                                         hessian_params=params, curvature=curvature,
                                         **plan_settings(plan))  # patterns: a JSON list
         grid_job = GridJob(None, layout, _point_evaluator(call, hessian, batches, plan, layout.quantities),
-                           settings_of, provenance(call, None), call.dir_file, overwrite, max_chunk=1,  # slow points
+                           settings_of, dict(provenance(call, None), hvp_batch=size), call.dir_file, overwrite,
+                           max_chunk=1,  # slow points
                            progress_secs=progress_secs)
         result = run_to_result(call, path, grid_job, job or JobOptions())
         if call.world.rank == 0:
@@ -124,26 +126,36 @@ def warn_unconverged(result, tol, max_iter):
               f"results file)", file=sys.stderr, flush=True)
 
 
-def _hessian_batches(call, hessian, data, samples, batch, seed):
-    """The batches every product passes over: a tensor pair's fixed subset in HVP batches, or the user's."""
+def _hessian_batches(call, hessian, data, samples, batch, seed, resumed):
+    """(batches every product passes over, their size or None): a tensor pair's fixed subset in HVP batches,
+    or the user's batches. resumed: the results file whose recorded batch an 'auto' resume reuses, or None."""
     if not is_pair(data):
-        return FiniteBatches(check_reiterable(data))  # used as given, as by surface(); probe() refuses an empty one
-    inputs, targets = on_device_pair(data, call.device)
-    size = _choose_hvp_batch(call, hessian, inputs, targets, batch)
-    return tensor_batches(*sample_subset(inputs, targets, samples, seed), size)
+        return FiniteBatches(check_reiterable(data)), None  # used as given, as by surface(); probe() refuses empty
+    inputs, targets = sample_subset(*on_device_pair(data, call.device), samples, seed)
+    size = _choose_hvp_batch(call, hessian, inputs, targets, batch, resumed)
+    return tensor_batches(inputs, targets, size), size
 
 
-def _choose_hvp_batch(call, hessian, inputs, targets, batch):
-    """The HVP batch: as given, or (auto) the largest that fits, probed by rank 0 for all ranks."""
+def _choose_hvp_batch(call, hessian, inputs, targets, batch, resumed):
+    """The HVP batch: as given; or (auto) the one the resumed file's first run recorded (the batch sets the
+    sums' rounding), HESSIAN_CPU_BATCH on a CPU for a file from before batches were recorded, else the
+    fastest product among the sizes that fit, timed by rank 0 for all ranks (job/batch.py)."""
     if batch != "auto":
         return int(batch)
     sharing = ranks_per_gpu(call.world, call.device)
+
     def choose():
+        stored = None if resumed is None else stored_settings(resumed, "hessian", "provenance")
+        if stored is not None and stored.get("hvp_batch"):
+            return stored["hvp_batch"], f"reused from {resumed}"
+        if stored is not None and call.device.type != "cuda":
+            return min(HESSIAN_CPU_BATCH, len(targets)), f"auto's batch when {resumed} was made"
         with model_errors(hessian.model, during="in the HVP batch-size probe"):
-            return hessian_batch_size(hessian.operator, inputs, targets, hessian.dim, call.device, sharing)
-    batch = rank0_first(call.world, choose)
+            choice = choose_hvp_batch(hessian.operator, inputs, targets, hessian.dim, call.device, sharing)
+        return choice.size, choice.note()
+    batch, how = rank0_first(call.world, choose)
     if call.world.rank == 0:
-        print(f"[hessian] HVP batch size {batch} (auto)", flush=True)
+        print(f"[hessian] HVP batch size {batch} (auto: {how})", flush=True)
     return batch
 
 

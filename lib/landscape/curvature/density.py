@@ -8,12 +8,13 @@ estimates the spectral density (1/n) sum_i delta(t - lambda_i): E[sum w*lambda] 
 E[sum w*lambda^2] = ||H||_F^2 / n. Nodes are Ritz values, so they lie in [lambda_min, lambda_max].
 
 The first probe can be the Lanczos run that found the extremes (its start is a seeded Gaussian
-vector too): its first m steps are reused, and the run is continued if it stopped earlier.
+vector too): its first m steps are reused, and the run is continued if it stopped earlier. The probes'
+runs advance in step, so a block product (blocks.py) serves all of them at each step.
 """
 import numpy as np
 import torch
 
-from .lanczos import _orthogonalize, lanczos_steps, start_vector
+from .lanczos import Krylov, _orthogonalize, start_vector
 
 
 def gauss_quadrature(alphas, betas):
@@ -24,30 +25,53 @@ def gauss_quadrature(alphas, betas):
     return nodes.numpy(), (vecs[0] ** 2).numpy()
 
 
-def continue_lanczos(matvec, state, last_product, steps):
-    """Extend a Krylov state (from lanczos_steps) in place to `steps` steps; returns products spent.
-
-    `last_product` is matvec of the state's last basis vector: a run stopped right after a step
-    has not formed its next vector yet, and this finishes it without another product. A state at
-    a breakdown (an invariant subspace) cannot grow and is left as it is.
-    """
-    spent = 0
-    if state.steps >= steps or state.beta_next == 0.0:
-        return spent
-    if len(state.basis) == state.steps:
+def form_next(state, last_product):
+    """Form a Krylov state's next basis vector from `last_product` (matvec of its last basis vector), without
+    another product: a run stopped right after a step (lanczos_extremes breaks there) has not formed it yet.
+    A state whose next vector exists, or at a breakdown (an invariant subspace), is left as it is."""
+    if state.beta_next != 0.0 and len(state.basis) == state.steps:
         w = _orthogonalize(last_product.clone().to(state.basis[0]), state.basis)
         state.betas.append(state.beta_next)
         state.basis.append(w / state.beta_next)
+
+
+def continue_lanczos(matvec, state, last_product, steps):
+    """Extend a Krylov state (from lanczos_steps) in place to `steps` steps; returns products spent.
+
+    `last_product` is matvec of the state's last basis vector (see form_next). A state at a breakdown
+    cannot grow and is left as it is.
+    """
+    if state.steps >= steps or state.beta_next == 0.0:
+        return 0
+    form_next(state, last_product)
+    return in_step(lambda block: torch.stack([matvec(v) for v in block]), [state], steps)
+
+
+def in_step(block_matvec, states, steps, record=None):
+    """Grow Krylov states, each with its next basis vector formed, to `steps` steps in step: each step applies
+    block_matvec ((m, dim) -> (m, dim)) once to the last basis vectors of the m states still growing; a state
+    at a breakdown stops. The arithmetic of each state is lanczos_steps' own, so with products equal to
+    single ones each state is what its own run would give. record(state index, vector, product) sees every
+    product. Returns the products spent."""
+    if any(s.beta_next != 0.0 and len(s.basis) == s.steps < steps for s in states):
+        raise ValueError("a Krylov state to grow must have its next basis vector formed (form_next)")
+    spent = 0
     while True:
-        current = state.basis[-1]
-        w = matvec(current).to(current)
-        spent += 1
-        state.alphas.append(torch.dot(current, w).item())
-        state.beta_next = _orthogonalize(w, state.basis).norm().item()
-        if state.steps >= steps or state.beta_next == 0.0:
+        growing = [i for i, s in enumerate(states) if s.steps < steps and s.beta_next != 0.0 or s.steps == 0]
+        if not growing:
             return spent
-        state.betas.append(state.beta_next)
-        state.basis.append(w / state.beta_next)
+        products = block_matvec(torch.stack([states[i].basis[-1] for i in growing]))
+        spent += len(growing)
+        for i, w in zip(growing, products):
+            state, current = states[i], states[i].basis[-1]
+            if record is not None:
+                record(i, current, w)
+            w = w.to(current).clone()
+            state.alphas.append(torch.dot(current, w).item())
+            state.beta_next = _orthogonalize(w, state.basis).norm().item()
+            if state.beta_next != 0.0:
+                state.betas.append(state.beta_next)
+                state.basis.append(w / state.beta_next)
 
 
 def probe_quadrature(state, steps):
@@ -56,34 +80,35 @@ def probe_quadrature(state, steps):
     return gauss_quadrature(state.alphas[:m], state.betas[:m - 1])
 
 
-def _run(matvec, dim, steps, seed, dtype, device):
-    state = None
-    for state in lanczos_steps(matvec, start_vector(dim, seed, dtype, device), min(steps, dim),
-                               dtype=dtype, device=device):
-        pass
-    return state
+def _fresh(dim, seed, dtype, device):
+    q = start_vector(dim, seed, dtype, device)
+    return Krylov([], [], 0.0, [q / q.norm()])
 
 
-def slq(matvec, dim, probes, steps, *, seed=0, first=None, dtype=torch.float64, device="cpu"):
+def slq(matvec, dim, probes, steps, *, seed=0, first=None, dtype=torch.float64, device="cpu", block_matvec=None,
+        record_first=None):
     """Spectral density from `probes` Lanczos runs of `steps` steps: (nodes, weights, products spent).
 
     Both arrays have probes * min(steps, dim) entries sorted by node, weights summing to 1. A probe
     that ends early at a breakdown (exact on its invariant subspace) is padded with zero-weight
     copies of its largest node, so every point stores the same number of entries.
-    first: a Krylov state already run from a seeded Gaussian start (e.g. the extremes' run, already
-    continued to `steps` with continue_lanczos); it serves as the first probe. Probe p >= 1 (or
-    p >= 0 without `first`) starts from start_vector(dim, seed + p).
+    first: a Krylov state already run from a seeded Gaussian start (e.g. the extremes' run); it serves as
+    the first probe. One shorter than `steps` must have its next basis vector formed (form_next): it is
+    continued here, its products shown to record_first(vector, product) and counted in the products spent.
+    Probe p >= 1 (or p >= 0 without `first`) starts from start_vector(dim, seed + p).
+    block_matvec ((m, dim) -> (m, dim), e.g. blocks.block_products): the runs advance in step, one block
+    product per step for all of them (the numbers are those of separate runs); default: matvec per vector.
     """
     if probes < 1 or steps < 1:
         raise ValueError(f"need probes >= 1 and steps >= 1; got {probes} and {steps}")
     width = min(steps, dim)
-    nodes, weights, spent = [], [], 0
-    for p in range(probes):
-        if p == 0 and first is not None:
-            state = first
-        else:
-            state = _run(matvec, dim, width, seed + p, dtype, device)
-            spent += state.steps
+    states = [first if p == 0 and first is not None else _fresh(dim, seed + p, dtype, device) for p in range(probes)]
+    block_matvec = block_matvec or (lambda block: torch.stack([matvec(v) for v in block]))
+    record = None if record_first is None or first is None else (
+        lambda i, v, w: record_first(v, w) if i == 0 else None)
+    spent = in_step(block_matvec, states, width, record)
+    nodes, weights = [], []
+    for state in states:
         theta, w = probe_quadrature(state, width)
         pad = width - len(theta)
         nodes.append(np.concatenate([theta, np.full(pad, theta[-1])]))

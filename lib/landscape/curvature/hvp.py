@@ -104,6 +104,7 @@ class MeanLossHVP(MeanLossOperator):
         if method not in HVP_METHODS:
             raise ChoiceError(f"unknown HVP method {method!r}; choose one of {HVP_METHODS}")
         super().__init__(model, names, loss_fn, batches)
+        self.method = method  # blocks.py reuses a double backward's gradient graph for several vectors
         self._batch_product = self._hvp_double_backward if method == 'double_backward' else self._hvp_fwd_rev
 
     def _hvp_fwd_rev(self, current, tangent, inputs, targets):

@@ -3,10 +3,10 @@
 Order of work, each step reusing what the earlier ones paid for:
 1. lanczos_extremes: λmin, λmax (its Krylov run is kept, and every product it made);
 2. density (SLQ): the extremes' run is the first probe, continued to the probe length if it
-   stopped earlier; the other probes are fresh runs;
+   stopped earlier; the other probes are fresh runs; all advance in step, one block product per step;
 3. trace: Hutchinson probes on the complement of the first probe's Krylov space, whose part of the
    trace is exact from the recorded products (trace.deflated_hutchinson); the same probes give
-   every layer's block trace;
+   every layer's block trace; blocks.BLOCK probes per block product;
 4. layers: each layer's diagonal block has its own operator and Lanczos run (λmin, λmax).
 The products each quantity spent beyond the shared ones are counted separately.
 """
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .density import continue_lanczos, negative_mass, slq
+from .blocks import BLOCK, block_products
+from .density import form_next, negative_mass, slq
 from .lanczos import lanczos_extremes
 from .trace import deflated_hutchinson
 
@@ -59,6 +60,20 @@ class Recorded:
             self.products.append(out.detach().to(torch.float64).clone())
         return out
 
+    def block(self, vectors):
+        """The products of the rows of `vectors` (m, dim), in one pass where the operator allows
+        (blocks.block_products); refused if not finite, never kept."""
+        out = block_products(self.matvec, vectors)
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteProduct("a Hessian-vector product is not finite")
+        return out
+
+    def record(self, v, product):
+        """Keep a product made elsewhere (a block's row) as if this operator had made it."""
+        if self.keep:
+            self.inputs.append(v)
+            self.products.append(product.detach().to(torch.float64).clone())
+
     def products_for(self, vectors):
         """The recorded product of each vector (the Lanczos run passes its basis tensors themselves);
         one not applied yet is applied now and counted in `extra`."""
@@ -78,22 +93,23 @@ def _extremes(matvec, dim, plan, device, dtype=torch.float64):
 
 
 def _density(values, op, dim, plan, state, device):
-    extra = continue_lanczos(op, state, op.products_for(state.basis[state.steps - 1:state.steps])[0],
-                             plan.density_steps)
-    nodes, weights, spent = slq(Recorded(op.matvec, keep=False), dim, plan.density_probes, plan.density_steps,
-                                seed=plan.seed, first=state, device=device)
+    """The extremes' run, continued, is the first probe; all probes advance in step, one block product each step
+    (its continuation's products are kept for the trace)."""
+    form_next(state, op.products_for(state.basis[state.steps - 1:state.steps])[0])
+    nodes, weights, spent = slq(op.matvec, dim, plan.density_probes, plan.density_steps, seed=plan.seed, first=state,
+                                device=device, block_matvec=op.block, record_first=op.record)
     values["esd_nodes"], values["esd_weights"] = nodes, weights
     values["neg_mass"], values["neg_share"] = negative_mass(nodes, weights, plan.tol * np.abs(nodes).max())
-    values["hvps_density"] = extra + spent + op.extra
+    values["hvps_density"] = spent + op.extra
 
 
 def _trace(values, op, dim, plan, state, device):
     basis = state.basis[:state.steps]
     before = op.extra
     products = op.products_for(basis)
-    est = deflated_hutchinson(Recorded(op.matvec, keep=False), dim, plan.trace_samples, basis=basis,
-                              products=products, groups=[(a, b) for _, a, b, _ in plan.layers],
-                              seed=plan.seed + TRACE_SEED_OFFSET, device=device)
+    est = deflated_hutchinson(op.matvec, dim, plan.trace_samples, basis=basis, products=products,
+                              groups=[(a, b) for _, a, b, _ in plan.layers], seed=plan.seed + TRACE_SEED_OFFSET,
+                              device=device, block_matvec=Recorded(op.matvec, keep=False).block, per_pass=BLOCK)
     values["trace"], values["trace_err"] = est.trace, est.err
     values["hvps_trace"] = est.hvps + op.extra - before
     if plan.layers:

@@ -62,12 +62,14 @@ def _block_sums(values, groups):
 
 
 def deflated_hutchinson(matvec, dim, samples, *, basis=(), products=(), groups: Sequence = (), seed=0,
-                        dtype=torch.float64, device="cpu"):
+                        dtype=torch.float64, device="cpu", block_matvec=None, per_pass=1):
     """Trace of the operator: exact on span(basis), Hutchinson with `samples` probes on the rest.
 
     basis: orthonormal vectors (e.g. a Lanczos basis; may be empty); products: matvec of each.
     groups: (start, stop) coordinate blocks whose diagonal-block traces are wanted as well.
     The probes are seeded by `seed`; samples >= 2 so that the error bar exists.
+    block_matvec ((m, dim) -> (m, dim), e.g. blocks.block_products) takes `per_pass` probes at a time;
+    each probe's numbers are those of its own product (default: matvec per probe).
     """
     if samples < 2:
         raise ValueError(f"the trace needs at least 2 probes for an error bar; got {samples}")
@@ -82,13 +84,15 @@ def deflated_hutchinson(matvec, dim, samples, *, basis=(), products=(), groups: 
 
     def project(v):
         return v - q @ (q.T @ v)
+    block_matvec = block_matvec or (lambda rows: torch.stack([matvec(v) for v in rows]))
     per_block, block_norms, norms = [], [], []
-    for i in range(samples):
-        g = rademacher(dim, seed + i, dtype, device)
-        w = project(matvec(project(g)).to(device, dtype))
-        per_block.append(_block_sums(g * w, blocks))
-        block_norms.append(_block_sums(w * w, blocks))
-        norms.append((w * w).sum())
+    for start in range(0, samples, max(1, per_pass)):
+        probes = [rademacher(dim, seed + i, dtype, device) for i in range(start, min(samples, start + per_pass))]
+        for g, hg in zip(probes, block_matvec(torch.stack([project(g) for g in probes]))):
+            w = project(hg.to(device, dtype))
+            per_block.append(_block_sums(g * w, blocks))
+            block_norms.append(_block_sums(w * w, blocks))
+            norms.append((w * w).sum())
     per_block = torch.stack(per_block)  # (samples, blocks)
     block_trace = exact + per_block.mean(0)
     block_err = _error_bar(per_block, torch.stack(block_norms))

@@ -53,11 +53,12 @@ def settings_diff(stored, wanted, ignore=()):
             for k in keys if stored.get(k) != wanted.get(k)]
 
 
-def stored_settings(path, kind):
-    """The settings a file holds for `kind`, or None (no file, no such values, unreadable: prepare will say)."""
+def stored_settings(path, kind, record="settings"):
+    """The settings (or with record="provenance", the first run's provenance) a file holds for `kind`, or None
+    (no file, no such values, unreadable: prepare will say)."""
     try:
         with h5open(path) as f:
-            return json.loads(f.attrs[f"{kind}_settings"])
+            return json.loads(f.attrs[f"{kind}_{record}"])
     except (OSError, KeyError, ValueError, TypeError):
         return None
 
