@@ -69,7 +69,7 @@ def eigen_directions(model, data, loss=None, k=2, curvature="hessian", params="r
     with evaluation_mode(model, device, alone) as target:
         probe(model, data, loss, loss_total, target)  # a bad model or loss fails before any product
         check_curvature_outputs(model, data, curvature, target)
-        batches = _hessian_batches(_OneRank(alone, target), curvature_of, data, samples, hvp_batch, seed)
+        batches, _ = _hessian_batches(_OneRank(alone, target), curvature_of, data, samples, hvp_batch, seed, None)
         basis = lanczos_basis_plan(curvature_of.dim, max_iter, target)
         with strict_fp32():  # TF32 noise (~1e-3) would blur the eigenvectors
             top = lanczos_top(_finite(curvature_of.operator(batches)), curvature_of.dim, k, tol=tol,
