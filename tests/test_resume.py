@@ -262,8 +262,9 @@ def test_sigterm_to_mpirun_keeps_points_finished_since_the_last_commit(tmp_path)
     assert len(glob.glob(str(tmp_path / "surf.h5.pending-*"))) == 2, "each rank saves its finished point"
     r = run(mpirun_cmd(2, "plot_surface.py", *flags))
     assert r.returncode == 0, r.stderr + r.stdout
-    assert "2 point(s) saved by the ranks at the last stop were added" in r.stdout, r.stdout
-    assert "2/5 points already done" in r.stdout
+    saved = re.search(r"(\d+) point\(s\) saved by the ranks at the last stop were added", r.stdout)
+    assert saved and int(saved[1]) >= 2, r.stdout  # each rank's first point; a loaded machine may let one more end
+    assert f"{saved[1]}/5 points already done" in r.stdout
     assert not glob.glob(str(tmp_path / "surf.h5.pending-*"))
     with h5py.File(tmp_path / "ref.h5", "r") as ref, h5py.File(tmp_path / "surf.h5", "r") as f:
         assert f["surface_done"][()].all()
