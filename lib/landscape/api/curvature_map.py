@@ -24,7 +24,7 @@ from ..inputs.user import (
     summed_loss,
 )
 from ..job.batch import HESSIAN_CPU_BATCH, choose_hvp_batch
-from ..job.memory import lanczos_basis_plan
+from ..job.memory import kept_graph_budget, lanczos_basis_plan
 from ..job.mpi import rank0_first, ranks_per_gpu
 from ..job.run import GridJob, JobOptions
 from ..space.evaluate import tensor_batches
@@ -143,10 +143,13 @@ def _point_evaluator(call, hessian, batches, plan, quantities):
                                call.world.local_size)
     hvp = hessian.operator(batches)
     layer_ops = tuple(hessian.operator(batches, block[3]) for block in plan.layers)
+    keep = kept_graph_budget(call.device, dim, plan.max_iter + (plan.density_width(dim) if plan.density_probes else 0),
+                             call.world.local_size)
 
     def evaluate_point(index):
         call.setter.set(*call.grid.coords(index))
         with strict_fp32():  # TF32 noise (~1e-3) would swamp lambda_min at a minimum
-            values = point_curvature(hvp, dim, plan, layer_ops, device=basis.device, dtype=basis.dtype)
+            values = point_curvature(hvp, dim, plan, layer_ops, device=basis.device, dtype=basis.dtype,
+                                     keep_bytes=keep)
         return tuple(values[name] for name in quantities)
     return evaluate_point
