@@ -57,7 +57,8 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     values) at every point of the grid, as plot_hessian_eig.py computes them.
 
     data: an (inputs, targets) pair (a fixed subset of `samples` of them, seeded by `seed`; None: all,
-    cut into batches of `hvp_batch`), or a re-iterable of batches, used whole. loss: as for surface().
+    cut into batches of `hvp_batch`: 'auto' times products among the sizes that fit, keeps up to 256 samples on a
+    CPU in one batch, and reuses a resumed file's), or a re-iterable of batches, used whole. loss: as for surface().
     tol: accuracy of λmin and λmax relative to max|λ|; params: 'reference' (weights with more than one
     dimension), 'all', or a list of glob patterns of parameter names: the Hessian over exactly those (e.g.
     ['transformer.h.*.attn.*'], ['*lora*']; a tied weight counts once). trace: Hutchinson probes per point;
