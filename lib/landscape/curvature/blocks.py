@@ -4,11 +4,12 @@ density's probes are independent, so their products can share work.
 A double-backward HVP of one batch runs the forward pass and the backward pass that builds the gradient's
 graph, then differentiates g·v through that graph. For m vectors, block_products builds each batch's
 graph once and differentiates it m times (autograd.grad with retain_graph): the forward and first
-backward, about a quarter of a product on ResNet-20, are paid once per batch instead of m times, and
-the memory is one batch's graph, as for one product. Each vector's product is computed by the same
-operations on the same graph as a single product, so it equals it to the last bit (tests/test_fast_products.py).
-Batching the m second backward passes themselves (is_grads_batched, a vmap over them) measured slower on
-the CPU (docs/BENCHMARKS.md), so it is not used.
+backward, a quarter of a product's wall time and half its CPU seconds on ResNet-20 (2 threads), are paid
+once per batch instead of m times, and the memory is one batch's graph, as for one product. Each vector's
+product is computed by the same operations on the same graph as a single product, so it equals it
+(bitwise in our runs; tests/test_fast_products.py checks fp32 rounding). Batching the m second backward
+passes themselves (is_grads_batched, a vmap over them) measured slower on the CPU (docs/BENCHMARKS.md),
+so it is not used.
 
 KeptGraphs goes further within one point, as PyHessian does for a single batch: each batch's gradient graph
 is built once and differentiated by every product at that point (the Lanczos steps too), while the graphs
