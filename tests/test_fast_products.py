@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import landscape
-from landscape.curvature.blocks import block_products
+from landscape.curvature.blocks import KeptGraphs, block_products
 from landscape.curvature.density import slq
 from landscape.curvature.hvp import MeanLossHVP, hessian_param_names, mean_loss_hvp
 from landscape.curvature.lanczos import (
@@ -232,3 +232,43 @@ def test_the_sum_to_p_k_is_the_next_steps_sum_without_its_product():
     for (alphas, betas, beta_next), (alphas1, betas1, _) in zip(states, states[1:]):
         for x in (-0.5, 0.3, 1.2):
             assert log_christoffel_sum(alphas, betas, x, beta_next) == log_christoffel_sum(alphas1, betas1, x)
+
+
+# --- gradient graphs kept within a point --------------------------------------------------------------
+
+def test_kept_graphs_give_the_same_products_and_keep_batches_while_the_budget_lasts():
+    op = tiny_op(samples=48, batch=16)  # three batches
+    vectors = torch.randn(4, op.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    single = torch.stack([op(v) for v in vectors])
+    whole = KeptGraphs(op, budget=10 ** 12)
+    for _ in range(2):  # the second time, every graph is reused
+        assert_same_products(torch.stack([whole(v) for v in vectors]), single)
+        assert_same_products(block_products(whole, vectors), single)
+    assert whole.kept == 3 and whole.kept_bytes > 0
+    one = KeptGraphs(op, budget=whole.kept_bytes // 3 + 1)  # room for about one batch's graph
+    assert_same_products(block_products(one, vectors), single)
+    assert_same_products(block_products(one, vectors), single)
+    assert 1 <= one.kept < 3 and one.kept_bytes <= one.budget
+    none = KeptGraphs(op, budget=0)
+    assert_same_products(none(vectors[0]).unsqueeze(0), single[:1]) and none.kept == 0
+    whole.close()
+    assert whole.kept == 0
+
+
+def test_point_curvature_with_kept_graphs_equals_without():
+    op = tiny_op(samples=48, batch=16)
+    plan = CurvaturePlan(1e-3, 30, 1, trace_samples=4, density_probes=2, density_steps=6)
+    kept, plain = point_curvature(op, op.dim, plan, keep_bytes=10 ** 12), point_curvature(op, op.dim, plan)
+    assert kept["eig_iters"] == plain["eig_iters"] and kept["hvps_trace"] == plain["hvps_trace"]
+    scale = abs(plain["max_eig"])
+    for name in ("max_eig", "min_eig", "trace"):
+        assert kept[name] == pytest.approx(plain[name], abs=1e-5 * scale * (op.dim if name == "trace" else 1))
+
+
+def test_the_kept_graph_budget_is_a_share_of_host_memory_less_the_bases_and_none_on_a_gpu():
+    from landscape.host import available_memory
+    from landscape.job.memory import KEEP_SHARE, kept_graph_budget
+    assert kept_graph_budget(torch.device("cuda"), 10, 10) == 0
+    budget = kept_graph_budget(torch.device("cpu"), 1000, 100)
+    assert 0 < budget <= KEEP_SHARE * available_memory() - 1000 * 100 * 8 + 2 ** 27  # the memory moves a little
+    assert kept_graph_budget(torch.device("cpu"), 10 ** 12, 100) == 0  # bases larger than the share: keep nothing

@@ -26,7 +26,7 @@ from ..inputs.user import (
     summed_loss,
 )
 from ..job.batch import HESSIAN_CPU_BATCH, choose_hvp_batch
-from ..job.memory import lanczos_basis_plan
+from ..job.memory import kept_graph_budget, lanczos_basis_plan
 from ..job.mpi import rank0_first, ranks_per_gpu
 from ..job.run import GridJob, JobOptions
 from ..space.evaluate import tensor_batches
@@ -63,7 +63,8 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     values) at every point of the grid, as plot_hessian_eig.py computes them.
 
     data: an (inputs, targets) pair (a fixed subset of `samples` of them, seeded by `seed`; None: all,
-    cut into batches of `hvp_batch`), or a re-iterable of batches, used whole. loss: as for surface().
+    cut into batches of `hvp_batch`: 'auto' times products among the sizes that fit, keeps up to 256 samples on a
+    CPU in one batch, and reuses a resumed file's), or a re-iterable of batches, used whole. loss: as for surface().
     tol: accuracy of λmin and λmax relative to max|λ|; params: 'reference' (weights with more than one
     dimension), 'all', or a list of glob patterns of parameter names: the Hessian over exactly those (e.g.
     ['transformer.h.*.attn.*'], ['*lora*']; a tied weight counts once). trace: Hutchinson probes per point;
@@ -166,10 +167,13 @@ def _point_evaluator(call, hessian, batches, plan, quantities):
                                call.world.local_size)
     hvp = hessian.operator(batches)
     layer_ops = tuple(hessian.operator(batches, block[3]) for block in plan.layers)
+    keep = kept_graph_budget(call.device, dim, plan.max_iter + (plan.density_width(dim) if plan.density_probes else 0),
+                             call.world.local_size)
 
     def evaluate_point(index):
         call.setter.set(*call.grid.coords(index))
         with strict_fp32():  # TF32 noise (~1e-3) would swamp lambda_min at a minimum
-            values = point_curvature(hvp, dim, plan, layer_ops, device=basis.device, dtype=basis.dtype)
+            values = point_curvature(hvp, dim, plan, layer_ops, device=basis.device, dtype=basis.dtype,
+                                     keep_bytes=keep)
         return tuple(values[name] for name in quantities)
     return evaluate_point

@@ -32,7 +32,8 @@ def parser():
                         "one of these glob patterns (quote them), e.g. --params 'transformer.h.*.attn.*' or "
                         "'*lora*'; the directions still move every parameter")
     g.add_argument("--hessian_batch", type=batch_size, default="auto",
-                   help="batch size of each HVP pass (auto: 256 on CPU; on GPU the largest that fits, probed)")
+                   help="batch size of each HVP pass (auto: the fastest product, timed among sizes that fit; up "
+                        "to 256 samples on a CPU in one batch; a resume reuses the file's)")
     g.add_argument("--hvp", default="double_backward", choices=HVP_METHODS,
                    help="how HVPs are taken: double backward (measured faster) or torch.func forward-over-reverse; for "
                         "--curvature ggn/ef, how their Jacobian-vector products are: reverse-over-reverse or forward "

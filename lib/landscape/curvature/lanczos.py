@@ -155,7 +155,8 @@ def lanczos_extremes(matvec: Callable[[torch.Tensor], torch.Tensor], dim, *, tol
     settle after 18-29 steps and the certificate stops after 32-57 (medians over 10 starts: 14 to 28 steps
     more); at known spectra of that shape 14-18 against 22-25. With miss_prob 0.05 or 0.1 it would stop 1-12
     steps earlier, and then left an extreme off by more than tol in 4 and 7 of 60 runs (0 of 60 at 0.01):
-    bench/bench_certificate.py, docs/BENCHMARKS.md. A density or
+    bench/bench_certificate.py. At a trained ResNet-20 it stopped after 24 steps and at a small GPT-2 after
+    33, where an unguarded run needed 15 and 18 (bench/bench_peers.py, docs/BENCHMARKS.md). A density or
     trace at the same point reuses these steps (its first probe, its deflation space), so they are spent
     for λmin/λmax alone only in maps of the extremes.
     Stops at max_iter (converged=False unless met), or at dim steps / a breakdown (beta_next <= BREAKDOWN *

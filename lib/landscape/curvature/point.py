@@ -8,7 +8,8 @@ Order of work, each step reusing what the earlier ones paid for:
    trace is exact from the recorded products (trace.deflated_hutchinson); the same probes give
    every layer's block trace; blocks.BLOCK probes per block product;
 4. layers: each layer's diagonal block has its own operator and Lanczos run (λmin, λmax).
-The products each quantity spent beyond the shared ones are counted separately.
+The products each quantity spent beyond the shared ones are counted separately. Within the point the
+batches' gradient graphs can be kept between products, memory allowing (blocks.KeptGraphs).
 """
 import math
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .blocks import BLOCK, block_products
+from .blocks import BLOCK, KeptGraphs, block_products, shares_gradient_graphs
 from .density import form_next, negative_mass, slq
 from .lanczos import lanczos_extremes
 from .trace import deflated_hutchinson
@@ -123,18 +124,24 @@ def _layers(values, layer_ops, plan, device):
     values["hvps_layers"] = sum(r.hvps for r in runs)
 
 
-def point_curvature(hvp, dim, plan, layer_ops=(), device="cpu", dtype=torch.float64):
+def point_curvature(hvp, dim, plan, layer_ops=(), device="cpu", dtype=torch.float64, keep_bytes=0):
     """{quantity: value} at the operator's current point; see curvature_shapes for the names.
 
     A non-finite product (a NaN or infinite loss) gives NaN for every quantity: a result, not an error;
-    eig_converged is then False (no eigenvalue was found).
+    eig_converged is then False (no eigenvalue was found). keep_bytes: memory the point may keep the
+    batches' gradient graphs in between products (blocks.KeptGraphs; a double-backward MeanLossHVP only,
+    same numbers), freed when the point is done; 0: every product rebuilds them.
     """
+    kept = KeptGraphs(hvp, keep_bytes) if keep_bytes > 0 and shares_gradient_graphs(hvp) else None
     try:
-        return _point_curvature(hvp, dim, plan, layer_ops, device, dtype)
+        return _point_curvature(kept or hvp, dim, plan, layer_ops, device, dtype)
     except NonFiniteProduct:
         values = {name: np.full(shape, np.nan) if shape else math.nan
                   for name, shape in curvature_shapes(plan, dim).items()}
         return dict(values, eig_converged=False)
+    finally:
+        if kept is not None:
+            kept.close()
 
 
 def _point_curvature(hvp, dim, plan, layer_ops, device, dtype):

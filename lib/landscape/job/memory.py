@@ -141,3 +141,15 @@ def lanczos_basis_plan(dim, max_steps, device, ranks_sharing=1, ranks_on_node=1)
         return plan_basis(dim, max_steps, "cpu", 0, 0)
     return plan_basis(dim, max_steps, str(device), CudaMeter(device).headroom(ranks_sharing),
                       host_available_bytes(ranks_on_node))
+
+
+KEEP_SHARE = 0.25  # kept gradient graphs may use this share of the host memory available to a rank
+
+
+def kept_graph_budget(device, dim, basis_steps, ranks_on_node=1):
+    """Bytes a point may keep its batches' gradient graphs in (curvature.blocks.KeptGraphs): on a CPU,
+    KEEP_SHARE of the host memory available to this rank less its float64 Lanczos bases at their longest
+    (basis_steps vectors); 0 on a GPU, where it has not been measured yet (no GPU was lent to issue 22)."""
+    if device.type == "cuda":
+        return 0
+    return max(0, int(KEEP_SHARE * host_available_bytes(ranks_on_node) - basis_bytes(dim, basis_steps, torch.float64)))
