@@ -329,8 +329,8 @@ def test_a_stop_while_the_plots_are_drawn_abandons_them_to_the_rerun(tmp_path):
 # ---- exit 2 before work, exit 3 after it ----
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ranks,fail_at,code", [(1, 1, EXIT_BAD_INPUT), (1, 5, EXIT_RESULTS_KEPT),
-                                                (2, 1, EXIT_BAD_INPUT), (2, 4, EXIT_RESULTS_KEPT)])
+@pytest.mark.parametrize("ranks,fail_at,code", [(1, 5, EXIT_RESULTS_KEPT), (2, 1, EXIT_BAD_INPUT),
+                                                (2, 4, EXIT_RESULTS_KEPT)])  # one rank's exit 2: test_error_sweep
 def test_an_error_exits_2_before_the_results_file_and_3_after_it(tmp_path, ranks, fail_at, code):
     """The user's loss fails on its call `fail_at`: 1 is the first-batch check, before the results file;
     calls after the two checks are grid points, after it (each rank counts its own calls)."""
