@@ -112,5 +112,7 @@ def data_digest(data):
     tensors = _tensor_dataset(data)  # a DataLoader over tensors: them, whatever its batches and order
     for batch in [data] if is_pair(data) else [tensors] if tensors else data:
         inputs, *rest = batch
+        if is_input_dict(inputs):  # the keyword names are part of the data: input_ids is not attention_mask
+            h.update(repr(sorted(inputs)).encode())
         update_with_tensors(h, [*input_tensors(inputs), *rest])
     return h.hexdigest()
