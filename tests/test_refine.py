@@ -1,8 +1,8 @@
-"""Adaptive refinement: estimates against brute-force interpolation errors of closed-form surfaces."""
+"""Adaptive refinement: estimates, selected points and interpolation errors against closed forms."""
 import numpy as np
 import pytest
 
-from landscape.space.refine import Refinement, cell_estimates, hierarchy, lattice, to_scale
+from landscape.space.refine import Refinement, base_stride, cell_estimates, lattice, to_scale
 
 
 def surface(f, shape):
@@ -12,7 +12,7 @@ def surface(f, shape):
 
 
 def quadratic(x, y):
-    """log10 of this 'loss' is a quadratic, for which the estimate is exact."""
+    """log10 of this 'loss' is a quadratic: its second differences are exact, and the interpolant reproduces it."""
     return 10.0 ** (0.9 * x ** 2 - 0.4 * y ** 2 + 0.7 * x * y + 0.2 * x)
 
 
@@ -33,45 +33,75 @@ def refine_fully(r, truth, order_seed=None):
     return done, values
 
 
-def bilinear_cell_error(truth_scaled, y0, y1, x0, x1):
-    """Brute force: the largest |bilinear interpolant of the corners - truth| over the cell's grid points."""
-    c = truth_scaled
-    ty = (np.arange(y0, y1 + 1) - y0) / (y1 - y0)
-    tx = (np.arange(x0, x1 + 1) - x0) / (x1 - x0)
-    interp = ((1 - ty)[:, None] * ((1 - tx) * c[y0, x0] + tx * c[y0, x1])
-              + ty[:, None] * ((1 - tx) * c[y1, x0] + tx * c[y1, x1]))
-    return np.abs(interp - c[y0:y1 + 1, x0:x1 + 1]).max()
+def refined_stride(n, curvature, tol):
+    """Closed form for a quadratic in log10: every cell's estimate at stride s is the same,
+    curvature * (2 s / (n - 1))^2 / 10 (the second difference of a quadratic is exact), so every cell is
+    split down to the first stride, from the base's, where that is at most tol."""
+    s = base_stride((n, n))
+    while s > 1 and curvature * (2.0 * s / (n - 1)) ** 2 / 10.0 > tol:
+        s //= 2
+    return s
 
 
-def test_cell_estimate_equals_the_true_interpolation_error_of_a_quadratic():
-    shape = (33, 33)
-    r = Refinement(shape, tol=1e-9)
-    truth = surface(quadratic, shape)
-    done = np.zeros(shape, bool)
+@pytest.mark.parametrize("n, stride, per_axis", [(16, 1, 16), (17, 2, 9), (33, 4, 9), (41, 4, 11), (51, 4, 14),
+                                                 (65, 8, 9)])
+def test_base_lattice_keeps_8_cells_per_axis(n, stride, per_axis):
+    """By hand: 15 // 2 < 8 (computed fully); 16 / 2 = 8 cells; 32 / 4 = 8; 40 / 4 = 10; 50 / 4: 12 cells
+    and a short one (0, 4, ..., 48, 50); 64 / 8 = 8."""
+    r = Refinement((n, n), 0.02)
+    assert r.base == stride and len(r.base_points()) == per_axis ** 2
+
+
+def test_estimate_of_a_quadratic_is_its_second_difference_over_ten():
+    """51 points: the last cell is short, so the divided differences are checked on uneven spacing too."""
+    n = 51
+    truth = surface(quadratic, (n, n))
+    r = Refinement((n, n), tol=1e-9)
+    done = np.zeros((n, n), bool)
     done.flat[r.base_points()] = True
-    scaled = to_scale(np.where(done, truth, np.nan), "log10")
-    _, surplus, new_at = hierarchy(done, scaled, 2 * r.base)
-    (y0, y1), (x0, x1), est, corners_done = cell_estimates(done, scaled, surplus, new_at, r.base)
-    assert corners_done.all() and est.shape == (8, 8)
-    exact = np.log10(truth)
-    brute = np.array([[bilinear_cell_error(exact, a, b, c, d) for c, d in zip(x0, x1)] for a, b in zip(y0, y1)])
-    assert brute.max() > 1e-3  # the check is not vacuous
-    np.testing.assert_allclose(est, brute, rtol=1e-9, atol=1e-12)
+    (y0, y1), (x0, x1), est, corners_done = cell_estimates(done, to_scale(truth, "log10"), r.base)
+    assert corners_done.all() and est.shape == (13, 13)
+    # log10 of the surface is 0.9 x^2 - 0.4 y^2 + 0.7 x y + 0.2 x; f'' along x is 1.8, along y -0.8
+    np.testing.assert_allclose(est, 1.8 * (2.0 * r.base / (n - 1)) ** 2 / 10.0, rtol=1e-9)
 
 
-def test_quadratic_is_refined_to_within_the_tolerance_and_no_further():
-    shape = (65, 65)
-    truth = surface(quadratic, shape)
-    for tol in (1e-2, 3e-3):
-        r = Refinement(shape, tol)
-        done, values = refine_fully(r, truth)
-        err = np.abs(np.log10(r.interpolate(done, values, "log10")) - np.log10(truth))
-        assert err.max() <= tol
-        assert 0.01 < done.mean() < 0.6
-        # one level coarser would exceed it: the refinement did not overspend on a smooth surface. Cells
-        # are split while their estimate, the exact error for this quadratic, exceeds tol, and halving a
-        # cell quarters a quadratic's bilinear error, so the coarser level's 4 * err.max() exceeded tol
-        assert err.max() > tol / 4
+@pytest.mark.parametrize("tol", [0.01, 2e-3, 5e-4])
+def test_a_quadratic_is_refined_to_the_predicted_stride_and_interpolated_exactly(tol):
+    n = 65
+    truth = surface(quadratic, (n, n))
+    r = Refinement((n, n), tol)
+    done, values = refine_fully(r, truth)
+    s = refined_stride(n, 1.8, tol)
+    expected = np.zeros((n, n), bool)
+    expected[np.ix_(lattice(n, s), lattice(n, s))] = True
+    np.testing.assert_array_equal(done, expected)
+    assert s < r.base  # the tolerances do refine
+    # linear interpolation plus the curvature correction reproduces a quadratic (to rounding)
+    err = np.abs(np.log10(r.interpolate(done, values, "log10")) - np.log10(truth))
+    assert err.max() < 1e-9
+
+
+@pytest.mark.parametrize("tol", [0.03, 0.01, 0.003])
+def test_a_kink_is_refined_where_it_is_and_nowhere_else(tol):
+    """1D, log10 loss = m |x - x0|. A second difference is nonzero only within one stride of the kink, so
+    points beyond the base lattice lie within two base strides of it. An unsplit cell [0, s] with the kink
+    at a inside has m max(a, s - a) <= 10 tol (the split rule), and its linear interpolant errs by at most
+    m a (s - a) / s <= 5 tol; the curvature correction pulls towards the kink, not past it."""
+    n = 257
+    xs = np.linspace(-1, 1, n)
+    for x0 in np.linspace(-0.43, 0.47, 19):
+        for m in (1.0, 5.0, 20.0):
+            truth = 10.0 ** (m * np.abs(xs - x0))
+            r = Refinement((n,), tol)
+            done, values = refine_fully(r, truth)
+            above = np.log10(r.interpolate(done, values, "log10")) - np.log10(truth)
+            assert above.max() <= 5 * tol
+            assert above.min() > -1e-9  # no overshoot below the kink (an unlimited correction dips 0.6 tol)
+            far = np.abs(xs - x0) > 2 * r.base * (xs[1] - xs[0])
+            base = np.isin(np.arange(n), r.base_points())
+            assert not (done & far & ~base).any()
+            if m * r.base * (xs[1] - xs[0]) / 20 > tol:  # a kink's base cell sees m max(a, s - a) >= m s / 2
+                assert done.sum() > base.sum()
 
 
 def test_interpolation_keeps_computed_values_and_fills_every_point():
@@ -83,6 +113,25 @@ def test_interpolation_keeps_computed_values_and_fills_every_point():
     assert np.isfinite(full).all()
     np.testing.assert_array_equal(full[done], truth[done])
     assert np.isnan(values[~done]).all()  # the stored values are never guessed
+
+
+def test_the_edge_of_a_diverged_region_is_computed_to_the_finest_stride():
+    """NaN beyond x = 0.3 (a diverged loss): cells with some corners finite are always split, cells with
+    none never are, so the two columns around the edge are computed and the far inside stays at the base."""
+    n = 65
+    truth = surface(bump, (n, n))
+    xs = np.linspace(-1, 1, n)
+    truth[:, xs > 0.3] = np.nan
+    r = Refinement((n, n), 0.05)
+    done, values = refine_fully(r, truth)
+    edge = np.flatnonzero(xs > 0.3)[0]
+    assert done[:, edge - 1:edge + 1].all()
+    inside = xs > 0.3 + 2 * r.base * (xs[1] - xs[0])
+    base = np.zeros((n, n), bool)
+    base.flat[r.base_points()] = True
+    np.testing.assert_array_equal(done[:, inside], base[:, inside])
+    full = r.interpolate(done, values, "log10")
+    assert np.isfinite(full[:, :edge]).all() and np.isnan(full[:, edge:]).all()
 
 
 def test_detail_is_spent_where_the_surface_changes():

@@ -144,8 +144,9 @@ def _finished(job, followed):
 
 def refinement_summary(planner, done):
     return dict(tol=planner.tol, quantity=planner.quantity, scale=planner.scale, budget=planner.budget,
-                base_stride=planner.base, spread=planner.spread, computed=int(done.sum()), points=int(done.size),
-                method="hierarchical surplus, piecewise bilinear on dyadic cells (lib/landscape/space/refine.py)")
+                base_stride=planner.base, computed=int(done.sum()), points=int(done.size),
+                method="dyadic cells split where their corners' largest second difference / 10 exceeds tol; "
+                       "linear interpolation with a limited curvature correction (lib/landscape/space/refine.py)")
 
 
 def finish_refinement(path, layout, planner):

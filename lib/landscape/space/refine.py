@@ -2,31 +2,36 @@
 
 Pure functions of a done mask and values; the same inputs give the same decisions on any rank count.
 
-Method (hierarchical surplus on dyadic lattices, in the plotted scale: log10 for losses):
-- The stride-s lattice of an axis of n points holds the indices 0, s, 2s, ... and n - 1, so any n works.
-- The interpolant starts from the coarsest lattice; at each finer stride it predicts the new lattice points
-  by bilinear interpolation from the coarser one and keeps computed values where they exist. Inside a cell
-  that was never split this is the bilinear interpolant of its corners (re-sampling a bilinear function at
-  half steps reproduces it), and computed points on a cell's edge are honoured.
-- A computed point's surplus (|value - prediction|) is the interpolation error of the coarser cell it split.
-  Bilinear error grows with the square of the cell size, so a cell of size h whose corner p was new at
-  stride s_p (predicted across 2 s_p) has estimated error surplus_p * (h / (2 s_p))^2; the cell's estimate is
-  the largest over its corners. For a quadratic surface this is the cell's exact maximum error.
-- Each round splits every cell whose estimate (the largest among it and its 8 neighbours, so a feature
-  between two lucky midpoints is still found) exceeds the tolerance, computing the next lattice's points in
-  it. A whole round is handed out at once, so all ranks stay busy; rounds end when no cell exceeds the
-  tolerance or the budget of computed points is spent. The final set does not depend on the order in which
-  points finished, so a resume, a smaller tolerance or another rank count reach the same points.
+Method (in the plotted scale: log10 for losses; the interpolant is space/interpolant.py's):
+- A lattice with at least 8 cells along the longest axis is computed first (grids under 17 points per
+  axis are computed fully). Then each stride s, from that lattice's down to 2, is decided once: a cell
+  between neighbouring stride-s lattice points is split (the stride-s/2 lattice points in it computed)
+  when its estimated error exceeds the tolerance.
+- A cell's estimate is the largest |second difference| at its four corners, along either axis, over the
+  stride-s lattice (s^2 f'' where the surface is smooth), divided by ESTIMATE_DIVISOR. Only computed
+  values enter it, and every lattice point counts, so a kink (the rim of a basin in log loss) between
+  two lattice points is seen from both of them. Divided by 8 this would be a quadratic's bilinear error;
+  the interpolant's curvature correction removes most of that where the surface is smooth, while at a
+  kink its error is of that size or up to ~4x larger (a kink halfway along an edge, 3/16 m s against
+  the estimate's m s / 20 for a slope change m). With 10, the 99th percentile of the error was at or
+  below the tolerance on all twelve bench surfaces (docs/BENCHMARKS.md, issue 25).
+- Cells with some but not all corners finite (the edge of a diverged region) are always split; cells
+  with no finite corner never are.
+- Stride by stride: the decisions at stride s read only the stride-s lattice, which later strides never
+  add to, and each stride's points are handed out as one round. So a partly finished round (a kill, a
+  resume, another rank count) changes no decision, and since an estimate only grows as more of its
+  lattice is computed, a smaller tolerance, fresh or on a finished file, selects a superset.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ChoiceError
+from .interpolant import interpolant, lattice
 
 SCALES = ("log10", "linear")
 LOG_FLOOR = 1e-12  # a loss of exactly 0 is drawn (and estimated) as 1e-12
-
+ESTIMATE_DIVISOR = 10.0  # a cell's estimate: its corners' largest |second difference| / this (see above)
 
 def scale_of(name):
     """Losses are plotted in log10; accuracies and eigenvalues linearly."""
@@ -43,11 +48,6 @@ def to_scale(values, scale):
 def from_scale(values, scale):
     to_scale(0.0, scale)  # validates the name
     return 10.0 ** values if scale == "log10" else values
-
-
-def lattice(n, stride):
-    """Indices of the stride lattice of an axis of n points: 0, s, 2s, ... and always n - 1."""
-    return np.union1d(np.arange(0, n, stride), [n - 1])
 
 
 def base_stride(shape, intervals=8):
@@ -68,42 +68,17 @@ def _shape_2d(shape):
     return (1, shape[0]) if len(shape) == 1 else tuple(shape)
 
 
-def _interp_axis(v, coarse, fine, axis):
-    """Linear interpolation of v (sampled at indices `coarse` along `axis`) onto the indices `fine`."""
-    if len(coarse) == 1:
-        return v
-    k = np.clip(np.searchsorted(coarse, fine, side="right") - 1, 0, len(coarse) - 2)
-    w = (fine - coarse[k]) / (coarse[k + 1] - coarse[k])
-    lo, hi = np.take(v, k, axis=axis), np.take(v, k + 1, axis=axis)
-    w = w.reshape([-1 if a == axis else 1 for a in range(v.ndim)])
-    return lo + w * (hi - lo)
-
-
-def hierarchy(done, values, top):
-    """(interpolant, surplus, stride at which each point is new) from the stride-`top` lattice down.
-
-    done, values: 2D, values already in the estimation scale. Surplus is NaN where undefined.
-    """
-    ny, nx = done.shape
-    ly, lx = lattice(ny, top), lattice(nx, top)
-    if not done[np.ix_(ly, lx)].all():
-        raise ValueError("the coarsest lattice must be computed before anything is interpolated")
-    current = values[np.ix_(ly, lx)]
-    surplus = np.full(done.shape, np.nan)
-    new_at = np.full(done.shape, top)
-    s = top
-    while s > 1:
-        s //= 2
-        fy, fx = lattice(ny, s), lattice(nx, s)
-        predicted = _interp_axis(_interp_axis(current, ly, fy, 0), lx, fx, 1)
-        d, f = done[np.ix_(fy, fx)], values[np.ix_(fy, fx)]
-        new = ~(np.isin(fy, ly)[:, None] & np.isin(fx, lx)[None, :])
-        block = np.where(d & new, np.abs(f - predicted), np.nan)
-        surplus[np.ix_(fy, fx)] = np.where(new, block, surplus[np.ix_(fy, fx)])
-        new_at[np.ix_(fy, fx)] = np.where(new, s, new_at[np.ix_(fy, fx)])
-        current = np.where(d, f, predicted)
-        ly, lx = fy, fx
-    return current, surplus, new_at
+def second_differences(v, nodes, stride, axis):
+    """|s^2 f''| at the inner nodes along `axis` (divided differences, so a short last cell is fine); NaN at
+    the ends and wherever a value is missing (NaN) or not finite."""
+    v = np.moveaxis(v, axis, 0)
+    out = np.full(v.shape, np.nan)
+    if len(nodes) >= 3:
+        h = np.diff(np.asarray(nodes, float)).reshape(-1, *([1] * (v.ndim - 1)))
+        with np.errstate(invalid="ignore"):
+            slopes = np.diff(v, axis=0) / h
+            out[1:-1] = np.abs(2.0 * np.diff(slopes, axis=0) / (h[:-1] + h[1:])) * stride ** 2
+    return np.moveaxis(np.where(np.isfinite(out), out, np.nan), 0, axis)
 
 
 def _cells(n, s):
@@ -111,38 +86,33 @@ def _cells(n, s):
     return (lat[:-1], lat[1:]) if len(lat) > 1 else (lat, lat)
 
 
-def cell_estimates(done, scaled, surplus, new_at, s):
-    """Cells between neighbouring stride-s lattice points: (y cells, x cells, estimate, corners computed)."""
-    (y0, y1), (x0, x1) = _cells(done.shape[0], s), _cells(done.shape[1], s)
-    size = np.maximum.outer(y1 - y0, x1 - x0).astype(float)
-    est = np.zeros(size.shape)
-    has_surplus = np.zeros(size.shape, dtype=bool)
-    corners_done = np.ones(size.shape, dtype=bool)
-    finite = np.zeros(size.shape, dtype=int)
-    for ys in (y0, y1):
-        for xs in (x0, x1):
+def _corner_positions(m):
+    """Positions, in a lattice of m nodes, of every cell's lower and upper corner (one node: itself)."""
+    return (np.arange(m - 1), np.arange(1, m)) if m > 1 else (np.zeros(1, int), np.zeros(1, int))
+
+
+def cell_estimates(done, scaled, s):
+    """Cells between neighbouring stride-s lattice points: (y cells, x cells, estimate, corners computed).
+
+    Reads only the stride-s lattice's points; values that are not computed count as missing."""
+    ny, nx = done.shape
+    ly, lx = lattice(ny, s), lattice(nx, s)
+    computed = done[np.ix_(ly, lx)]
+    known = np.where(computed, scaled[np.ix_(ly, lx)], np.nan)
+    node = np.fmax(second_differences(known, ly, s, 0), second_differences(known, lx, s, 1))
+    node = np.where(np.isnan(node), 0.0, node)  # no second difference: no sign of curvature
+    shape = (max(len(ly) - 1, 1), max(len(lx) - 1, 1))
+    largest, finite, corners_done = np.zeros(shape), np.zeros(shape, int), np.ones(shape, bool)
+    for ys in _corner_positions(len(ly)):
+        for xs in _corner_positions(len(lx)):
             at = np.ix_(ys, xs)
-            corners_done &= done[at]
-            finite += np.isfinite(scaled[at]) & done[at]
-            sp = surplus[at]
-            term = sp * (size / (2.0 * new_at[at])) ** 2
-            has_surplus |= np.isfinite(sp)
-            est = np.where(np.isfinite(sp), np.maximum(est, term), est)
-    est = np.where(has_surplus, est, np.inf)
-    est = np.where((finite > 0) & (finite < 4), np.inf, est)  # the edge of a diverged (NaN/inf) region
+            largest = np.maximum(largest, node[at])
+            finite += np.isfinite(known[at])
+            corners_done &= computed[at]
+    est = largest / ESTIMATE_DIVISOR
+    est = np.where((finite > 0) & (finite < 4), np.inf, est)  # the edge of a diverged region
     est = np.where(finite == 0, 0.0, est)
-    return (y0, y1), (x0, x1), est, corners_done
-
-
-def _dilate(est, defined):
-    """Largest defined estimate among each cell and its 8 neighbours."""
-    padded = np.pad(np.where(defined, est, -np.inf), 1, constant_values=-np.inf)
-    ny, nx = est.shape
-    out = np.full(est.shape, -np.inf)
-    for dy in range(3):
-        for dx in range(3):
-            out = np.maximum(out, padded[dy:dy + ny, dx:dx + nx])
-    return out
+    return _cells(ny, s), _cells(nx, s), est, corners_done
 
 
 def _owners(cells, points):
@@ -177,7 +147,6 @@ class Refinement:
     quantity: str = "train_loss"
     budget: int = None  # most computed points in the file, all runs together; None: no limit
     base_intervals: int = 8
-    spread: bool = True
 
     @property
     def scale(self):
@@ -193,27 +162,18 @@ class Refinement:
         return (ly[:, None] * nx + lx[None, :]).reshape(-1)
 
     def candidates(self, done, values):
-        """Flat indices of the next round, most urgent first (not cut to the budget)."""
+        """Flat indices of the next round, most urgent first (not cut to the budget): the base lattice's
+        missing points, or those of the first stride whose selected cells are not all split yet."""
         done, scaled = _as_2d(done).astype(bool), _as_2d(to_scale(values, self.scale))
         base = self.base_points()
         missing = base[~done.reshape(-1)[base]]
-        if len(missing) or self.base == 1:
-            return missing
-        _, surplus, new_at = hierarchy(done, scaled, 2 * self.base)
-        found, urgency = [], []
         s = self.base
-        while s > 1:
-            cy, cx, est, corners_done = cell_estimates(done, scaled, surplus, new_at, s)
-            priority = _dilate(est, corners_done) if self.spread else np.where(corners_done, est, -np.inf)
-            points, prio = split_points(cy, cx, priority, corners_done & (priority > self.tol), done, s)
-            found.append(points)
-            urgency.append(prio)
+        while not len(missing) and s > 1:
+            cells_y, cells_x, est, corners = cell_estimates(done, scaled, s)
+            missing, urgency = split_points(cells_y, cells_x, est, corners & (est > self.tol), done, s)
+            missing = missing[np.lexsort((missing, -urgency))]
             s //= 2
-        points, prio = np.concatenate(found), np.concatenate(urgency)
-        by_urgency = np.argsort(-prio, kind="stable")  # so np.unique keeps each point's largest priority
-        points, first = np.unique(points[by_urgency], return_index=True)
-        order = np.lexsort((points, -prio[by_urgency][first]))
-        return points[order]
+        return missing
 
     def next_points(self, done, values):
         todo = self.candidates(done, values)
@@ -222,9 +182,8 @@ class Refinement:
         return todo
 
     def interpolate(self, done, values, scale):
-        """The full grid: computed values kept, the rest from the refined cells' bilinear interpolant."""
+        """The full grid: computed values kept, the rest from space/interpolant.py's interpolant."""
         done2 = _as_2d(done).astype(bool)
-        full, _, _ = hierarchy(done2, _as_2d(to_scale(values, scale)), 2 * self.base)
-        full = from_scale(full, scale)
+        full = from_scale(interpolant(done2, _as_2d(to_scale(values, scale)), self.base), scale)
         full = np.where(done2, _as_2d(values), full)
         return full.reshape(np.shape(done))
