@@ -1,13 +1,16 @@
 """--refine against a uniform grid over the same finest grid, on real surfaces of briefly trained models.
 
-For each model: train on the built-in synthetic set (python -m landscape.train), compute the uniform 65x65
-surface with plot_surface.py, then the same surface with --refine TOL. Reported: share of points computed,
-max and 99th-percentile |log10 loss error| of train_loss_interp against the uniform grid, share of pixels
-whose contour band (the reference's levels 0.1:10:0.5 on the loss) differs, and wall times.
-Also replays the refinement on the uniform values for several tolerances (the decisions depend only on the
-values of computed points, so a replay picks exactly the points a run would; the run checks that).
-Every step's output is kept in --workdir, so an interrupted bench continues where it stopped.
-Usage: python bench/bench_refine.py [--models resnet20 resnet20_noshort vgg9] [--tol 0.02] [--n 65]
+For each model: train on the built-in synthetic set (python -m landscape.train), compute the uniform
+surfaces with plot_surface.py at each --sizes (33x33 is every other point of the 65x65 surface, whose
+coordinates it shares), and replay the refinement on their values for several tolerances: the decisions
+depend only on the values of computed points, so a replay picks exactly the points a run would. One real
+`plot_surface.py --refine` run (--run_model at --run_n, tolerance --tol) checks that.
+Reported: share of points computed, max and 99th-percentile |log10 loss error| of train_loss_interp against
+the uniform grid, and the share of pixels whose contour band (the reference's levels 0.1:10:0.5 on the
+loss) differs; wall times for the real run. Every step's output is kept in --workdir, so an interrupted
+bench continues where it stopped.
+Usage: python bench/bench_refine.py [--models resnet20 resnet20_noshort resnet20@0] [--sizes 33 41 51 65]
+       [--tol 0.02] [--run_model resnet20] [--run_n 41] [--images 20] [--workdir DIR]
 """
 import argparse
 import json
@@ -79,14 +82,43 @@ def replay(truth, tol):
     return done, r.interpolate(done, values, "log10")
 
 
+def uniform_values(label, n, args, split):
+    """The uniform surface's train loss at n x n (33 from 65's every other point) and its wall time."""
+    model, ckpt = train(label, args.workdir)
+    if n == 33 and 65 in args.sizes:
+        return uniform_values(label, 65, args, split)[0][::2, ::2], None
+    path, wall = surface(model, ckpt, args.workdir, n, f"{label}_uniform", args.ranks, split)
+    with h5py.File(path, "r") as f:
+        return f["train_loss"][()], wall
+
+
+def row(label, n, what, m, wall=""):
+    print(f"| {label} | {n}x{n} | {what} | {100 * m['share']:.1f} % | {m['max']:.3f} | {m['p99']:.4f} | "
+          f"{100 * m['contour']:.2f} % | {wall} |", flush=True)
+
+
+def real_run(label, n, truth, uwall, args, split):
+    model, ckpt = train(label, args.workdir)
+    rpath, rwall = surface(model, ckpt, args.workdir, n, f"{label}_refine{args.tol}", args.ranks, split,
+                           "--refine", str(args.tol))
+    with h5py.File(rpath, "r") as f:
+        done, interp = f["surface_done"][()].astype(bool), f["train_loss_interp"][()]
+    same = bool(np.array_equal(done, replay(truth, args.tol)[0]))
+    uniform = f"{uwall:.0f} s" if uwall is not None else "(derived)"
+    row(label, n, f"**{args.tol}**, run (same points as its replay: {same})", compare(done, interp, truth),
+        f"{uniform} / {rwall:.0f} s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet20_noshort", "resnet20@0"],
                    help="zoo names trained 6 epochs; NAME@0: the same run's initialisation")
-    p.add_argument("--images", type=int, default=100, help="training images per point (of 400)")
-    p.add_argument("--tol", type=float, default=0.02, help="tolerance of the real --refine runs")
-    p.add_argument("--replay_tols", type=float, nargs="+", default=[0.05, 0.02, 0.01, 0.005])
-    p.add_argument("--n", type=int, default=65)
+    p.add_argument("--sizes", type=int, nargs="+", default=[33, 41, 51, 65], help="points per axis")
+    p.add_argument("--images", type=int, default=20, help="training images per point (of 400)")
+    p.add_argument("--tol", type=float, default=0.02, help="tolerance of the real --refine run")
+    p.add_argument("--replay_tols", type=float, nargs="+", default=[0.05, 0.02, 0.01])
+    p.add_argument("--run_model", default="resnet20", help="the model of the real --refine run")
+    p.add_argument("--run_n", type=int, default=41, help="the grid of the real --refine run (points per axis)")
     p.add_argument("--ranks", type=int, default=2, help="mpirun -n for every surface (one thread each)")
     p.add_argument("--workdir", default=os.path.join(ROOT, "bench", "out", "refine"))
     args = p.parse_args()
@@ -94,29 +126,17 @@ def main():
     split = 400 // args.images
     print(f"# bench_refine {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}; {args.ranks} ranks, {400 // split} synthetic images per point, "
-          f"{args.n}x{args.n} in [-1, 1]^2")
-    print("| model | tolerance | points computed | max error (log10 loss) | p99 error | contour bands differ | "
-          "wall time (uniform / refine) |\n|---|---|---|---|---|---|---|")
+          f"grids over [-1, 1]^2")
+    print("| model | grid | `--refine` | points computed | max error (log10 loss) | p99 error | contour bands differ | "
+          "wall time (uniform / refine) |\n|---|---|---|---|---|---|---|---|")
     for label in args.models:
-        model, ckpt = train(label, args.workdir)
-        upath, uwall = surface(model, ckpt, args.workdir, args.n, f"{label}_uniform", args.ranks, split)
-        with h5py.File(upath, "r") as f:
-            truth = f["train_loss"][()]
-        for tol in args.replay_tols:
-            done, interp = replay(truth, tol)
-            m = compare(done, interp, truth)
-            print(f"| {label} | {tol} (replay) | {100 * m['share']:.1f} % | {m['max']:.3f} | {m['p99']:.4f} | "
-                  f"{100 * m['contour']:.2f} % | |", flush=True)
-        rpath, rwall = surface(model, ckpt, args.workdir, args.n, f"{label}_refine{args.tol}", args.ranks, split,
-                               "--refine", str(args.tol))
-        with h5py.File(rpath, "r") as f:
-            done, interp = f["surface_done"][()].astype(bool), f["train_loss_interp"][()]
-        same = bool(np.array_equal(done, replay(truth, args.tol)[0]))
-        m = compare(done, interp, truth)
-        print(f"| {label} | {args.tol} (run; same points as replay: {same}) | {100 * m['share']:.1f} % | "
-              f"{m['max']:.3f} | {m['p99']:.4f} | {100 * m['contour']:.2f} % | {uwall:.0f} s / {rwall:.0f} s |",
-              flush=True)
-        print(json.dumps(dict(model=label, loss_range=[float(truth.min()), float(truth.max())])))
+        for n in args.sizes:
+            truth, uwall = uniform_values(label, n, args, split)
+            for tol in args.replay_tols:
+                row(label, n, f"{tol} (replay)", compare(*replay(truth, tol), truth))
+            if (label, n) == (args.run_model, args.run_n):
+                real_run(label, n, truth, uwall, args, split)
+            print(json.dumps(dict(model=label, n=n, loss_range=[float(truth.min()), float(truth.max())])))
 
 
 if __name__ == "__main__":
