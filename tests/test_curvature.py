@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from landscape.cli.curvature_args import curvature_choices
-from landscape.curvature.density import continue_lanczos, density_curve, negative_mass, slq
+from landscape.curvature.density import continue_lanczos, negative_mass, resolved_width, slq, smoothed_density
 from landscape.curvature.hvp import mean_loss_hvp
 from landscape.curvature.lanczos import lanczos_extremes, start_vector
 from landscape.curvature.plan import TRACE_SAMPLES, make_plan
@@ -230,22 +230,50 @@ def test_negative_mass_of_a_known_spectrum():
     assert negative_mass([1.0, 2.0], [0.5, 0.5], 0.0) == (0.0, 0.0)
 
 
-def test_density_curve_integrates_to_one():
-    nodes, weights = np.array([-1.0, 0.0, 5.0]), np.array([0.2, 0.5, 0.3])
-    grid, rho = density_curve(nodes, weights)
+def gauss_legendre_uniform(m):
+    """The m-point Gauss quadrature of the uniform measure on [0, 1]: what m Lanczos steps give for a spectrum
+    spread evenly over [0, 1], in the limit of many eigenvalues."""
+    t, w = np.polynomial.legendre.leggauss(m)
+    return (t + 1) / 2, w / 2
+
+
+def smoothed_uniform(t, sigma):
+    """The uniform density on [0, 1] convolved with a Gaussian of standard deviation sigma, in closed form."""
+    phi = np.vectorize(lambda z: 0.5 * (1.0 + math.erf(z / math.sqrt(2.0))))
+    return phi((1.0 - t) / sigma) - phi(-t / sigma)
+
+
+@pytest.mark.parametrize("m", [10, 20, 40])
+def test_smoothing_at_the_resolved_width_recovers_an_even_spectrum(m):
+    nodes, weights = gauss_legendre_uniform(m)
+    sigma = resolved_width(nodes.min(), nodes.max(), m)
+    assert sigma == pytest.approx((nodes.max() - nodes.min()) / m)
+    t = np.linspace(-0.3, 1.3, 801)
+    exact = smoothed_uniform(t, sigma)
+    # resolved_width's bound: the smoothed quadrature is the smoothed spectrum to within 2% of the kernel's
+    # peak 1 / (sigma sqrt(2 pi)). A kernel 16 times narrower draws the comb and misses it by far.
+    peak = 1.0 / (sigma * np.sqrt(2 * np.pi))
+    assert np.abs(smoothed_density(nodes, weights, t, sigma) - exact).max() <= 0.02 * peak
+    assert np.abs(smoothed_density(nodes, weights, t, sigma / 16) - exact).max() > 0.5 * peak
+
+
+def test_smoothed_density_holds_the_weights_mass_with_each_node_spread_by_sigma():
+    nodes, weights, sigma = np.array([-1.0, 0.0, 5.0]), np.array([0.2, 0.3, 0.2]), 0.05
+    grid = np.linspace(-2.0, 6.0, 16001)  # step 5e-4 = sigma / 100: the Riemann sums are the integrals
+    rho = smoothed_density(nodes, weights, grid, sigma)
     step = grid[1] - grid[0]
-    assert np.sum(rho) * step == pytest.approx(1.0, rel=1e-9)
-    assert grid[0] < -1.0 and grid[-1] > 5.0 and rho.min() >= 0
-    # The total is 1 by the final normalisation whatever the curve; each node's own mass and width are
-    # not. Default kernel: variance 1e-5 * span = 6e-5 (sd 0.0077), sampled every 0.0031 (sd / step =
-    # 2.5), where a Riemann sum of a Gaussian is exact to ~exp(-2 pi^2 2.5^2) ~ 1e-54; nodes 130 sd apart
-    # and >= 10 sd inside the grid's ends: within 0.5 of a node lies its weight, to float64 rounding.
-    variance = 1e-5 * 6.0
+    assert rho.sum() * step == pytest.approx(0.7, rel=1e-12)  # the weights' total, not renormalised to 1
     for node, weight in zip(nodes, weights):
-        near = np.abs(grid - node) < 0.5
-        assert np.sum(rho[near]) * step == pytest.approx(weight, abs=1e-12)
+        near = np.abs(grid - node) < 0.5  # 10 sigma: each bump whole to 2e-23, a neighbour's tail below 1e-21
+        assert rho[near].sum() * step == pytest.approx(weight, rel=1e-12)
         spread = np.sum(rho[near] * (grid[near] - node) ** 2) * step / weight
-        assert spread == pytest.approx(variance, rel=1e-9)
+        assert spread == pytest.approx(sigma ** 2, rel=1e-9)
+    with pytest.raises(ValueError, match="> 0"):
+        smoothed_density(nodes, weights, grid, 0.0)
+    many = np.linspace(-1.0, 1.0, 4096)  # 1024 grid points per kernel block: the 3000 below take three blocks
+    t = np.linspace(-1.5, 1.5, 3000)
+    direct = np.exp(-0.5 * ((t[:, None] - many) / 0.1) ** 2).sum(axis=1) / (4096 * 0.1 * np.sqrt(2 * np.pi))
+    np.testing.assert_allclose(smoothed_density(many, np.full(4096, 1 / 4096), t, 0.1), direct, rtol=1e-12)
 
 
 def test_few_distinct_eigenvalues_carry_all_the_weight():

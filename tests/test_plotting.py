@@ -13,7 +13,8 @@ from landscape.errors import LandscapeError, PlotOptionError
 from landscape.plot.base import save_figure
 from landscape.plot.curves import plot_1d, plot_contour_with_path, plot_trajectory
 from landscape.plot.hessian import plot_eig_maps, plot_eig_ratio
-from landscape.plot.maps import plot_contour, plot_heatmap, plot_surface3d
+from landscape.plot.maps import plot_contour, plot_heatmap
+from landscape.plot.surface3d import plot_surface3d
 
 # A non-square grid: 5 points along x, 3 along y, so any transposition shows up.
 X = np.linspace(0.0, 4.0, 5)
@@ -120,10 +121,10 @@ def test_contours_treat_unfinished_cells_as_missing_not_zero():
 def test_surface3d_drops_quads_touching_unfinished_cells():
     z = with_unfinished_block(Z_ALONG_X)
     surface = only(plot_surface3d(X, Y, z).axes[0].collections, Poly3DCollection)
-    heights = surface.get_array()
-    # Every quad uses row 1, which is NaN in columns 2 and 3: only the quads between columns 0
-    # and 1 are complete, one per row pair, each of mean height (x0 + x1) / 2 = 0.5.
-    np.testing.assert_allclose(heights, [0.5, 0.5])
+    # Every quad uses row 1, which is NaN in columns 2 and 3: only the quads between columns 0 and 1 are
+    # complete, one per row pair, rising from 0 to 1 along x. The colour range is 0..4 (column 4 of row 0 is
+    # finished), cut into 64 bands of 1/16: each quad is drawn as 16 slices coloured by their mean heights.
+    np.testing.assert_allclose(sorted(surface.get_array()), np.repeat((np.arange(16) + 0.5) / 16, 2))
 
 
 def test_curves_leave_gaps_at_unfinished_points():

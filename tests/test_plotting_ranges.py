@@ -9,7 +9,8 @@ from test_plotting import Z_ALONG_X, X, Y, contour_set, only, with_unfinished_bl
 from landscape.errors import PlotOptionError
 from landscape.plot.base import basin_range, near_log_levels
 from landscape.plot.curves import plot_1d, plot_contour_with_path
-from landscape.plot.maps import grid_quads, plot_contour, plot_heatmap, plot_surface3d
+from landscape.plot.maps import plot_contour, plot_heatmap
+from landscape.plot.surface3d import band_pieces, grid_quads, plot_surface3d, xy_area
 
 
 def test_log_3d_heights_are_log10_with_limits_in_z_units():
@@ -17,9 +18,12 @@ def test_log_3d_heights_are_log10_with_limits_in_z_units():
     surface = only(plot_surface3d(X, Y, z, vmin=10.0, vmax=1000.0, log=True).axes[0].collections,
                    Poly3DCollection)
     assert surface.get_clim() == (1.0, 3.0)
-    # log10(10 ** x) = x: heights 0..4 along x, raised to log10(vmin) = 1 and cut at log10(vmax) = 3, so the
-    # quads between columns (0, 1), (1, 2), (2, 3), (3, 4) have mean heights 1, 1.5, 2.5 and 3 (two rows of each).
-    np.testing.assert_allclose(sorted(surface.get_array()), [1.0, 1.0, 1.5, 1.5, 2.5, 2.5, 3.0, 3.0])
+    # log10(10 ** x) = x: heights 0..4 along x, raised to log10(vmin) = 1 and cut at log10(vmax) = 3, in 64 colour
+    # bands of 1/32. The quads between columns 0 and 1 lie flat at 1 (one piece each); those between 1 and 2, and
+    # 2 and 3, rise by 1 and are sliced into 32 pieces each, coloured by their mean heights; those above 3 are gone.
+    rising = (np.arange(32) + 0.5) / 32
+    expected = np.concatenate([[1.0, 1.0], np.repeat(1.0 + rising, 2), np.repeat(2.0 + rising, 2)])
+    np.testing.assert_allclose(sorted(surface.get_array()), expected)
     with pytest.raises(PlotOptionError, match="log scale"):
         plot_surface3d(X, Y, z, vmin=-1.0, log=True)
 
@@ -42,13 +46,12 @@ def test_basin_range_ignores_far_outliers_but_never_passes_the_data():
 
 def test_surface3d_ends_in_a_rim_at_vmax_instead_of_a_lid():
     z = Z_ALONG_X * 10.0  # columns at heights 0, 10, 20, 30, 40
-    polygons, heights = grid_quads(X, Y, np.ma.masked_invalid(z), top=15.0)
-    # Quads between columns (0, 10) stay whole; those between (10, 20) are cut at x = 1.5, where the
-    # height crosses 15; those wholly above it are gone.
-    assert len(polygons) == 2 * 2 and max(p[:, 2].max() for p in polygons) == 15.0
-    cut = [p for p in polygons if p[:, 0].max() > 1.0]
-    assert len(cut) == 2 and all(np.isclose(p[:, 0].max(), 1.5) for p in cut)
-    assert sorted(heights)[:2] == [5.0, 5.0]
+    pieces, colours = band_pieces(grid_quads(X, Y, np.ma.masked_invalid(z)), 0.0, 15.0)
+    # The surface below 15 is the strip 0 <= x <= 1.5 (height 10 x), 2 wide in y: its pieces cover exactly
+    # that area, seen from above (slicing neither loses nor doubles any of it), and nothing lies beyond it.
+    assert pieces[..., 2].max() == 15.0 and pieces[..., 0].max() == pytest.approx(1.5, abs=1e-12)
+    assert xy_area(pieces).sum() == pytest.approx(1.5 * 2.0, rel=1e-12)
+    assert np.all(np.abs(colours[:, None] - pieces[..., 2]) <= 15.0 / 64 + 1e-12)  # each within one band
 
 
 def test_contour_labels_are_thinned_so_they_do_not_pile_up():

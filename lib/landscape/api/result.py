@@ -78,7 +78,8 @@ class Result:
         """Matplotlib figures of one quantity: {'1d'} for a 1D grid, else {'contour', 'contourf',
         'heatmap', 'surface3d'}; options (vmin, vmax, vlevel, log) go to the plotting functions."""
         from ..plot.curves import plot_1d  # matplotlib only once something is drawn
-        from ..plot.maps import plot_contour, plot_heatmap, plot_surface3d
+        from ..plot.maps import plot_contour, plot_heatmap
+        from ..plot.surface3d import plot_surface3d
         z = self.values.get(name)
         if z is None:
             raise KeyError(f"no {name!r} in this result; it has {', '.join(sorted(self.values))}")

@@ -133,18 +133,33 @@ def negative_mass(nodes, weights, cutoff):
     return float(weights[below].sum()), float(share)
 
 
-def density_curve(nodes, weights, num=2000, variance=None):
-    """(grid, density): the quadrature measure smoothed by Gaussians, integrating to 1 on the grid.
+def resolved_width(lowest, highest, steps):
+    """The narrowest Gaussian kernel (standard deviation) whose smoothing an m-step quadrature of nodes in
+    [lowest, highest] resolves: span / m, the span being highest - lowest.
 
-    The default kernel variance is 1e-5 * max(1, range of the nodes), PyHessian's choice, so the
-    pictures compare; the grid extends 1% of the range beyond the extreme nodes.
+    The m-point Gauss quadrature integrates polynomials up to degree 2m - 1 exactly, and a Gaussian of
+    standard deviation sigma anywhere on an interval of length `span` is approximated there to 1% of its peak
+    by a polynomial of degree about 1.3 span / sigma (Chebyshev fits, for span / sigma from 10 to 100). So
+    with sigma = span / m the smoothed quadrature is the probe's smoothed spectral measure to within about 2% of
+    the kernel's peak (twice that error, both measures having mass 1), while a much narrower kernel draws the
+    individual Ritz values, a comb of spikes, instead of the spectrum.
+    A span of 0 (all nodes equal) counts as max(|node|, 1).
     """
+    if steps < 1:
+        raise ValueError(f"need steps >= 1; got {steps}")
+    span = float(highest) - float(lowest)
+    return (span if span > 0 else max(abs(float(lowest)), abs(float(highest)), 1.0)) / steps
+
+
+def smoothed_density(nodes, weights, grid, sigma):
+    """The quadrature measure sum_k w_k delta(t - node_k) convolved with a Gaussian of standard deviation sigma,
+    at the points t of `grid`. Nothing is renormalised: over the whole line it integrates to sum(w), 1 for
+    slq's weights, so on a grid reaching several sigma beyond the extreme nodes its Riemann sum is that too."""
+    if not sigma > 0:
+        raise ValueError(f"the kernel width must be > 0; got {sigma}")
     nodes, weights = np.asarray(nodes, dtype=float), np.asarray(weights, dtype=float)
-    lo, hi = nodes.min(), nodes.max()
-    span = max(hi - lo, 1e-12)
-    variance = 1e-5 * max(1.0, span) if variance is None else variance
-    grid = np.linspace(lo - 0.01 * span - 3 * variance ** 0.5, hi + 0.01 * span + 3 * variance ** 0.5, num)
-    kernel = np.exp(-(grid[:, None] - nodes[None, :]) ** 2 / (2 * variance)) / np.sqrt(2 * np.pi * variance)
-    density = kernel @ weights
-    area = density.sum() * (grid[1] - grid[0])
-    return grid, density / area if area > 0 else density
+    grid = np.asarray(grid, dtype=float)
+    chunk = max(1, 2 ** 22 // max(nodes.size, 1))  # grid points per kernel block: 32 MB of float64 at most
+    blocks = [np.exp(-0.5 * ((grid[i:i + chunk, None] - nodes[None, :]) / sigma) ** 2) @ weights
+              for i in range(0, grid.size, chunk)]
+    return np.concatenate(blocks) / (sigma * np.sqrt(2 * np.pi)) if blocks else np.zeros(0)

@@ -5,19 +5,42 @@ NaN (not computed yet) shows blank. Every function takes arrays and returns a Fi
 """
 import numpy as np
 
-from ..curvature.density import density_curve
+from ..curvature.density import resolved_width, smoothed_density
 from ..errors import PlotOptionError
-from .base import as_axis, as_curve, as_grid, masked, new_figure, plot_curves, set_title, value_range
+from .base import (
+    DEFAULT_LEVEL_COUNT,
+    as_axis,
+    as_curve,
+    as_grid,
+    basin_range,
+    masked,
+    near_log_levels,
+    new_figure,
+    plot_curves,
+    set_title,
+    value_range,
+)
 from .maps import draw_contour_lines, draw_heatmap, fit_axes_to_grid
 
-DENSITY_FLOOR = 1e-8  # the log-scale densities are clipped here, so empty stretches do not stretch the axis
+DENSITY_DECADES = 7  # the log density axis spans this many decades below the highest peak
+DENSITY_REACH = 5  # kernel widths beyond the extreme nodes: the curves hold their whole mass (to 3e-7)
+DENSITY_GRID, MAX_DENSITY_GRID = 2000, 200_000  # points of the eigenvalue grid
+POINTS_PER_SIGMA = 8  # grid points per kernel width at least: a Riemann sum of the curve is then its integral
 MAX_PANELS = 6  # per-layer small maps: the layers with the largest λmax
+
+
+def basin_levels(loss):
+    """Near-log levels over the loss basin, as the loss maps and the |λmin/λmax| map draw them (dense near the
+    minimum); DEFAULT_LEVEL_COUNT even steps where the loss is not positive."""
+    low, top = basin_range(loss)
+    low = max(low, top * 1e-3)
+    return near_log_levels(low, top) if 0 < low < top else DEFAULT_LEVEL_COUNT
 
 
 def _over_contours(ax, x, y, contour):
     if contour is not None:
         _, _, loss = as_grid(x, y, contour, "contour")
-        draw_contour_lines(ax, x, y, masked(loss), 20, colors="white", linewidths=0.8)
+        draw_contour_lines(ax, x, y, masked(loss), basin_levels(loss), colors="white", linewidths=0.8)
         fit_axes_to_grid(ax, x, y)
 
 
@@ -64,24 +87,58 @@ def plot_negative_mass(x, y, neg_mass, neg_share, contour=None, title=None):
     return fig
 
 
-def plot_densities(points, title=None):
-    """Spectral densities on a log scale, as PyHessian draws them.
+def density_width(points, steps=None):
+    """The default kernel width of plot_densities: the span of every drawn point's nodes over the Lanczos steps
+    per probe (density.resolved_width), one width for all curves so that they compare; steps None counts
+    every node of a point as a step (the narrowest width the file could justify)."""
+    nodes = np.concatenate([np.asarray(n, dtype=float).ravel() for _, n, _ in points])
+    steps = steps if steps is not None else max(np.size(n) for _, n, _ in points)
+    return resolved_width(nodes.min(), nodes.max(), steps)
 
-    points: [(label, nodes, weights)], the quadrature of each point; each is smoothed by Gaussians
-    (density.density_curve) and drawn as one curve.
+
+def density_grid(points, sigma):
+    """Points enough to resolve a kernel of width sigma, from DENSITY_REACH sigma below the lowest node of all
+    points to as far above the highest (so each curve holds its whole mass)."""
+    nodes = np.concatenate([np.asarray(n, dtype=float).ravel() for _, n, _ in points])
+    lo, hi = nodes.min() - DENSITY_REACH * sigma, nodes.max() + DENSITY_REACH * sigma
+    return np.linspace(lo, hi, int(min(max(DENSITY_GRID, POINTS_PER_SIGMA * (hi - lo) / sigma), MAX_DENSITY_GRID)))
+
+
+def plot_densities(points, steps=None, sigma=None, title=None, operator="Hessian"):
+    """Spectral densities: each point's quadrature (nodes, weights) smoothed by one Gaussian kernel, on a log
+    density axis as PyHessian draws them, its width stated in the title.
+
+    points: [(label, nodes, weights)]. sigma: the kernel's standard deviation, in eigenvalue units; default
+    density_width(points, steps), steps being the Lanczos steps per probe. The eigenvalue axis is linear, as
+    eigenvalues may be negative; the density axis ends DENSITY_DECADES below the highest curve's peak.
     """
     if not points:
         raise PlotOptionError("no points with a finished spectral density to draw")
+    if sigma is not None and not sigma > 0:
+        raise PlotOptionError(f"the density's kernel width must be > 0, got {sigma}")
+    if not all(np.isfinite(nodes).all() and np.isfinite(weights).all() for _, nodes, weights in points):
+        raise PlotOptionError("a spectral density to draw holds non-finite nodes or weights")
+    stated = sigma is not None
+    sigma = sigma if stated else density_width(points, steps)
+    grid = density_grid(points, sigma)
     fig = new_figure()
     ax = fig.add_subplot()
+    peak = 0.0
     for label, nodes, weights in points:
-        grid, rho = density_curve(nodes, weights)
-        ax.semilogy(grid, np.maximum(rho, DENSITY_FLOOR), linewidth=1, label=label)
+        rho = smoothed_density(nodes, weights, grid, sigma)
+        ax.plot(grid, rho, linewidth=1, label=label)
+        peak = max(peak, rho.max())
+    ax.set_yscale("log", nonpositive="clip")
+    ax.set_ylim(peak * 10.0 ** -DENSITY_DECADES, peak * 2)
+    ax.set_xlim(grid[0], grid[-1])
     ax.axvline(0.0, color="gray", linewidth=0.5)
-    ax.set_xlabel("eigenvalue")
+    ax.set_xlabel(f"eigenvalue of the {operator}")
     ax.set_ylabel("density (log scale)")
-    ax.legend(fontsize=8)
-    set_title(ax, title)
+    ax.legend(fontsize=8, title="point", title_fontsize=8)
+    how = "" if stated else (f" (eigenvalue span / {steps} Lanczos steps)" if steps is not None else
+                             f" (eigenvalue span / {max(np.size(n) for _, n, _ in points)} nodes)")
+    heading = f"{operator} spectral density, smoothed by a Gaussian kernel\nσ = {sigma:.3g}{how}"
+    ax.set_title(heading if title is None else f"{title}\n{heading}", fontsize=10)
     return fig
 
 

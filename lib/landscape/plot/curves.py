@@ -19,7 +19,8 @@ from .base import (
     new_figure,
     set_title,
 )
-from .maps import draw_contour_lines
+from .maps import draw_contour_lines, label_levels
+from .overlap import free_legend
 
 
 def loss_curve(values, log):
@@ -73,16 +74,18 @@ def plot_1d(x, loss, acc=None, test_loss=None, test_acc=None, log=False, title=N
     ax_loss.tick_params("y", colors="b")
     if acc is not None or test_acc is not None:
         ax_acc = ax_loss.twinx()
+        # At the default top (100 %) a net at 100 % would lie under the frame: drawn over it, unclipped.
+        over_frame = dict(clip_on=False, zorder=3) if acc_max is None else {}
         if acc is not None:
-            handles += ax_acc.plot(x, masked(acc), "r-", linewidth=1, label="Train accuracy")
+            handles += ax_acc.plot(x, masked(acc), "r-", linewidth=1, label="Train accuracy", **over_frame)
         if test_acc is not None:
-            handles += ax_acc.plot(x, masked(test_acc), "r--", linewidth=1, label="Test accuracy")
+            handles += ax_acc.plot(x, masked(test_acc), "r--", linewidth=1, label="Test accuracy", **over_frame)
         ax_acc.set_ylim(0.0, 100.0 if acc_max is None else acc_max)
         ax_acc.set_ylabel("Accuracy (%)", color="r")
         ax_acc.tick_params("y", colors="r")
     if x.size > 1:
         ax_loss.set_xlim(x[0], x[-1])
-    ax_loss.legend(handles=handles, loc="best", fontsize="small")
+    free_legend(ax_loss, fig.axes, handles=handles, fontsize="small")  # clear of the loss and accuracy curves
     set_title(ax_loss, title)
     return fig
 
@@ -161,7 +164,8 @@ def plot_contour_with_path(x, y, z, xs, ys, ratio_x=None, ratio_y=None, vmin=Non
     norm = LogNorm(levels[0], levels[-1]) if log and len(levels) > 1 and levels[0] > 0 else None
     fig = new_figure()
     ax = fig.add_subplot()
-    draw_contour_lines(ax, x, y, values, levels, cmap="viridis", norm=norm)
+    lines = draw_contour_lines(ax, x, y, values, levels, labelled=False, cmap="viridis", norm=norm)
     draw_path(ax, xs, ys, ratio_x, ratio_y)
+    label_levels(lines)  # after the path, so that no label covers it
     set_title(ax, title)
     return fig

@@ -1,4 +1,4 @@
-"""2D maps of a surface: contour lines, filled contours, heatmap, 3D surface.
+"""2D maps of a surface: contour lines, filled contours, heatmap (the 3D surface: surface3d.py).
 
 z is shaped (ny, nx) with z[j, i] at (x[i], y[j]); NaN cells show blank. log=True draws z on a
 log10 scale (values <= 0 blank) with vmin/vmax/levels still in z units.
@@ -6,20 +6,10 @@ log10 scale (values <= 0 blank) with vmin/vmax/levels still in z units.
 
 import numpy as np
 from matplotlib.colors import ListedColormap, LogNorm, Normalize
-from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
 from ..errors import PlotOptionError
-from .base import (
-    as_grid,
-    contour_levels,
-    log_bound,
-    log_label,
-    masked,
-    near_log_levels,
-    new_figure,
-    set_title,
-    value_range,
-)
+from .base import as_grid, contour_levels, log_bound, masked, near_log_levels, new_figure, set_title, value_range
+from .contour_labels import label_lines
 
 MAX_LABELLED_LEVELS = 8  # more inline labels than this crowd each other on a small figure
 
@@ -38,14 +28,22 @@ def colour_norm(vmin, vmax, log):
     return Normalize(vmin, vmax)
 
 
-def draw_contour_lines(ax, x, y, values, levels, **kwargs):
-    """Contour lines with inline labels on at most MAX_LABELLED_LEVELS levels, so labels do not collide."""
+def draw_contour_lines(ax, x, y, values, levels, labelled=True, **kwargs):
+    """Contour lines, with inline labels (label_levels) unless labelled=False: label them after drawing
+    any other lines on the axes, which the labels then keep clear of too."""
     lines = ax.contour(x, y, values, levels=levels, **kwargs)
+    if labelled:
+        label_levels(lines)
+    return lines
+
+
+def label_levels(lines):
+    """Inline labels on at most MAX_LABELLED_LEVELS levels, each where it has room (contour_labels.py), so
+    labels collide neither with each other nor with the neighbouring lines and curves."""
     shown = lines.levels
     if len(shown):
         step = int(np.ceil(len(shown) / MAX_LABELLED_LEVELS))
-        ax.clabel(lines, shown[::step], inline=True, inline_spacing=3, fontsize=7, fmt="%.3g")
-    return lines
+        label_lines(lines, shown[::step])
 
 
 def shade_gaps(ax, x, y, values):
@@ -131,64 +129,5 @@ def plot_heatmap(x, y, z, vmin=None, vmax=None, log=False, cmap="viridis", title
     fig = new_figure()
     ax = fig.add_subplot()
     draw_heatmap(ax, x, y, positive_if(z, log), vmin, vmax, cmap, label or "z", log)
-    set_title(ax, title)
-    return fig
-
-
-def clip_below(polygon, top):
-    """The part of a 3D polygon with z <= top (Sutherland-Hodgman against one plane); edges that
-    cross the plane are cut where they cross it, so a clipped surface ends in a smooth rim."""
-    kept = []
-    for start, end in zip(polygon, np.roll(polygon, -1, axis=0)):
-        if start[2] <= top:
-            kept.append(start)
-        if (start[2] <= top) != (end[2] <= top):
-            t = (top - start[2]) / (end[2] - start[2])
-            kept.append(start + t * (end - start))
-    return np.array(kept)
-
-
-def grid_quads(x, y, values, top=np.inf):
-    """Polygons (each (k, 3)) and mean height of the grid quads whose four corners are all finished.
-
-    Quads reaching above `top` are clipped to the part below it (no flat lid, no sawtooth).
-    """
-    xx, yy = np.meshgrid(x, y)
-    heights = values.filled(np.nan)
-    corner_slices = [(slice(None, -1), slice(None, -1)), (slice(None, -1), slice(1, None)),
-                     (slice(1, None), slice(1, None)), (slice(1, None), slice(None, -1))]
-    corners = np.stack([np.stack([xx[s], yy[s], heights[s]], axis=-1) for s in corner_slices], axis=-2)
-    # A quad touching an unfinished cell is dropped whole: drawing it would invent the missing value.
-    quads = corners[np.isfinite(corners[..., 2]).all(axis=-1)].reshape(-1, 4, 3)
-    below = (quads[..., 2] <= top).all(axis=-1)
-    crossing = (quads[..., 2] <= top).any(axis=-1) & ~below
-    polygons = list(quads[below]) + [clip_below(quad, top) for quad in quads[crossing]]
-    return polygons, np.array([polygon[:, 2].mean() for polygon in polygons])
-
-
-def plot_surface3d(x, y, z, vmin=None, vmax=None, log=False, title=None, label="z"):
-    """3D surface coloured by height, ending in a rim at vmax (no flat lid) and raised to vmin below it.
-
-    With log the heights are log10(z) (vmin/vmax still in z units).
-    """
-    x, y, z = as_grid(x, y, z)
-    values = positive_if(z, log)
-    if log:
-        values, vmin, vmax = np.ma.log10(values), log_bound(vmin, "vmin"), log_bound(vmax, "vmax")
-    low, high = value_range(values, vmin, vmax)
-    quads, heights = grid_quads(x, y, np.ma.maximum(values, low), top=high)
-    fig = new_figure(figsize=(7, 5.5))
-    ax = fig.add_subplot(projection="3d")
-    surface = Poly3DCollection(quads, cmap="coolwarm", linewidth=0, antialiased=False)
-    surface.set_array(heights)
-    surface.set_clim(low, high)
-    ax.add_collection3d(surface)
-    ax.set_xlim(x[0], x[-1])
-    ax.set_ylim(y[0], y[-1])
-    ax.set_zlim(low, high)
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    # The colourbar sits left of the axes: on the right it covers the z ticks.
-    fig.colorbar(surface, ax=ax, shrink=0.55, aspect=12, pad=0.02, location="left", label=log_label(label, log))
     set_title(ax, title)
     return fig

@@ -94,15 +94,29 @@ def quantity(results, name):
     return Quantity(name, label, values, int(done.sum()), interp is not None, unconverged)
 
 
+def hessian_setting(results, key, default):
+    """One of the file's hessian_settings; default where the file has none or not ours."""
+    settings = results.get("attrs", {}).get("hessian_settings")
+    try:
+        return json.loads(settings).get(key, default) if settings is not None else default
+    except (TypeError, ValueError, AttributeError):  # not our JSON: a foreign file's attribute
+        return default
+
+
 def operator_name(results):
     """Which matrix the curvature values are of, for labels: the file's hessian_settings say (a file made
     before the operators existed, or by the reference code, holds the Hessian's)."""
-    settings = results.get("attrs", {}).get("hessian_settings")
-    try:
-        curvature = json.loads(settings).get("curvature", "hessian") if settings is not None else "hessian"
-    except (TypeError, ValueError, AttributeError):  # not our JSON: a foreign file's attribute
-        curvature = "hessian"
-    return OPERATOR_NAMES.get(curvature, "Hessian")
+    return OPERATOR_NAMES.get(hessian_setting(results, "curvature", "hessian"), "Hessian")
+
+
+def density_steps(results):
+    """Lanczos steps per probe of the file's spectral densities: its nodes per point over the probes its
+    settings name ('PROBES/STEPS'; fewer steps than asked where the matrix is smaller); None when unknown."""
+    probes = str(hessian_setting(results, "density", "")).split("/")[0]
+    if not probes.isdigit() or int(probes) < 1 or "esd_nodes" not in results:
+        return None
+    per_point, count = results["esd_nodes"].shape[-1], int(probes)
+    return per_point // count if per_point % count == 0 else None
 
 
 def eig_ratio_quantity(low, high):

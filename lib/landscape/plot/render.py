@@ -11,10 +11,11 @@ from ..files.results import done_name, read_results
 from .base import basin_range, near_log_levels, save_figure
 from .curves import plot_1d
 from .hessian import mark_unconverged, plot_eig_maps, plot_eig_ratio
-from .maps import plot_contour, plot_heatmap, plot_surface3d
+from .maps import plot_contour, plot_heatmap
 from .options import RenderOptions
 from .quantities import chosen, find, operator_name
 from .render_curvature import render_curvature
+from .surface3d import plot_surface3d
 
 
 def checked(opts):

@@ -3,7 +3,7 @@ import numpy as np
 
 from .base import save_figure
 from .curvature import plot_densities, plot_layer_curvature, plot_negative_mass, plot_trace_map
-from .quantities import operator_name
+from .quantities import density_steps, operator_name
 
 
 def _finished(r, name):
@@ -44,9 +44,12 @@ def render_curvature(r, stem, contour=None):
         fig = plot_negative_mass(g.x, y, _finished(r, "neg_mass"), _finished(r, "neg_share"), contour=contour)
         saved += save_figure(fig, stem("negative_mass"))
         nodes, weights = (r[k].reshape(g.size, -1) for k in ("esd_nodes", "esd_weights"))
-        points = [(_label(g, i), nodes[i], weights[i]) for i in density_points(r)]
+        mass = r["neg_mass"].reshape(-1)
+        points = [(f"{_label(g, i)}: {100 * mass[i]:.3g}% below 0", nodes[i], weights[i]) for i in density_points(r)
+                  if np.isfinite(nodes[i]).all()]  # a point whose loss was NaN stores NaN for everything
         if points:
-            saved += save_figure(plot_densities(points), stem("density"))
+            saved += save_figure(plot_densities(points, steps=density_steps(r), operator=operator_name(r)),
+                                 stem("density"))
     if "layer_max_eig" in r:
         layers = [str(name) for name in r["dataset_attrs"]["layer_max_eig"]["layers"]]
         saved += save_figure(plot_layer_curvature(g.x, y, layers, _finished(r, "layer_max_eig"),
