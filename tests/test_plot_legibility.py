@@ -136,4 +136,5 @@ def test_rendered_density_names_the_files_steps_and_each_points_negative_mass(mo
     render_curvature.render_curvature(r, lambda name: name)
     ax = figures[-1].axes[0]
     assert "σ = 1 (eigenvalue span / 4 Lanczos steps)" in ax.get_title()
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["x = -0.5: 12.5% below 0", "x = 0: 25% below 0"]
+    legend = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert legend == ["x = -0.5: 12.5% below 0", "x = 0: 25% below 0"]
