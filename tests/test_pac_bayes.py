@@ -96,24 +96,37 @@ def test_magnitude_aware_flatness_survives_relu_rescaling_and_plain_does_not():
     assert abs(plain[1] / plain[0] - 1) >= 0.2
 
 
-def test_accuracy_search_is_reproducible_and_leaves_the_model_as_it_was():
-    model = relu_net()
-    model.train()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+def own_labels(model):
+    """Inputs labelled by the model itself: accuracy 1, which enough noise drops by 0.1."""
     x, _ = class_data()
-    data = (x, model(x).argmax(1))  # the model's own labels: accuracy 1, which enough noise drops below 0.9
+    with torch.no_grad():
+        return x, model(x).argmax(1)
+
+
+def test_accuracy_search_is_reproducible_and_leaves_the_model_as_it_was():
+    model = relu_net().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = own_labels(model)
     runs = [landscape.pac_bayes_flatness(model, data, draws=4, seed=seed, tol=1e-2) for seed in (7, 7, 8)]
     assert runs[0] == runs[1]
     assert runs[0].evaluations != runs[2].evaluations
     first = runs[0]
-    assert first.base == (model.eval()(data[0]).argmax(1) == data[1]).double().mean().item()
+    assert first.base == 1.0 and first.quantity == "accuracy" and first.target == 0.1
     for sigma, mean, deviation in first.evaluations:
         assert 0 <= mean <= 1 and deviation == pytest.approx(abs(mean - first.base), abs=1e-15)
         assert (deviation <= first.target) == (sigma <= first.sigma)
-    assert model.training is False  # the check above put it in eval mode; the call itself restores:
-    model.train()
-    landscape.pac_bayes_flatness(model, data, draws=1, tol=0.5)
     assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_batches_give_what_the_pair_gives_and_params_choose_the_noisy_ones():
+    model = relu_net()
+    x, y = own_labels(model)
+    pair = landscape.pac_bayes_flatness(model, (x, y), draws=3, batch_size=16)
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, len(y), 16)]
+    assert landscape.pac_bayes_flatness(model, batches, draws=3) == pair
+    first_layer = landscape.pac_bayes_flatness(model, (x, y), draws=3, params=["0.*"])
+    assert first_layer.params == ("0.weight", "0.bias") and pair.params == ("0.weight", "0.bias", "2.weight", "2.bias")
+    assert first_layer.evaluations != pair.evaluations
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
