@@ -3,7 +3,7 @@ explicit values do). May import every package below it; only cli/ and the entry 
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
     landscape.eigen_directions, landscape.check_targets, landscape.load_directions, landscape.load,
-    landscape.make_grid; Result, Directions, Grid, JobOptions, Refine.
+    landscape.make_grid, landscape.sharpness; Result, Sharpness, Directions, Grid, JobOptions, Refine.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions
@@ -13,9 +13,10 @@ from .directions import check_targets, load_directions, random_directions, targe
 from .eigen import eigen_directions
 from .loss_surface import Refine, surface
 from .result import Result
+from .sharpness import Sharpness, sharpness
 
 __all__ = ["Directions", "Grid", "JobOptions", "Refine", "Result", "check_targets", "eigen_directions", "hessian_map",
-           "load", "load_directions", "make_grid", "random_directions", "surface", "target_directions"]
+           "load", "load_directions", "make_grid", "random_directions", "sharpness", "Sharpness", "surface", "target_directions"]
 
 
 def load(path):
