@@ -16,7 +16,8 @@ from .result import Result
 from .sharpness import Sharpness, sharpness
 
 __all__ = ["Directions", "Grid", "JobOptions", "Refine", "Result", "check_targets", "eigen_directions", "hessian_map",
-           "load", "load_directions", "make_grid", "random_directions", "sharpness", "Sharpness", "surface", "target_directions"]
+           "load", "load_directions", "make_grid", "random_directions", "sharpness", "Sharpness", "surface",
+           "target_directions"]
 
 
 def load(path):

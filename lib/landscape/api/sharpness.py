@@ -69,7 +69,7 @@ def sharpness(model, data, loss=None, *, rho, measure="worst", norm="l2", adapti
         if measure == "average":
             found = average_case(FlatLoss(model, names, loss_total, groups[0]), rho, adaptive, samples, seed)
             return _result(found, measure, rho, norm, adaptive, names)
-        if m is None:
+        if len(groups) == 1:  # m None, or m >= the data: the whole data set's δ
             f = FlatLoss(model, names, loss_total, groups[0])
             found = worst_case(f, rho, norm, adaptive, steps, restarts, seed)
             return _result(found, measure, rho, norm, adaptive, names, f, [found])
