@@ -12,8 +12,8 @@ errors, imports, host, version (shared leaves) < space < curvature < inputs < fi
 from .version import __version__  # noqa: F401
 
 _API = ("load", "load_directions", "random_directions", "surface", "hessian_map", "target_directions", "check_targets",
-        "eigen_directions", "make_grid", "Refine", "Directions", "Result", "Grid", "JobOptions", "pac_bayes_flatness",
-        "Flatness")
+        "eigen_directions", "make_grid", "sharpness", "Sharpness", "pac_bayes_flatness", "Flatness", "Refine",
+        "Directions", "Result", "Grid", "JobOptions")
 __all__ = sorted(_API)
 
 
