@@ -3,9 +3,8 @@ explicit values do). May import every package below it; only cli/ and the entry 
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
     landscape.eigen_directions, landscape.check_targets, landscape.load_directions, landscape.load,
-    landscape.make_grid, landscape.sharpness, landscape.pac_bayes_flatness, landscape.sharpness_table; Result, Sharpness,
-    Flatness, Table, Directions,
-    Grid, JobOptions, Refine.
+    landscape.make_grid, landscape.sharpness, landscape.pac_bayes_flatness, landscape.sharpness_table;
+    Result, Sharpness, Flatness, Table, Directions, Grid, JobOptions, Refine.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions

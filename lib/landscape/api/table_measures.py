@@ -44,7 +44,8 @@ def measure_specs(measures):
 def _spec(entry):
     spec = {"kind": entry} if isinstance(entry, str) else dict(entry) if isinstance(entry, dict) else None
     if spec is None or spec.get("kind") not in KINDS:
-        raise ChoiceError(f"a measure is one of {KINDS} or a dict with 'kind' among them and its options; got {entry!r}")
+        raise ChoiceError(f"a measure is one of {KINDS} or a dict with 'kind' among them and its options; "
+                          f"got {entry!r}")
     if spec["kind"] == "sharpness" and "rho" not in spec:
         raise ChoiceError(f"the sharpness measure {entry!r} needs its radius 'rho'")
     unknown = set(spec) - {"kind", "name", *CURVATURE_OPTIONS} if spec["kind"] in ("max_eig", "trace") else ()
