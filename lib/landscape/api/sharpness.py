@@ -18,7 +18,7 @@ from ..curvature.sharpness import (
 from ..errors import ChoiceError, DataError
 from ..inputs.first_batch import FiniteBatches, check_data, check_model
 from ..inputs.user import check_reiterable, is_pair, on_device_pair, probe, summed_loss
-from ..job.mpi import init_world
+from ..job.mpi import World
 from ..space.evaluate import tensor_batches
 from .session import evaluation_mode
 
@@ -63,7 +63,7 @@ def sharpness(model, data, loss=None, *, rho, measure="worst", norm="l2", adapti
     check_model(model)
     loss_total = summed_loss(loss)
     names = tuple(hessian_param_names(model, params))
-    with evaluation_mode(model, device, init_world()) as target:
+    with evaluation_mode(model, device, World(None)) as target:  # no collective: a table item runs on one rank
         probe(model, data, loss, loss_total, target)
         groups = batch_groups(data, m, target)
         if measure == "average":
