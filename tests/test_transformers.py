@@ -186,3 +186,13 @@ def test_two_ranks_map_a_transformer_as_one_does(tmp_path):
     np.testing.assert_array_equal(one, two)
     ggn_max, ggn_min = two[-9:-6], two[-6:-3]
     assert np.isfinite(two).all() and (ggn_min > -1e-5 * ggn_max).all()  # Ritz values lie within the spectrum
+
+
+def test_the_data_hash_covers_the_keyword_names():
+    """A resume compares the data's hash: the same tensors under other keyword names are other data."""
+    from landscape.inputs.user import data_digest
+    inputs, targets = padded_tokens()
+    renamed = {"input_ids": inputs["attention_mask"], "attention_mask": inputs["input_ids"]}
+    relabelled = {"token_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+    digests = {data_digest((d, targets)) for d in (inputs, renamed, relabelled)}
+    assert len(digests) == 3 and data_digest((inputs, targets)) == data_digest((dict(inputs), targets.clone()))

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..curvature.gauss_newton import check_logits, curvature_operator
+from ..curvature.gauss_newton import curvature_operator
 from ..curvature.hvp import hessian_param_names
 from ..curvature.plan import DEFAULT_SAMPLES, check_choices, hessian_dim, make_plan, plan_settings, sample_subset
 from ..curvature.point import curvature_shapes, point_curvature
 from ..files.results import hessian_layout
 from ..files.resume import stored_settings
-from ..inputs.first_batch import FiniteBatches, check_data, check_model, first_batch, model_errors, outputs_of
+from ..inputs.first_batch import FiniteBatches, check_data, check_model, model_errors
 from ..inputs.user import (
     check_batch_size,
     check_identifiable,
@@ -30,7 +30,6 @@ from ..job.memory import kept_graph_budget, lanczos_basis_plan
 from ..job.mpi import rank0_first, ranks_per_gpu
 from ..job.run import GridJob, JobOptions
 from ..space.evaluate import tensor_batches
-from ..space.model_io import count_of, is_input_dict, to_device
 from ..space.precision import strict_fp32
 from .session import identity, model_in_call, provenance, run_to_result, settings_function
 
@@ -88,8 +87,7 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
     hessian = MeanLossHessian(model, tuple(hessian_param_names(model, params)), summed_loss(loss), hvp, curvature)
     plan = make_plan(model, hessian.names, tol, max_iter, seed, trace, density, layers)
     with model_in_call(model, directions, x, y, device) as call:
-        probe(model, data, loss, hessian.loss, call.device)  # a bad model or loss fails before any probe or file
-        check_curvature_outputs(model, data, curvature, call.device)
+        probe(model, data, loss, hessian.loss, call.device, curvature)  # a bad model or loss fails before any file
         batches, size = _hessian_batches(call, hessian, data, samples, hvp_batch, seed, None if overwrite else path)
         layout = hessian_layout(call.grid, curvature_shapes(plan, hessian.dim), [block[0] for block in plan.layers])
         settings_of = settings_function(settings, lambda: identity(call, model, data, loss),
@@ -104,16 +102,6 @@ def hessian_map(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=No
         if call.world.rank == 0:
             warn_unconverged(result, tol, max_iter)
         return result
-
-
-def check_curvature_outputs(model, data, curvature, device):
-    """The GGN and the EF are taken through the logits: a model without them is refused before any work."""
-    if curvature == "hessian":
-        return
-    inputs, _ = first_batch(data)
-    inputs = to_device(inputs, device) if torch.is_tensor(inputs) or is_input_dict(inputs) else inputs
-    with torch.no_grad():
-        check_logits(outputs_of(model, inputs), count_of(inputs), curvature, model)
 
 
 def warn_unconverged(result, tol, max_iter):

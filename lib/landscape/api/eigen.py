@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..curvature.gauss_newton import CURVATURES
 from ..curvature.hvp import hessian_param_names
 from ..curvature.plan import DEFAULT_SAMPLES, check_choices
 from ..curvature.top_eigen import lanczos_top
@@ -22,8 +23,7 @@ from ..space.directions import named_entries
 from ..space.model_io import qualified_name
 from ..space.precision import strict_fp32
 from ..version import __version__
-from ..curvature.gauss_newton import CURVATURES
-from .curvature_map import MeanLossHessian, _hessian_batches, check_curvature_outputs
+from .curvature_map import MeanLossHessian, _hessian_batches
 from .session import evaluation_mode
 
 EIG_TOL = 1e-3  # residual of each Ritz pair relative to max|θ|: its direction is within tol·max|λ|/gap
@@ -67,8 +67,7 @@ def eigen_directions(model, data, loss=None, k=2, curvature="hessian", params="r
     curvature_of = curvature_operator(model, names, loss_total, curvature)
     alone = World(None)
     with evaluation_mode(model, device, alone) as target:
-        probe(model, data, loss, loss_total, target)  # a bad model or loss fails before any product
-        check_curvature_outputs(model, data, curvature, target)
+        probe(model, data, loss, loss_total, target, curvature)  # a bad model or loss fails before any product
         batches, _ = _hessian_batches(_OneRank(alone, target), curvature_of, data, samples, hvp_batch, seed, None)
         basis = lanczos_basis_plan(curvature_of.dim, max_iter, target)
         with strict_fp32():  # TF32 noise (~1e-3) would blur the eigenvectors

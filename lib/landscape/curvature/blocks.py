@@ -21,7 +21,7 @@ import torch
 
 from ..space.model_io import to_device
 from .attention import exact_attention
-from .hvp import MeanLossHVP
+from .hvp import MeanLossHVP, differentiate, gradient_graph
 
 BLOCK = 8  # probes per pass: most of the gain (1 - 1/m of the shared part) at a few vectors of memory each
 
@@ -61,37 +61,13 @@ def shares_gradient_graphs(op):
 
 
 def _tangents(op, vectors, ref):
-    return [dict(zip(op.names, (t.view(s) for t, s in zip(v.to(ref.device, ref.dtype).split(op.numels), op.shapes))))
-            for v in vectors]
-
-
-def _gradient_graph(op, current, inputs, targets):
-    """(leaves, the batch's gradient with its graph, weight)."""
-    named, rest = op._split(current)
-    leaves = {n: p.detach().requires_grad_() for n, p in named.items()}
-    with torch.enable_grad():
-        loss, weight = op._loss(leaves, rest, inputs, targets)
-        grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, materialize_grads=True)
-    return leaves, grads, weight
-
-
-def _differentiate(graph, tangents, keep):
-    """[{name: H_batch t} for t in tangents] from one gradient graph; keep: leave the graph for later products."""
-    leaves, grads, _ = graph
-    out = []
-    with torch.enable_grad():
-        for i, tangent in enumerate(tangents):
-            dot = sum((g * tangent[n]).sum() for g, n in zip(grads, leaves))
-            hv = torch.autograd.grad(dot, list(leaves.values()), materialize_grads=True,
-                                     retain_graph=keep or i < len(tangents) - 1)
-            out.append(dict(zip(leaves, hv)))
-    return out
+    return [op.tangent(v, ref) for v in vectors]
 
 
 def _batch_block(op, current, tangents, inputs, targets):
     """([{name: H_batch t} for t in tangents], weight): one gradient graph, differentiated once per tangent."""
-    graph = _gradient_graph(op, current, inputs, targets)
-    return _differentiate(graph, tangents, keep=False), graph[2]
+    graph = gradient_graph(op, current, inputs, targets)
+    return differentiate(graph, tangents, keep=False), graph[2]
 
 
 class KeptGraphs:
@@ -128,7 +104,7 @@ class KeptGraphs:
             for index, (inputs, targets) in enumerate(op.batches):
                 graph = self.graphs.get(index) or self._build(index, to_device(inputs, ref.device),
                                                               targets.to(ref.device))
-                for row, hv in zip(total, _differentiate(graph, tangents, keep=index in self.graphs)):
+                for row, hv in zip(total, differentiate(graph, tangents, keep=index in self.graphs)):
                     row += torch.cat([hv[n].reshape(-1) for n in op.names])
                 count += graph[2]
         if count == 0:
@@ -146,7 +122,7 @@ class KeptGraphs:
                 saved[storage.data_ptr()] = storage.nbytes()
             return tensor
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            graph = _gradient_graph(self.op, self.current, inputs, targets)
+            graph = gradient_graph(self.op, self.current, inputs, targets)
         size = sum(saved.values())
         if not self.full and self.kept_bytes + size <= self.budget:
             self.graphs[index], self.kept_bytes = graph, self.kept_bytes + size

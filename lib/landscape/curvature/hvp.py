@@ -67,8 +67,7 @@ class MeanLossOperator:
             raise ValueError(f"HVP vector has shape {tuple(v.shape)}, expected ({self.dim},)")
         current = {n: p.detach() for n, p in self.model.named_parameters()}
         ref = current[self.names[0]]
-        tangent = dict(zip(self.names, (t.view(s) for t, s in
-                                        zip(v.to(ref.device, ref.dtype).split(self.numels), self.shapes))))
+        tangent = self.tangent(v, ref)
         total = torch.zeros(self.dim, dtype=ref.dtype, device=ref.device)
         count = 0
         with torch.no_grad(), exact_attention():  # no outer graph (transforms build their own); see attention.py
@@ -81,6 +80,11 @@ class MeanLossOperator:
             raise DataError("the batches for the Hessian hold no samples: give it a non-empty data set")
         self.calls += 1
         return (total / count).to(v.device, v.dtype)
+
+    def tangent(self, v, ref):
+        """The flat vector v as {name: tensor shaped like the parameter}, in ref's device and dtype."""
+        parts = v.to(ref.device, ref.dtype).split(self.numels)
+        return dict(zip(self.names, (t.view(s) for t, s in zip(parts, self.shapes))))
 
     def _batch_product(self, current, tangent, inputs, targets):
         """({name: the batch's product}, the batch's weight) for the parameters at `current`."""
@@ -114,14 +118,32 @@ class MeanLossHVP(MeanLossOperator):
         return hv, weight
 
     def _hvp_double_backward(self, current, tangent, inputs, targets):
-        named, rest = self._split(current)
-        leaves = {n: p.detach().requires_grad_() for n, p in named.items()}
-        with torch.enable_grad():
-            loss, weight = self._loss(leaves, rest, inputs, targets)
-            grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, materialize_grads=True)
+        graph = gradient_graph(self, current, inputs, targets)
+        return differentiate(graph, [tangent], keep=False)[0], graph[2]
+
+
+def gradient_graph(op, current, inputs, targets):
+    """(leaves, the batch's gradient with its graph, weight): the first half of a double-backward HVP, which
+    blocks.py builds once and differentiates for several vectors."""
+    named, rest = op._split(current)
+    leaves = {n: p.detach().requires_grad_() for n, p in named.items()}
+    with torch.enable_grad():
+        loss, weight = op._loss(leaves, rest, inputs, targets)
+        grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, materialize_grads=True)
+    return leaves, grads, weight
+
+
+def differentiate(graph, tangents, keep):
+    """[{name: H_batch t} for t in tangents] from one gradient graph; keep: leave the graph for later products."""
+    leaves, grads, _ = graph
+    out = []
+    with torch.enable_grad():
+        for i, tangent in enumerate(tangents):
             dot = sum((g * tangent[n]).sum() for g, n in zip(grads, leaves))
-            hv = torch.autograd.grad(dot, list(leaves.values()), materialize_grads=True)
-        return dict(zip(leaves, hv)), weight
+            hv = torch.autograd.grad(dot, list(leaves.values()), materialize_grads=True,
+                                     retain_graph=keep or i < len(tangents) - 1)
+            out.append(dict(zip(leaves, hv)))
+    return out
 
 
 def mean_loss_hvp(model, names, loss_fn, batches, method='double_backward'):

@@ -9,6 +9,7 @@ import hashlib
 import numpy as np
 import torch
 
+from ..curvature.gauss_newton import check_logits
 from ..errors import DataError, LandscapeError
 from ..space.evaluate import device_layout
 from ..space.losses import gives_accuracy, hits_function, weighted_loss
@@ -87,13 +88,15 @@ def loss_label(loss):
 
 
 @torch.inference_mode()
-def probe(model, data, loss, loss_total, device):
+def probe(model, data, loss, loss_total, device, curvature="hessian"):
     """The model, its outputs and the loss tried on the data's first batch before any work (also before a
-    batch-size probe runs the model); returns what counts the right answers, or None where accuracy does
-    not apply."""
+    batch-size probe runs the model); for the GGN and the EF, also the logits they are taken through.
+    Returns what counts the right answers, or None where accuracy does not apply."""
     if not is_pair(data):
         check_reiterable(data)
     outputs, targets = check_first_batch(model, data, loss, loss_total, device)
+    if curvature != "hessian":
+        check_logits(outputs, len(targets), curvature, model)
     return hits_function(loss) if gives_accuracy(outputs, targets, loss) else None
 
 
@@ -112,5 +115,7 @@ def data_digest(data):
     tensors = _tensor_dataset(data)  # a DataLoader over tensors: them, whatever its batches and order
     for batch in [data] if is_pair(data) else [tensors] if tensors else data:
         inputs, *rest = batch
+        if is_input_dict(inputs):  # the keyword names are part of the data: input_ids is not attention_mask
+            h.update(repr(sorted(inputs)).encode())
         update_with_tensors(h, [*input_tensors(inputs), *rest])
     return h.hexdigest()
