@@ -7,6 +7,7 @@ import torch
 
 import landscape
 from landscape.curvature.sharpness import FlatLoss, average_case, checkpoints, m_sharpness, set_norm, worst_case
+from landscape.errors import DataError
 
 
 def half_squares(outputs, targets, inputs):
@@ -238,3 +239,37 @@ def test_worst_is_at_least_average_is_at_least_zero_and_m_and_seeds():
     assert again.value == average.value
     other = landscape.sharpness(model, (x, y), CE, rho=0.1 / math.sqrt(dim), measure="average", samples=50, seed=1)
     assert other.value != average.value
+
+
+def test_m_sharpness_on_a_dataloader_equals_the_pair_cut_into_the_same_batches():
+    model, x, y = trained_mlp()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=12)  # last batch shorter
+    assert len(y) % 12 != 0
+    from_pair = landscape.sharpness(model, (x, y), CE, rho=0.1, steps=5, m=12)
+    from_loader = landscape.sharpness(model, loader, CE, rho=0.1, steps=5, m=12)
+    # each batch of 12 is one forward pass either way (CHUNK > 12): the same sums, the same δ, bit for bit
+    assert from_loader.batch_values == from_pair.batch_values and from_loader.value == from_pair.value
+    odd = [(x[:12], y[:12]), (x[12:20], y[12:20]), (x[20:32], y[20:32])]  # a short batch that is not the last
+    with pytest.raises(DataError, match="batch 1 holds a different count.*batch_size=12"):
+        landscape.sharpness(model, odd, CE, rho=0.1, steps=5, m=12)
+    with pytest.raises(DataError, match="batch 0 holds a different count"):
+        landscape.sharpness(model, loader, CE, rho=0.1, steps=5, m=8)
+
+
+def test_sharpness_and_flatness_compute_in_strict_fp32_even_when_the_user_left_tf32_on():
+    from landscape.space.precision import read_tf32_flags, set_tf32_flags, tf32_flags_for
+    model, x, y = trained_mlp()
+    seen = []
+
+    def recording_loss(outputs, targets):
+        seen.append(read_tf32_flags())
+        return torch.nn.functional.mse_loss(outputs, targets)
+    saved = read_tf32_flags()
+    set_tf32_flags(tf32_flags_for(True))
+    try:
+        landscape.sharpness(model, (x, y), recording_loss, rho=0.1, steps=2)
+        landscape.pac_bayes_flatness(model, (x, y), recording_loss, quantity="loss", draws=2, tol=0.5)
+        assert read_tf32_flags() == tf32_flags_for(True)  # the user's switches come back
+    finally:
+        set_tf32_flags(saved)
+    assert len(seen) > 4 and set(seen) == {tf32_flags_for(False)}

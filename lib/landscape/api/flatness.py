@@ -13,6 +13,7 @@ from ..inputs.user import check_batch_size, is_pair, loss_label, on_device_pair,
 from ..job.mpi import World
 from ..space.evaluate import tensor_batches
 from ..space.model_io import to_device
+from ..space.precision import strict_fp32
 from .session import evaluation_mode
 
 QUANTITIES = ("accuracy", "loss")
@@ -63,7 +64,7 @@ def pac_bayes_flatness(model, data, loss=None, target=0.1, quantity="accuracy", 
     check_model(model)
     names = hessian_param_names(model, params)
     loss_total = summed_loss(loss)
-    with evaluation_mode(model, device, World(None)) as target_device:
+    with evaluation_mode(model, device, World(None)) as target_device, strict_fp32():  # TF32 noise: see sharpness
         hits = probe(model, data, loss, loss_total, target_device)
         if quantity == "accuracy" and hits is None:
             raise LossError("quantity='accuracy' needs class scores (N, classes) against integer labels (or "

@@ -16,10 +16,11 @@ from ..curvature.sharpness import (
     worst_case,
 )
 from ..errors import ChoiceError, DataError
-from ..inputs.first_batch import FiniteBatches, check_data, check_model
+from ..inputs.first_batch import FiniteBatches, check_data, check_finite_pair, check_model
 from ..inputs.user import check_reiterable, is_pair, on_device_pair, probe, summed_loss
 from ..job.mpi import World
 from ..space.evaluate import tensor_batches
+from ..space.precision import strict_fp32
 from .session import evaluation_mode
 
 CHUNK = 256  # samples per forward pass inside one batch of m (the sums, not the measure, depend on it)
@@ -54,7 +55,8 @@ def sharpness(model, data, loss=None, *, rho, measure="worst", norm="l2", adapti
 
     measure 'worst': max over ‖δ/s‖_p ≤ ρ of L(w+δ) − L(w) by Auto-PGD (`steps` iterations, `restarts` random
     starts), p by norm ('l2', 'linf'), s = |w| if adaptive else 1; with m, the worst case of each batch of m
-    consecutive samples of a tensor pair, averaged (m-sharpness). measure 'average': the mean of L(w+δ) − L(w)
+    consecutive samples of a tensor pair (or of each batch of a DataLoader made with batch_size=m), averaged
+    over the batches weighted by their sizes (m-sharpness). measure 'average': the mean of L(w+δ) − L(w)
     over δ = ρ·s ⊙ ξ, ξ ~ N(0, I), `samples` antithetic pairs ±ξ. data, loss, device: as for hessian_map
     (a tensor pair, dict inputs, or a re-iterable of batches, used whole). The model comes back as it was.
     """
@@ -63,16 +65,16 @@ def sharpness(model, data, loss=None, *, rho, measure="worst", norm="l2", adapti
     check_model(model)
     loss_total = summed_loss(loss)
     names = tuple(hessian_param_names(model, params))
-    with evaluation_mode(model, device, World(None)) as target:  # no collective: a table item runs on one rank
+    # no collective: a table item runs on one rank; strict fp32: TF32's ~1e-3 noise would swamp a small rise
+    with evaluation_mode(model, device, World(None)) as target, strict_fp32():
         probe(model, data, loss, loss_total, target)
-        groups = batch_groups(data, m, target)
-        if measure == "average":
-            found = average_case(FlatLoss(model, names, loss_total, groups[0]), rho, adaptive, samples, seed)
-            return _result(found, measure, rho, norm, adaptive, names)
-        if len(groups) == 1:  # m None, or m >= the data: the whole data set's δ
-            f = FlatLoss(model, names, loss_total, groups[0])
+        if measure == "average" or m is None or (is_pair(data) and m >= len(data[1])):
+            f = FlatLoss(model, names, loss_total, whole_data(data, target))
+            if measure == "average":
+                return _result(average_case(f, rho, adaptive, samples, seed), measure, rho, norm, adaptive, names)
             found = worst_case(f, rho, norm, adaptive, steps, restarts, seed)
             return _result(found, measure, rho, norm, adaptive, names, f, [found])
+        groups = pair_groups(data, m, target) if is_pair(data) else loader_groups(data, m)
         found, parts = m_sharpness(model, names, loss_total, groups, rho, norm, adaptive, steps, restarts, seed)
         return _result(found, measure, rho, norm, adaptive, names, FlatLoss(model, names, loss_total, []), parts)
 
@@ -90,14 +92,34 @@ def _result(found, measure, rho, norm, adaptive, names, f=None, parts=()):
                      batch_values=tuple(p.value for p in parts) if found.delta is None else ())
 
 
-def batch_groups(data, m, device):
-    """[the batches of each group]: one group of all the data (m None), or a tensor pair's consecutive
-    slices of m samples (the last may be shorter), each cut into forward passes of CHUNK."""
-    if not is_pair(data):
-        return [FiniteBatches(check_reiterable(data))]
+def whole_data(data, device):
+    """The whole data set as one re-iterable of forward passes of CHUNK samples (a pair) or the user's batches."""
+    if is_pair(data):
+        return tensor_batches(*on_device_pair(data, device), CHUNK)
+    return FiniteBatches(check_reiterable(data))
+
+
+def pair_groups(data, m, device):
+    """m-sharpness on a tensor pair: its consecutive slices of m samples (the last may be shorter), each
+    cut into forward passes of CHUNK."""
     inputs, targets = on_device_pair(data, device)
-    size = len(targets) if m is None else m
-    return [tensor_batches(x, y, CHUNK) for x, y in tensor_batches(inputs, targets, size)]
+    return [tensor_batches(x, y, CHUNK) for x, y in tensor_batches(inputs, targets, m)]
+
+
+def loader_groups(batches, m):
+    """m-sharpness on the user's batches (a DataLoader): each batch is one group, so each must hold m samples,
+    the last one m or fewer (as a DataLoader with batch_size=m gives them). Yielded one at a time: a rank
+    holds one batch, not the data set."""
+    short = None
+    for number, (inputs, targets) in enumerate(check_reiterable(batches)):
+        if len(targets) > m or short is not None:
+            wrong = number if len(targets) > m else short
+            raise DataError(f"m-sharpness on batches takes each batch as one group of m={m} samples (only the "
+                            f"last may hold fewer); batch {wrong} holds a different count: build the DataLoader "
+                            f"with batch_size={m}, or give the data as a pair of tensors")
+        short = number if len(targets) < m else None
+        check_finite_pair(inputs, targets, f"batch {number} of the data")
+        yield [(inputs, targets)]
 
 
 def check_options(rho, measure, norm, m, steps, restarts, samples, seed, data):
@@ -115,6 +137,3 @@ def check_options(rho, measure, norm, m, steps, restarts, samples, seed, data):
         if measure != "worst":
             raise ChoiceError("m-sharpness is a worst-case measure: give m=None with measure='average' (an average "
                               "over batches of m equals the average over the whole data set)")
-        if not is_pair(data):
-            raise DataError("m-sharpness cuts an (inputs, targets) pair of tensors into batches of m; this data is "
-                            "batches already: give the tensors, or m=None")

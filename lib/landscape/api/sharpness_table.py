@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ChoiceError
 from ..files.results import Layout, jsonable
 from ..inputs.first_batch import check_data
-from ..inputs.user import data_digest, loss_label
+from ..inputs.user import data_digest, loss_label, state_digest
 from ..job.mpi import abort_on_uncaught, init_world, pick_device, rank0_first
 from ..job.run import GridJob, JobOptions
 from ..plot.output import write_text
@@ -55,7 +55,7 @@ class Table:
 
 
 def sharpness_table(checkpoints, data, test_data, loss=None, measures=("max_eig", "trace"), path=None, csv=None,
-                    figure=None, gap="error", device="auto", overwrite=False, job=None):
+                    figure=None, gap="error", device="auto", overwrite=False, progress_secs=10.0, job=None):
     """Every measure of every checkpoint, plus its train/test loss and error (a fraction).
 
     checkpoints: [(name, model or factory)], a factory being a callable of no arguments that builds the
@@ -65,7 +65,10 @@ def sharpness_table(checkpoints, data, test_data, loss=None, measures=("max_eig"
     'pac_bayes_flatness', 'max_eig', 'trace']. path: the HDF5 results file (None: temporary); a rerun with
     the same path and settings resumes it. csv: one row per checkpoint (default <path stem>.csv when path
     is given); figure: the stem of a PNG of each measure against the gap with Kendall's τ (default
-    <path stem>_gap when path is given). gap: 'error' or 'loss'. job: JobOptions (stop, commit intervals).
+    <path stem>_gap when path is given). gap: 'error' or 'loss'. progress_secs: seconds between progress
+    lines (items done, rate, ETA). job: JobOptions (stop, commit intervals).
+    A resume compares the checkpoint names and each checkpoint's state digest (rank 0 builds every model
+    once for it), so a checkpoint file replaced under the same name is refused rather than mixed in.
     """
     names, entries, specs = _checked(checkpoints, measures, gap)
     check_data(data)
@@ -77,12 +80,15 @@ def sharpness_table(checkpoints, data, test_data, loss=None, measures=("max_eig"
     grid = make_grid((0, len(columns) - 1, len(columns)), (0, len(names) - 1, len(names)))
     attrs = dict(columns=json.dumps(columns), checkpoints=json.dumps(names), measures=json.dumps(jsonable(specs)))
     layout = Layout(grid, "table", ("table_value",), dataset_attrs={"table_value": attrs})
-    settings = dict(checkpoints=names, columns=list(columns), measures=jsonable(specs), loss=loss_label(loss),
+
+    def settings():  # rank 0, once the results file is locked
+        return dict(checkpoints=names, checkpoint_sha256=[state_digest(model_of(entry)) for entry in entries],
+                    columns=list(columns), measures=jsonable(specs), loss=loss_label(loss),
                     data_sha256=data_digest(data), test_data_sha256=data_digest(test_data))
     call = SimpleNamespace(world=world, dir_file=TABLE_DIR_FILE, device=target)
     evaluate = _item_evaluator(entries, specs, data, test_data, loss, target, len(columns))
-    grid_job = GridJob(None, layout, evaluate, lambda: settings, dict(provenance(call, None)), TABLE_DIR_FILE,
-                       overwrite, max_chunk=1)
+    grid_job = GridJob(None, layout, evaluate, settings, dict(provenance(call, None)), TABLE_DIR_FILE,
+                       overwrite, max_chunk=1, progress_secs=progress_secs)
     result = run_to_result(call, path, grid_job, job or JobOptions())
     table = _table(names, columns, specs, result, gap, result.path)
     if table.path is not None or csv or figure:
