@@ -181,10 +181,16 @@ def test_worst_case_beats_the_top_eigenvector_and_gradient_ascents_and_tends_to_
                 d = d + 0.1 * rho * step / step.norm()
                 d = d * min(1.0, rho / float(d.norm()))
             assert found.value >= float(loss_of(w0 + d) - loss_of(w0)) - 1e-12
-    rho = 1e-3  # third-order terms are O(ρ³): relative O(ρ) against ρ‖g‖ + ρ²λmax/2 (g ≈ 0 here)
-    found = landscape.sharpness(model, (x, y), CE, rho=rho, adaptive=False, steps=40)
-    second_order = rho * float(g.norm()) + rho ** 2 * float(lam[-1]) / 2
-    assert found.value / second_order == pytest.approx(1, abs=0.02)
+    for rho in (1e-3, 1e-4):  # ρ → 0: the found value approaches ρ‖g‖ + ρ²λmax/2 within what the model's own
+        # odd terms allow. The max lies between its value at ±ρv (found must reach it) and ρ‖g‖ + ρ²λmax/2 +
+        # the cubic term; so |found / (ρ‖g‖ + ρ²λmax/2) − 1| <= 2‖g‖/(ρλmax) (g is only ≈ 0: its direction is
+        # not v's) + 2·|cubic along v| / ρ²λmax, both computed here, neither fitted.
+        found = landscape.sharpness(model, (x, y), CE, rho=rho, adaptive=False, steps=40)
+        second_order = rho * float(g.norm()) + rho ** 2 * float(lam[-1]) / 2
+        ups = [float(loss_of(w0 + s * rho * v) - loss_of(w0)) for s in (1, -1)]
+        cubic = abs((ups[0] - ups[1]) / 2 - rho * float(g @ v))
+        allowed = 2 * float(g.norm()) / (rho * float(lam[-1])) + 2 * cubic / (rho ** 2 * float(lam[-1]))
+        assert abs(found.value / second_order - 1) <= allowed
 
 
 def test_average_case_at_small_sigma_is_half_sigma_squared_trace():

@@ -162,6 +162,11 @@ def worst_case(f, rho, norm="l2", adaptive=True, steps=20, restarts=1, seed=0):
     best, best_delta = loss, torch.zeros_like(f.w)
     for _ in range(restarts):
         found, delta = apgd(f, rho, norm, adaptive, steps, generator)
+        # The set is symmetric and so is the quadratic term; the odd terms (gradient, cubic) decide which of
+        # ±δ is higher, and a start near the lower pole converges there: one more pass checks the mirror.
+        mirrored = f(-delta)
+        if mirrored > found:
+            found, delta = mirrored, -delta
         if found > best:
             best, best_delta = found, delta
     return Perturbation(float(best - loss), float(loss), float(best), best_delta, f.weight)

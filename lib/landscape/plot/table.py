@@ -5,6 +5,7 @@ import math
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .base import save_figure
 
@@ -32,7 +33,9 @@ def plot_measures_vs_gap(columns, gap, gap_label, labels=()):
         ax.scatter(gap, values, s=24)
         for label, x, y in zip(labels, gap, values):
             ax.annotate(str(label), (x, y), fontsize=7, alpha=0.7, xytext=(3, 3), textcoords="offset points")
-        ax.set_title(f"{name}: Kendall τ = {kendall_tau(values, gap):.2f}", fontsize=10)
+        tau = kendall_tau(values, gap)  # NaN: fewer than two finite pairs, or a constant measure or gap
+        ax.set_title(f"{name}: Kendall τ = {'n/a' if math.isnan(tau) else f'{tau:.2f}'}", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel(gap_label)
         ax.set_ylabel(name)
     for ax in list(axes.flat)[len(columns):]:
