@@ -4,6 +4,7 @@ import csv
 import importlib
 import itertools
 import json
+import math
 import threading
 
 import h5py
@@ -126,3 +127,23 @@ def test_bad_measures_and_checkpoints_are_refused_by_name():
         landscape.sharpness_table(checkpoints(1), data, data, measures=["max_eig", "max_eig"])
     with pytest.raises(landscape.errors.ChoiceError, match="unique"):
         landscape.sharpness_table(checkpoints(1) * 2, data, data)
+
+
+def test_a_flatness_no_noise_can_reach_is_stored_as_nan_and_the_table_goes_on(capsys):
+    """PAC-Bayes flatness is undefined where no noise moves the accuracy by the target: a model at chance on
+    10 classes stays within a few points of chance whatever the noise (400 samples: a chance accuracy
+    spreads by 1.5 points, the target is 10). The item is done, its value NaN; the other checkpoint's value
+    is the one the function gives when called directly."""
+    x = torch.randn(400, 4, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    right, chance = torch.nn.Linear(4, 10), torch.nn.Linear(4, 10)
+    with torch.no_grad():
+        y = right(x).argmax(1)  # right is right on every sample
+        chance.weight.zero_()
+        chance.bias.zero_()  # one class everywhere: right as often as that class occurs, about one in ten
+    table = landscape.sharpness_table([("right", right), ("chance", chance)], (x, y), (x, y),
+                                      measures=[dict(kind="pac_bayes_flatness", draws=2, tol=0.2)], device="cpu")
+    assert table.complete
+    column = table.column("pac_bayes")
+    assert math.isnan(column[1]) and "pac_bayes is undefined here, stored as NaN" in capsys.readouterr().out
+    assert column[0] == landscape.pac_bayes_flatness(right, (x, y), draws=2, tol=0.2).flatness

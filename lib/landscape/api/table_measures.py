@@ -7,13 +7,15 @@ A measure is a dict {'kind': ..., 'name': ... (optional), **options} or a kind's
                           computes them at x=(0, 0, 1); options tol, max_iter, samples, seed, params, probes
 Every item runs on one rank with no collective call, so the dispatcher may hand it to any rank.
 """
+import math
+
 import torch
 
 from ..curvature.gauss_newton import curvature_operator
 from ..curvature.hvp import hessian_param_names
 from ..curvature.plan import DEFAULT_SAMPLES, hessian_dim, make_plan, sample_subset
 from ..curvature.point import point_curvature
-from ..errors import ChoiceError
+from ..errors import ChoiceError, UnreachableTargetError
 from ..inputs.first_batch import FiniteBatches
 from ..inputs.user import is_pair, on_device_pair, probe, summed_loss
 from ..job.mpi import World
@@ -78,7 +80,11 @@ def measure_value(spec, model, data, loss, device):
     if kind == "sharpness":
         return float(sharpness(model, data, loss, device=device, **options).value)
     if kind == "pac_bayes_flatness":
-        return float(pac_bayes_flatness(model, data, loss, device=device, **options).flatness)
+        try:
+            return float(pac_bayes_flatness(model, data, loss, device=device, **options).flatness)
+        except UnreachableTargetError as e:  # undefined at this checkpoint (e.g. one at chance): NaN, said
+            print(f"[table] {spec['name']} is undefined here, stored as NaN: {e}", flush=True)
+            return math.nan
     return curvature_value(kind, model, data, loss, device, **options)
 
 

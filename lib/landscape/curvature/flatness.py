@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from ..errors import CurvatureError
+from ..errors import CurvatureError, UnreachableTargetError
 from ..space.model_io import call_functional
 
 MAX_HALVINGS = 60  # σ from `start` down to start·2^-60 (or up to start·2^60) before the search gives up
@@ -89,7 +89,7 @@ def _bracket(beyond, start):
             return (after, sigma) if factor == 0.5 else (sigma, after)
         sigma = after
     where = "down to" if factor == 0.5 else "up to"
-    raise CurvatureError(f"the deviation stays {'beyond' if factor == 0.5 else 'within'} the target for noise "
+    raise UnreachableTargetError(f"the deviation stays {'beyond' if factor == 0.5 else 'within'} the target for noise "
                          f"σ from {start:g} {where} {sigma:g}: no σ reaches it (is the target reachable from the "
                          f"unperturbed value?)")
 
