@@ -94,9 +94,12 @@ def find_reference(path):
         path = CACHE
         if not os.path.isfile(os.path.join(path, "sharpness.py")):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            cloned = subprocess.run(["git", "clone", "-q", "--depth", "1", URL, path], capture_output=True,
-                                    env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=300)
-            if cloned.returncode != 0:
+            try:
+                cloned = subprocess.run(["git", "clone", "-q", "--depth", "1", URL, path], capture_output=True,
+                                        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}, timeout=300).returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                cloned = False
+            if not cloned:
                 sys.exit(f"bench_sharpness: could not clone {URL} (offline?); clone it yourself and pass "
                          f"--reference DIR")
     if not all(os.path.isfile(os.path.join(path, f)) for f in ("sharpness.py", "utils.py")):
@@ -118,7 +121,8 @@ def load_reference(path):
         import sharpness as reference
     finally:
         sys.path.remove(path)
-        sys.modules.pop("sharpness", None)
+        for name in ("utils", "sharpness"):  # the module keeps its own `utils`; the names go back as they were
+            sys.modules.pop(name, None)
         sys.modules.update(saved)
     return reference
 
