@@ -10,7 +10,6 @@ value dataset's 'measures' attribute.
 import json
 import os
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from ..job.run import GridJob, JobOptions
 from ..plot.output import write_text
 from ..plot.table import kendall_tau, save_gap_figure
 from ..space.grid import make_grid
-from .session import provenance, run_to_result
+from .session import ItemsCall, provenance, run_to_result
 from .table_measures import BASE_COLUMNS, loss_and_error, measure_specs, measure_value, model_of, options_of
 
 TABLE_DIR_FILE = "(sharpness table: no directions)"
@@ -85,7 +84,7 @@ def sharpness_table(checkpoints, data, test_data, loss=None, measures=("max_eig"
         return dict(checkpoints=names, checkpoint_sha256=[state_digest(model_of(entry)) for entry in entries],
                     columns=list(columns), measures=jsonable(specs), loss=loss_label(loss),
                     data_sha256=data_digest(data), test_data_sha256=data_digest(test_data))
-    call = SimpleNamespace(world=world, dir_file=TABLE_DIR_FILE, device=target)
+    call = ItemsCall(world, target, TABLE_DIR_FILE)
     evaluate = _item_evaluator(entries, specs, data, test_data, loss, target, len(columns))
     grid_job = GridJob(None, layout, evaluate, settings, dict(provenance(call, None)), TABLE_DIR_FILE,
                        overwrite, max_chunk=1, progress_secs=progress_secs)

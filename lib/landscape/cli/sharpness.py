@@ -152,7 +152,8 @@ def report(table, gap, world, path, started):
     if world.rank != 0:
         return EXIT_OK
     for name, tau in table.taus.items():
-        print(f"[table] {name}: Kendall τ against the {gap} gap = {tau:.3f}", flush=True)
+        shown = "n/a (fewer than two finite pairs, or a constant measure or gap)" if tau != tau else f"{tau:.3f}"
+        print(f"[table] {name}: Kendall τ against the {gap} gap = {shown}", flush=True)
     for out in (table.path, table.csv, *table.figures):
         print(f"[table] wrote {out}", flush=True)
     return EXIT_OK
