@@ -3,7 +3,8 @@ explicit values do). May import every package below it; only cli/ and the entry 
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
     landscape.eigen_directions, landscape.check_targets, landscape.load_directions, landscape.load,
-    landscape.make_grid; Result, Directions, Grid, JobOptions, Refine.
+    landscape.make_grid, landscape.sharpness, landscape.pac_bayes_flatness, landscape.sharpness_table;
+    Result, Sharpness, Flatness, Table, Directions, Grid, JobOptions, Refine.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions
@@ -11,11 +12,16 @@ from ..space.grid import Grid, make_grid
 from .curvature_map import hessian_map
 from .directions import check_targets, load_directions, random_directions, target_directions
 from .eigen import eigen_directions
+from .flatness import Flatness, pac_bayes_flatness
 from .loss_surface import Refine, surface
 from .result import Result
+from .sharpness import Sharpness, sharpness
+from .sharpness_table import Table, sharpness_table
 
-__all__ = ["Directions", "Grid", "JobOptions", "Refine", "Result", "check_targets", "eigen_directions", "hessian_map",
-           "load", "load_directions", "make_grid", "random_directions", "surface", "target_directions"]
+__all__ = ["Directions", "Flatness", "Grid", "JobOptions", "Refine", "Result", "Sharpness", "check_targets",
+           "eigen_directions", "hessian_map", "load", "load_directions", "make_grid", "pac_bayes_flatness",
+           "random_directions", "sharpness", "sharpness_table", "surface", "Table",
+           "target_directions"]
 
 
 def load(path):
