@@ -2,6 +2,7 @@
 
   python bench/bench_surface.py          CPU: resnet20 and a small CNN on 5,000 generated images
   python bench/bench_surface.py --gpu    GPU: resnet56 on 50,000 images, each --precision mode, 51x51 estimate
+  python bench/bench_surface.py --limits_only --images 2000    CPU: only the fp32/bf16 limit rows (resnet20)
 
 Both paths evaluate the same model copy, directions, grid points and images; the images are
 written in the official CIFAR-10 pickle layout, so the reference path reads them through
@@ -42,7 +43,14 @@ from surface_setup import (  # noqa: E402
     time_interleaved,
     write_images,
 )
-from surface_variants import cpu_variants, precision_errors, precision_table, variants_table  # noqa: E402
+from surface_variants import (  # noqa: E402
+    cpu_variants,
+    limits_table,
+    precision_errors,
+    precision_limits,
+    precision_table,
+    variants_table,
+)
 
 from landscape.inputs.cifar import file_md5  # noqa: E402
 from landscape.space.precision import PRECISIONS, strict_fp32  # noqa: E402
@@ -74,8 +82,26 @@ def case_variants(case, info, n_images):
     sections = [variants_table(f"{case}, {n_images} images (the library's choice: batch {batch}, channels_last "
                                "input, fp32, eager)", rows),
                 variants_table(f"{case}, {min(512, n_images)} images, grid points per forward pass", vmap_rows),
-                *notes]
+                *notes, limits_table(LIMITS_TITLE.format(case=case, n=n_images), precision_limits(model, dirs, data))]
     return sections, precision_errors(model, dirs, data, torch.device("cpu"), batch)
+
+
+LIMITS_TITLE = ("{case}, {n} images: each precision's limit, landscape against the fastest bare inference_mode "
+                "forward loop (bf16: under autocast) over the batch candidates 64-512, interleaved in one run")
+
+
+def run_limits(args):
+    """Only the fp32 and bf16 limit rows, on resnet20 (or --model): no reference loop, no files written."""
+    torch.set_num_threads(2)
+    n_images, name = args.images or 2000, args.model or "resnet20"
+    with tempfile.TemporaryDirectory() as tmp:
+        write_images(tmp, n_images)
+        model, data = make_model(name), load_landscape_data(tmp)
+    load = shell("cat /proc/loadavg")
+    text = limits_table(LIMITS_TITLE.format(case=name, n=n_images),
+                        precision_limits(model, filter_directions(model), data, args.points or 4))
+    print(f"{shell('date')}; {shell('lscpu | sed -n s/^Model.name:.//p').strip()}; torch {torch.__version__}; "
+          f"load average {load} / {shell('cat /proc/loadavg')}\n\n{text}")
 
 
 def run_cpu(args):
@@ -185,12 +211,16 @@ def parse_args(argv=None):
     p.add_argument("--doc", default=None, help="markdown file to write (CPU default docs/bench_surface.md)")
     p.add_argument("--plot", default=None, help="bar chart PNG (CPU default docs/bench_surface.png)")
     p.add_argument("--device", default=None, help="override the device (e.g. cpu to dry-run --gpu)")
-    p.add_argument("--model", default=None, help="override the GPU mode's model (resnet56)")
+    p.add_argument("--model", default=None, help="override the GPU mode's model (resnet56), or --limits_only's")
+    p.add_argument("--limits_only", action="store_true",
+                   help="CPU: only landscape's fp32 and bf16 s/point against the best bare loop of each precision")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.limits_only:
+        return run_limits(args)
     return run_gpu(args) if args.gpu else run_cpu(args)
 
 

@@ -29,6 +29,10 @@ METHOD = """## How it is measured
   the same point take 5 s or 90 s; sleeping waits keep it steady. Both paths run under the same setting.
 - Variants (c) change one thing in landscape's loop at a time and are timed interleaved with the library's
   own choice (its batch, channels_last input, fp32, eager) on the same images.
+- Each precision's limit: landscape's path in fp32 and in bf16 (each with its own auto batch) against a bare
+  `inference_mode` forward loop in the same precision (bf16 under `torch.autocast`) at batches 64-512: weights
+  set, pre-sliced channels_last batches, cross-entropy and right answers summed on the device, one read; all
+  interleaved in one run, each side's fastest point, the fastest batch of the bare loop.
 - GFLOP/s: forward FLOPs per image from torch.utils.flop_counter.FlopCounterMode, x images / best s/point.
 - `--precision tf32` touches only CUDA flags, so on CPU it is fp32 by construction (error 0).
 """

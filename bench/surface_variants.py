@@ -1,6 +1,7 @@
 """Variants of landscape's loop, each timed against what the library itself picks (its batch,
 channels_last input, fp32, eager): other batch sizes, NCHW input, bf16, torch.compile, and several
-grid points per forward (vmap). Also each --precision mode's loss error."""
+grid points per forward (vmap). Also each --precision mode's loss error, and the limit of each
+precision: landscape against the fastest bare forward loop in that same precision."""
 import copy
 import time
 
@@ -94,6 +95,58 @@ def cpu_variants(model, dirs, data, batch, n_points=3, vmap_images=512):
     vmaps.update({f"vmap, {k} points per forward, batch {batch}": vmap_path(model, dirs, small, batch, k)
                   for k in (2, 4)})
     return rows, interleaved_rows(vmaps, 2, vbase), notes
+
+
+def bare_path(model, dirs, data, batch, precision):
+    """The least a point can cost in `precision`: the weights set, then forward passes over pre-sliced
+    channels_last batches under inference_mode (and bf16 autocast for bf16), the summed cross-entropy and
+    the right answers kept on the device, one read. No checks, no loss abstraction, no batch choice."""
+    model, setter, x, y = moved(model, dirs, data, CPU)
+    batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
+
+    def point(a, b):
+        setter.set(a, b)
+        total, right = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            for xb, yb in batches:
+                logits = model(xb)
+                total += nn.functional.cross_entropy(logits.float(), yb, reduction="sum")
+                right += (logits.argmax(1) == yb).sum()
+        loss, hits = torch.stack([total, right.double()]).tolist()
+        return loss / len(x), 100.0 * hits / len(x)
+    return point
+
+
+def precision_limits(model, dirs, data, n_points=4):
+    """Rows (precision, landscape min s/point, its batch, {batch: bare min s/point}): landscape's
+    path in fp32 and bf16 (each with its own auto batch) and the bare loop in both at each of the CPU
+    batch candidates, all timed interleaved in one run; "best bare" is the fastest batch's fastest point."""
+    paths, batches = {}, {}
+    for precision in ("fp32", "bf16"):
+        ours, batches[precision] = landscape_path(model, dirs, data, CPU, precision=precision)
+        paths[f"landscape {precision}"] = ours
+        for b in BATCHES[1:-1]:
+            paths[f"bare {precision}, batch {b}"] = bare_path(model, dirs, data, b, precision)
+    times, _, _ = time_interleaved(paths, grid_points(n_points + 1))
+    rows = []
+    for precision in ("fp32", "bf16"):
+        bare = {b: min(times[f"bare {precision}, batch {b}"]) for b in BATCHES[1:-1]}
+        rows.append((precision, min(times[f"landscape {precision}"]), batches[precision], bare))
+    return rows
+
+
+def limits_table(title, rows):
+    """Markdown: each precision's landscape s/point against the best bare loop of the same precision."""
+    fp32 = rows[0][1]
+    lines = [f"**{title}**", "", "| precision | landscape s/point, min (its batch) | best bare forward loop, same "
+             "precision: s/point, min (batch) | landscape / bare | landscape fp32 / this | bare loop by batch |",
+             "|---|---:|---:|---:|---:|---|"]
+    for precision, ours, batch, bare in rows:
+        best = min(bare, key=bare.get)
+        by_batch = ", ".join(f"{b}: {t:.3f}" for b, t in bare.items())
+        lines.append(f"| {precision} | {ours:.3f} ({batch}) | {bare[best]:.3f} ({best}) | {ours / bare[best]:.3f} | "
+                     f"{fp32 / ours:.2f}x | {by_batch} |")
+    return "\n".join(lines)
 
 
 def precision_errors(model, dirs, data, device, batch="auto", point=(0.2, -0.2)):

@@ -5,12 +5,15 @@ import pytest
 import torch
 
 from landscape.errors import DeviceError
+from landscape.host import cpu_flags
 from landscape.job.devices import (
     CudaState,
+    bf16_note,
     choose_device,
     launch_problem,
     launcher_size,
     local_rank_from_env,
+    native_bf16,
     sharing_warning,
     tf32_override_warning,
 )
@@ -227,3 +230,34 @@ def test_the_gpu_is_bound_before_any_data_or_model_factory_runs(fake_gpus, monke
     flags = context.read_flags(parser().parse_args(["--model", "tiny:make_model", "--dataset", "tiny:make_data"]))
     with pytest.raises(Stop):
         context.build_context(flags, World(None))
+
+
+# --- native bf16: the note for fp32 runs -----------------------------------------------------------
+
+def test_native_bf16_is_read_from_the_cpu_flags_and_the_gpus_answer():
+    assert native_bf16("cpu", frozenset({"avx2", "amx_tile", "amx_bf16", "avx512_bf16"})) == "amx_bf16, avx512_bf16"
+    assert native_bf16("cpu", frozenset({"fp", "asimd", "sve", "bf16"})) == "bf16"  # Arm's BF16 extension
+    assert native_bf16("cpu", frozenset({"avx2", "avx512f", "amx_int8", "avx512_fp16"})) is None
+    assert native_bf16("cpu", frozenset()) is None  # flags unreadable: no claim
+    assert native_bf16("cuda", cuda_bf16=True) and native_bf16("cuda", cuda_bf16=False) is None
+    assert native_bf16("mps", frozenset({"bf16"}), True) is None
+
+
+def test_the_bf16_note_is_one_line_for_fp32_runs_on_native_bf16_only():
+    note = bf16_note("fp32", "cpu", "amx_bf16")
+    assert note.startswith("note: this CPU has native bf16 (amx_bf16); --precision bf16") and "\n" not in note
+    assert note.endswith("fp32 stays the default")
+    assert bf16_note("fp32", "cuda", "bf16 tensor cores").startswith("note: this GPU has native bf16")
+    assert bf16_note("bf16", "cpu", "amx_bf16") is None and bf16_note("tf32", "cuda", "bf16 tensor cores") is None
+    assert bf16_note("fp32", "cpu", None) is None
+
+
+@pytest.mark.parametrize("text, flags", [
+    ("processor\t: 0\nflags\t\t: fpu sse2 avx512_bf16 amx_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n",
+     {"fpu", "sse2", "avx512_bf16", "amx_bf16"}),  # x86: the first processor's line
+    ("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\nCPU implementer\t: 0x41\n", {"fp", "asimd", "bf16", "i8mm"}),
+    ("processor\t: 0\nmodel name\t: something\n", set())])
+def test_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path, text, flags):
+    (tmp_path / "cpuinfo").write_text(text)
+    assert cpu_flags(str(tmp_path / "cpuinfo")) == flags
+    assert cpu_flags(str(tmp_path / "absent")) == frozenset()

@@ -1,4 +1,4 @@
-"""What this host has room for: memory available to new allocations and free disk, in words.
+"""What this host has room for: memory available to new allocations and free disk, in words; its CPU flags.
 
 A shared leaf: the grid refuses what memory cannot hold, the results file what its disk cannot, and
 the Lanczos basis plan needs the host's memory. Nothing here imports torch.
@@ -36,3 +36,17 @@ def size_in_words(n):
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The CPU's feature flags as Linux lists them ('flags' on x86, 'Features' on Arm), or an empty set
+    where they cannot be read (another OS): used only to suggest, never to decide numbers."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()

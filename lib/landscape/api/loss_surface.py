@@ -16,6 +16,8 @@ from ..errors import GridSpecError
 from ..files.results import QUANTITIES, Layout
 from ..inputs.first_batch import check_data
 from ..inputs.user import check_batch_size, check_identifiable, check_precision, data_digest, probe, summed_loss
+from ..job.devices import bf16_note
+from ..job.mpi import native_bf16_of
 from ..job.run import GridJob, JobOptions
 from ..space.evaluate import evaluate_batches
 from ..space.refine import Refinement
@@ -52,6 +54,7 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
     resumed = None if overwrite else path
     with model_in_call(model, directions, x, y, device) as call:
         check_precision(precision, call.device)
+        note_native_bf16(call.world, call.device, precision)  # fp32 on bf16 hardware: say what bf16 would give
         loss_total = summed_loss(loss)
         hits = probe(model, data, loss, loss_total, call.device)  # before a batch-size probe runs the model
         if test_data is not None:
@@ -76,6 +79,19 @@ def surface(model, data, loss=None, directions=None, x=(-1.0, 1.0, 51), y=None, 
                            provenance(call, sets[0][1]), call.dir_file, overwrite,
                            planner=_planner(refine, call.grid, quantities), progress_secs=progress_secs)
         return run_to_result(call, path, grid_job, job or JobOptions())
+
+
+_NOTED = set()  # the device types whose bf16 note this process has printed
+
+
+def note_native_bf16(world, device, precision):
+    """Rank 0 prints bf16_note once per process and device type (a loop of API calls gets it once)."""
+    if world.rank != 0 or precision != "fp32" or device.type in _NOTED:
+        return
+    _NOTED.add(device.type)
+    note = bf16_note(precision, device.type, native_bf16_of(device))
+    if note:
+        print(f"[surface] {note}", flush=True)
 
 
 def _surface_quantities(accuracy, test):

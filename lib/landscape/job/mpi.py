@@ -12,11 +12,13 @@ import traceback
 import warnings
 
 from ..errors import DeviceError, LandscapeError
+from ..host import cpu_flags
 from .devices import (
     CudaState,
     choose_device,
     launch_problem,
     local_rank_from_env,
+    native_bf16,
     sharing_warning,
     tf32_override_warning,
 )
@@ -113,6 +115,20 @@ def probe_cuda():
     problem = "; ".join(str(w.message).strip().splitlines()[0] for w in caught if "CUDA" in str(w.message))
     return CudaState(gpus_on_node=len(glob.glob("/dev/nvidia[0-9]*")), hidden=hidden, torch_cuda=torch.version.cuda,
                      available=available, count=count, problem=problem)
+
+
+def native_bf16_of(device):
+    """native_bf16 for this device as observed: the CPU's flags, or whether the GPU has bf16 units (torch's
+    check without emulation; older torch has no including_emulation and then counts emulation too)."""
+    import torch
+    if device.type != "cuda":
+        return native_bf16(device.type, cpu_flags=cpu_flags())
+    with torch.cuda.device(device):
+        try:
+            units = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:
+            units = torch.cuda.is_bf16_supported()
+    return native_bf16("cuda", cuda_bf16=units)
 
 
 def _check_kernels_run(device):

@@ -1,4 +1,4 @@
-"""Arithmetic precision of evaluation and Hessian products: fp32 (strict: TF32 off), tf32 or bf16.
+"""Arithmetic precision of evaluation and Hessian products: fp32 (strict: TF32 and autocast off), tf32 or bf16.
 
 TF32 switches are set inside a block only and come back as they were after it, so a trainer's or the
 user's own settings are never flipped for good. torch is imported only where a function needs it.
@@ -67,16 +67,31 @@ def tf32_mode(allow):
         set_tf32_flags(saved)
 
 
+@contextlib.contextmanager
+def autocast_off(device_types=("cpu", "cuda")):
+    """No autocast inside the block on these device types, even under a caller's own torch.autocast: a
+    user who wraps a call in bf16 autocast does not silently get bf16 where fp32 was promised."""
+    import torch
+    with contextlib.ExitStack() as stack:
+        for device_type in device_types:
+            if torch.amp.is_autocast_available(device_type):
+                stack.enter_context(torch.autocast(device_type, enabled=False))
+        yield
+
+
+@contextlib.contextmanager
 def strict_fp32():
-    """Strict fp32 inside the block (the Hessian, reference comparisons), whatever was set before."""
-    return tf32_mode(False)
+    """Strict fp32 inside the block (the Hessian, reference comparisons), whatever was set before:
+    TF32 off and autocast off, so a bf16 surface run or a caller's autocast never lowers a Hessian."""
+    with tf32_mode(False), autocast_off():
+        yield
 
 
 @contextlib.contextmanager
 def precision_context(precision, device):
     """Autocast/TF32 settings for a validated --precision, inside the block only: 'fp32' is strict fp32
-    (TF32 off), and the TF32 switches the caller had come back after, so a trainer's or the user's
-    own settings are never flipped for good."""
+    (TF32 off, and autocast off even inside a caller's torch.autocast), and the TF32 switches the caller
+    had come back after, so a trainer's or the user's own settings are never flipped for good."""
     import torch
     if precision not in PRECISIONS:
         raise ChoiceError(f"--precision={precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -84,4 +99,6 @@ def precision_context(precision, device):
         stack.enter_context(tf32_mode(precision == "tf32"))
         if precision == "bf16":
             stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+        else:
+            stack.enter_context(autocast_off((device.type,)))
         yield
