@@ -2,16 +2,18 @@
 re-estimated along it, checked against a closed form, against hand-built interpolated models evaluated
 with plain torch loops, and against the mean and variance of the data themselves."""
 import copy
+import threading
 from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import script_results
 
 import landscape
 from landscape.api.connect import LossPath
-from landscape.errors import ChoiceError, DataError, GridSpecError, LandscapeError, ModelError
+from landscape.errors import ChoiceError, DataError, GridSpecError, LandscapeError, ModelError, SurfaceFileError
 from landscape.space.paths import barrier, interpolated_state, reestimate_running_stats, running_stat_layers
 
 F32 = 2.0 ** -24  # float32 unit roundoff
@@ -325,3 +327,72 @@ def test_a_failure_mid_line_names_the_point_and_leaves_both_models_as_they_were(
     with pytest.raises(LandscapeError, match=r"at t = 0\.5 of the line: RuntimeError: out of patience"):
         landscape.interpolate(a, b, classes(8, (3, 5, 5)), n=5, loss=failing, batch_size=8)
     assert same(a, saved_a) and same(b, saved_b)
+
+
+# --- into a results file ----------------------------------------------------------------------------------
+
+def test_a_line_into_a_results_file_equals_the_line_in_memory_and_resumes_without_work(tmp_path):
+    a, b = bn_net(8), bn_net(9)
+    data, test = classes(40, (3, 5, 5)), classes(12, (3, 5, 5), 1)
+    path = str(tmp_path / "line.h5")
+    memory = landscape.interpolate(a, b, data, n=5, test_data=test, batch_size=16, bn_batches=2)
+    saved = snapshot(a)
+    filed = landscape.interpolate(a, b, data, n=5, test_data=test, batch_size=16, bn_batches=2, path=path,
+                                  progress_secs=1e9)
+    assert same(a, saved) and filed.path == path and filed.complete and filed.bn_batches == 2
+    for name in ("t", "train_loss", "train_acc", "test_loss", "test_acc"):  # the same arithmetic, bit for bit
+        assert np.array_equal(getattr(filed, name), getattr(memory, name)), name
+    loaded = landscape.load(path)  # surface's layout: a 1D grid over t
+    assert np.array_equal(loaded.x, memory.t) and np.array_equal(loaded.train_loss, memory.train_loss)
+    before = open(path, "rb").read()
+    again = landscape.interpolate(a, b, data, n=5, test_data=test, batch_size=16, bn_batches=2, path=path,
+                                  progress_secs=1e9)
+    assert np.array_equal(again.train_loss, memory.train_loss) and open(path, "rb").read() == before
+    for other, words in ((dict(bn="keep"), "bn: file has 'recompute'"), (dict(bn_batches=1), "bn_batches"),
+                         (dict(model_b=bn_net(10)), "model_b_sha256")):
+        args = {"model_b": b, "bn_batches": 2, **other}
+        with pytest.raises(SurfaceFileError, match=words):
+            landscape.interpolate(a, args.pop("model_b"), data, n=5, test_data=test, batch_size=16, path=path,
+                                  progress_secs=1e9, **args)
+    assert open(path, "rb").read() == before
+
+
+def test_a_stopped_line_is_unfinished_and_the_same_call_finishes_it(tmp_path):
+    a, b = mlp(6), mlp(7)
+    data, path, stop = classes(20, (5,)), str(tmp_path / "line.h5"), threading.Event()
+    calls = []
+
+    def stopping(outputs, targets):  # the probe and three points pass, then a stop is asked for
+        calls.append(1)
+        if len(calls) == 4:
+            stop.set()
+        return F.cross_entropy(outputs, targets)
+    stopped = landscape.interpolate(a, b, data, n=40, loss=stopping, path=path, job=landscape.JobOptions(stop=stop),
+                                    progress_secs=1e9)
+    assert not stopped.complete and 3 <= stopped.done.sum() < 40
+    assert np.isnan(stopped.train_loss[~stopped.done]).all() and np.isfinite(stopped.train_loss[stopped.done]).all()
+    with pytest.raises(GridSpecError, match="of the path's 40 points are done; run the same call again"):
+        stopped.barrier()
+    finished = landscape.interpolate(a, b, data, n=40, loss=stopping, path=path, progress_secs=1e9)
+    fresh = landscape.interpolate(a, b, data, n=40, loss=stopping)
+    assert finished.complete and np.array_equal(finished.train_loss, fresh.train_loss)
+    assert finished.barrier() == fresh.barrier()
+
+
+LINE_SCRIPT = """
+import sys
+import numpy as np
+import torch
+import landscape
+from test_interpolate import bn_net, classes
+path = landscape.interpolate(bn_net(0), bn_net(1), classes(40, (3, 5, 5)), n=7, batch_size=16, bn_batches=2,
+                             path=sys.argv[1].replace(".npy", ".h5"), progress_secs=1e9)
+np.save(sys.argv[1], np.stack([path.t, path.train_loss, path.train_acc]))
+"""
+
+
+@pytest.mark.slow
+def test_a_line_into_a_file_split_across_two_ranks_equals_one_process(tmp_path):
+    two, = script_results(tmp_path, LINE_SCRIPT, ranks=(2,))
+    one = landscape.interpolate(bn_net(0), bn_net(1), classes(40, (3, 5, 5)), n=7, batch_size=16, bn_batches=2)
+    assert np.array_equal(two, np.stack([one.t, one.train_loss, one.train_acc]))

@@ -14,12 +14,27 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import ChoiceError, DataError, GridSpecError, ModelError
+from ..files.results import Layout
 from ..inputs.first_batch import FiniteBatches, check_data, check_model, model_errors
-from ..inputs.user import check_precision, check_reiterable, is_pair, on_device_pair, probe, summed_loss
-from ..job.mpi import World
+from ..inputs.user import (
+    check_identifiable,
+    check_precision,
+    check_reiterable,
+    data_digest,
+    is_pair,
+    loss_label,
+    on_device_pair,
+    probe,
+    state_digest,
+    summed_loss,
+)
+from ..job.mpi import World, abort_on_uncaught, init_world
+from ..job.run import GridJob, JobOptions
 from ..space.evaluate import evaluate_batches, tensor_batches
+from ..space.grid import make_grid
 from ..space.model_io import qualified_name
 from ..space.paths import (
     architecture_mismatch,
@@ -30,7 +45,7 @@ from ..space.paths import (
     write_state,
 )
 from ..space.paths import reestimate_running_stats as reestimate
-from .session import evaluation_mode
+from .session import evaluation_mode, provenance, run_to_result, settings_function
 
 BN_CHOICES = ("recompute", "keep")
 HIGHER_IS_BETTER = {"train_loss": False, "test_loss": False, "train_acc": True, "test_acc": True}
@@ -42,7 +57,8 @@ class LossPath:
     arrays. Accuracies are in percent, None where accuracy does not apply (a user's loss on other outputs);
     the test arrays are None without test_data. bn: how BatchNorm statistics were set at each point;
     bn_batches: how many training batches re-estimated them at each point (0 with bn='keep', or when the
-    model has no layer with running statistics)."""
+    model has no layer with running statistics). done: which points are computed (all of them, unless a
+    run into a results file was stopped: its other points are NaN); path: that results file, or None."""
     t: np.ndarray
     train_loss: np.ndarray
     train_acc: np.ndarray = None
@@ -50,6 +66,12 @@ class LossPath:
     test_acc: np.ndarray = None
     bn: str = "keep"
     bn_batches: int = 0
+    done: np.ndarray = None
+    path: str = None
+
+    @property
+    def complete(self):
+        return self.done is None or bool(np.all(self.done))
 
     def barrier(self, name="train_loss", kind="linear"):
         """The barrier of one quantity along the path (space/paths.barrier), in its units:
@@ -66,11 +88,15 @@ class LossPath:
         if values is None:
             why = "no test_data was given" if name.startswith("test") else "accuracy does not apply to this loss"
             raise ChoiceError(f"barrier of {name!r}: this path has no {name} ({why})")
+        if not self.complete:
+            raise GridSpecError(f"barrier of {name!r}: only {int(np.sum(self.done))} of the path's {len(self.t)} "
+                                f"points are done; run the same call again to finish {self.path or 'it'}")
         return barrier(self.t, values, kind, HIGHER_IS_BETTER[name])
 
 
 def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="recompute", bn_batches=None,
-                batch_size=256, device=None, precision="fp32"):
+                batch_size=256, device=None, precision="fp32", path=None, overwrite=False, settings=None, job=None,
+                progress_secs=10.0):
     """Loss (and accuracy, where it applies) of the weights w(t) = (1 - t) w_a + t w_b at n evenly spaced t
     from 0 to 1, evaluated in eval mode with model_a's module. Every floating entry of the state moves
     (parameters and float buffers); integer buffers (num_batches_tracked) are model_a's.
@@ -82,16 +108,25 @@ def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="rec
     InstanceNorm tracking them) at each t, ends included, and estimates them again from the first
     bn_batches batches of `data` (all of them when None), drawn once so every t sees the same ones (a
     DataLoader's are held in memory meanwhile); 'keep' interpolates them like any other buffer. device:
-    None (where model_a is), 'auto', 'cpu', 'cuda' or a torch.device. Returns a LossPath.
+    None (where model_a is), 'auto', 'cpu', 'cuda' or a torch.device.
+
+    path: None computes the line in memory, on one rank (under mpirun each rank computes all of it).
+    A file name runs the n points as a 1D grid job over t (landscape.surface's results layout, its
+    xcoordinates t), split across the ranks of an mpirun, committed as it goes and resumed by the same
+    call; overwrite, settings (what identifies the inputs; default: hashes of both models, the data and
+    the loss), job (JobOptions) and progress_secs as for surface. Returns a LossPath.
     """
     _check_options(n, bn, bn_batches, batch_size)
     for name, given in (("data", data), ("test_data", test_data)):
+        check_identifiable(given, path, settings)
         if given is not None:
             check_data(given, name)
     check_same_architecture(model_a, model_b)
     loss_total = summed_loss(loss)
-    ts = np.linspace(0.0, 1.0, n)
-    with evaluation_mode(model_a, device, World(None)) as target:  # no collective: one rank computes the line
+    grid = make_grid((0.0, 1.0, n))
+    world = World(None) if path is None else init_world()  # in memory: no collective, one rank computes all
+    abort_on_uncaught(world)
+    with evaluation_mode(model_a, device, world) as target:
         check_precision(precision, target)
         hits = probe(model_a, data, loss, loss_total, target)
         if test_data is not None:
@@ -99,11 +134,27 @@ def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="rec
         sets = [_batches(data, target, batch_size)]
         if test_data is not None:
             sets.append(_batches(test_data, target, batch_size))
-        stats = _stat_batches(model_a, data, sets[0], bn, bn_batches)
+        stats = _stat_batches(model_a, data, sets[0], bn, bn_batches, world.size)
+        line = LineSettings(bn, len(stats) if stats else 0, hits is not None, test_data is not None)
         with _line(model_a, model_b, target) as move_to:
-            rows = [_point(model_a, move_to, t, sets, loss_total, hits, stats, target, precision) for t in ts]
-    return _path(ts, np.array(rows, dtype=np.float64), hits is not None, test_data is not None, bn,
-                 len(stats) if stats else 0)
+            def evaluate_point(index):
+                return tuple(_point(model_a, move_to, grid.x[index], sets, loss_total, hits, stats, target,
+                                    precision))
+            if path is None:
+                return line.path(grid.x, {name: column for name, column in
+                                          zip(line.quantities, np.array([evaluate_point(i) for i in range(n)]).T)})
+
+            def identity():
+                return dict(line="linear", model=qualified_name(model_a), model_sha256=state_digest(model_a),
+                            model_b_sha256=state_digest(model_b), **grid.record(), data_sha256=data_digest(data),
+                            test_data_sha256=data_digest(test_data), loss=loss_label(loss))
+            eval_batch = int(batch_size) if is_pair(data) else None  # a DataLoader's batches are its own
+            settings_of = settings_function(settings, identity, eval_batch=eval_batch, precision=precision,
+                                            bn=bn, bn_batches=bn_batches, bn_batches_used=line.bn_batches)
+            result = run_line_job(world, target, path, Layout(grid, "surface", line.quantities), evaluate_point,
+                                  settings_of, eval_batch, overwrite, job, progress_secs)
+    return line.path(result.x, {name: result.values[name] for name in line.quantities}, result.done["surface"],
+                     result.path)
 
 
 def check_same_architecture(model_a, model_b):
@@ -139,10 +190,13 @@ def _batches(data, device, batch_size):
     return tensor_batches(inputs, targets, int(batch_size))
 
 
-def _stat_batches(model, data, train_batches, bn, count):
+def _stat_batches(model, data, train_batches, bn, count, ranks):
     """The batches that re-estimate BN statistics at every t, drawn once; None when nothing is re-estimated."""
     if bn == "keep" or not running_stat_layers(model):
         return None
+    if ranks > 1 and isinstance(getattr(data, "sampler", None), torch.utils.data.RandomSampler):
+        raise DataError("bn='recompute' across several ranks needs the same BatchNorm batches on each: a shuffled "
+                        "DataLoader draws others on every rank; give shuffle=False or a tensor pair")
     source = train_batches if is_pair(data) else FiniteBatches(data)
     chosen = list(itertools.islice(source, count))
     if not chosen:
@@ -177,12 +231,44 @@ def _point(model, move_to, t, sets, loss_total, hits, stats, device, precision):
         return values
 
 
-def _path(ts, rows, accuracy, test, bn, bn_batches):
-    names = [f"{s}_{q}" for s in ("train", "test")[:1 + test] for q in ("loss", "acc")[:1 + accuracy]]
-    columns = {}
-    for name, column in zip(names, rows.T):
-        columns[name] = np.ascontiguousarray(column)
-        columns[name].setflags(write=False)
-    ts = ts.copy()
-    ts.setflags(write=False)
-    return LossPath(t=ts, bn=bn, bn_batches=bn_batches, **columns)
+@dataclass(frozen=True)
+class LineSettings:
+    """What a LossPath records of how it was made, and which quantities its points hold."""
+    bn: str
+    bn_batches: int
+    accuracy: bool
+    test: bool
+
+    @property
+    def quantities(self):
+        return tuple(f"{s}_{q}" for s in ("train", "test")[:1 + self.test] for q in ("loss", "acc")[:1 + self.accuracy])
+
+    def path(self, t, columns, done=None, path=None):
+        """The LossPath of these columns ({quantity: values over t}), its arrays read-only copies."""
+        arrays = {name: _frozen(values) for name, values in dict(columns, t=t).items()}
+        done = _frozen(np.ones(len(t), dtype=bool) if done is None else done)
+        return LossPath(bn=self.bn, bn_batches=self.bn_batches, done=done, path=path, **arrays)
+
+
+def _frozen(values):
+    array = np.array(values)
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True)
+class _LineCall:
+    """What running a GridJob to a Result reads of an API call (session.Call): the ranks, the device, and
+    the direction file the results file records; a line has none, and says so."""
+    world: object
+    device: object
+    dir_file: str = "(line between two models)"
+
+
+def run_line_job(world, device, path, layout, evaluate_point, settings_of, eval_batch, overwrite, options,
+                 progress_secs):
+    """The points of `layout` as a job across the ranks into the results file `path` (resumed), as a Result."""
+    call = _LineCall(world, device)
+    grid_job = GridJob(None, layout, evaluate_point, settings_of, provenance(call, eval_batch), call.dir_file,
+                       overwrite, progress_secs=progress_secs)
+    return run_to_result(call, path, grid_job, options or JobOptions())
