@@ -10,10 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import script_results
+from tiny import make_model
 
 import landscape
 from landscape.api.connect import LossPath
+from landscape.cli.connect import main as connect_main
 from landscape.errors import ChoiceError, DataError, GridSpecError, LandscapeError, ModelError, SurfaceFileError
+from landscape.inputs.checkpoint import load_weights, save_checkpoint
+from landscape.inputs.data import load_dataset
 from landscape.space.paths import barrier, interpolated_state, reestimate_running_stats, running_stat_layers
 
 F32 = 2.0 ** -24  # float32 unit roundoff
@@ -396,3 +400,55 @@ def test_a_line_into_a_file_split_across_two_ranks_equals_one_process(tmp_path):
     two, = script_results(tmp_path, LINE_SCRIPT, ranks=(2,))
     one = landscape.interpolate(bn_net(0), bn_net(1), classes(40, (3, 5, 5)), n=7, batch_size=16, bn_batches=2)
     assert np.array_equal(two, np.stack([one.t, one.train_loss, one.train_acc]))
+
+
+# --- python -m landscape.connect line ----------------------------------------------------------------------
+
+def checkpoints(tmp_path, widths=(4, 4)):
+    files = []
+    for seed, width in enumerate(widths):
+        torch.manual_seed(seed)
+        files.append(str(tmp_path / f"m{seed}.t7"))
+        save_checkpoint(files[-1], make_model(width), epoch=1, acc=0.0)
+    return files
+
+
+def test_the_command_prints_and_files_what_the_api_computes(tmp_path, capsys):
+    a_file, b_file = checkpoints(tmp_path)
+    out = str(tmp_path / "line.h5")
+    flags = ["line", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file", a_file,
+             "--model_file2", b_file, "--n", "5", "--test", "--batch_size", "16", "--bn_batches", "2", "--out", out,
+             "--progress_secs", "1e9", "--threads", "1"]
+    assert connect_main(flags) == 0
+    printed = capsys.readouterr().out
+    train, test = load_dataset("tiny:make_data")
+    a, b = make_model(), make_model()
+    load_weights(a, a_file)
+    load_weights(b, b_file)
+    api = landscape.interpolate(a, b, (train.x, train.y), n=5, test_data=(test.x, test.y), batch_size=16,
+                                bn_batches=2)
+    filed = landscape.load(out)
+    for name in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert np.array_equal(filed.values[name], getattr(api, name)), name
+    assert f"barrier (linear): train_loss {api.barrier('train_loss'):.6g}, train_acc" in printed
+    assert f"test_acc {api.barrier('test_acc', 'mean'):.6g}" in printed
+    assert "BatchNorm statistics: re-estimated from 2 batch(es)" in printed
+    assert connect_main(flags) == 0 and "5/5 points already done" in capsys.readouterr().out  # the rerun resumes
+
+
+@pytest.mark.parametrize("widths, extra, words", [
+    ((4, 4), ["--n", "1"], "n=1: a line needs a whole number of points >= 2"),
+    ((4, 5), [], "m1.t7 does not fit model"),  # model_b of another width: its checkpoint is refused on loading
+    ((4, 4), ["--bn", "fold"], "argument --bn: invalid choice: 'fold'"),
+])
+def test_the_command_refuses_bad_input_in_one_line_with_exit_2(tmp_path, capsys, widths, extra, words):
+    a_file, b_file = checkpoints(tmp_path, widths)
+    flags = ["line", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file", a_file,
+             "--model_file2", b_file, "--threads", "1", *extra]
+    try:
+        code = connect_main(flags)
+    except SystemExit as e:  # argparse's own refusal
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err.split("error: ", 1)[-1]

@@ -1,0 +1,8 @@
+"""`python -m landscape.connect line ...`: loss and barriers between two checkpoints; the command line lives in
+landscape/cli/connect.py, the work in landscape.interpolate (api/connect.py)."""
+import sys
+
+from .cli.connect import main
+
+if __name__ == "__main__":
+    sys.exit(main())
