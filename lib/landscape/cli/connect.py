@@ -1,5 +1,6 @@
-"""python -m landscape.connect line: loss and accuracy along the straight line between two checkpoints of one
-architecture, and its barriers (linear mode connectivity, Frankle et al. 2020): landscape.interpolate behind flags.
+"""python -m landscape.connect line: loss, accuracy and barriers on the straight line between two checkpoints.
+
+Linear mode connectivity (Frankle et al. 2020): landscape.interpolate behind flags.
 
     python -m landscape.connect line --model resnet20 --model_file a.t7 --model_file2 b.t7 --dataset cifar10 --test
 
