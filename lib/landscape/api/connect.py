@@ -6,8 +6,9 @@ barrier on it (linear mode connectivity, Frankle et al. 2020).
     line.barrier("train_loss")                  # max over t of L(t) - ((1 - t) L(0) + t L(1))
 
 The points are evaluated as landscape.surface evaluates its grid (the same losses, accuracy, batches
-and checks of the data). It runs on one rank: no collective, so under mpirun each rank computes the
-whole line. Both models come back exactly as they were (weights, buffers, modes, device).
+and checks of the data). In memory it runs on one rank (no collective: under mpirun each rank computes
+the whole line); with path= the points are a 1D grid job over t, split across the ranks and resumable.
+Both models come back exactly as they were (weights, buffers, modes, device).
 """
 import contextlib
 import itertools
@@ -143,11 +144,7 @@ def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="rec
             if path is None:
                 return line.path(grid.x, {name: column for name, column in
                                           zip(line.quantities, np.array([evaluate_point(i) for i in range(n)]).T)})
-
-            def identity():
-                return dict(line="linear", model=qualified_name(model_a), model_sha256=state_digest(model_a),
-                            model_b_sha256=state_digest(model_b), **grid.record(), data_sha256=data_digest(data),
-                            test_data_sha256=data_digest(test_data), loss=loss_label(loss))
+            identity = _identity(model_a, model_b, grid, data, test_data, loss)
             eval_batch = int(batch_size) if is_pair(data) else None  # a DataLoader's batches are its own
             settings_of = settings_function(settings, identity, eval_batch=eval_batch, precision=precision,
                                             bn=bn, bn_batches=bn_batches, bn_batches_used=line.bn_batches)
@@ -155,6 +152,16 @@ def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="rec
                                   settings_of, eval_batch, overwrite, job, progress_secs)
     return line.path(result.x, {name: result.values[name] for name in line.quantities}, result.done["surface"],
                      result.path)
+
+
+def _identity(model_a, model_b, grid, data, test_data, loss):
+    """identity() for a results file: the default description of the inputs, hashed when a run asks (rank 0
+    alone, before any point moves model_a)."""
+    def identity():
+        return dict(line="linear", model=qualified_name(model_a), model_sha256=state_digest(model_a),
+                    model_b_sha256=state_digest(model_b), **grid.record(), data_sha256=data_digest(data),
+                    test_data_sha256=data_digest(test_data), loss=loss_label(loss))
+    return identity
 
 
 def check_same_architecture(model_a, model_b):
