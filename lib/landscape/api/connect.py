@@ -117,7 +117,7 @@ def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="rec
     call; overwrite, settings (what identifies the inputs; default: hashes of both models, the data and
     the loss), job (JobOptions) and progress_secs as for surface. Returns a LossPath.
     """
-    _check_options(n, bn, bn_batches, batch_size)
+    check_line_options(n, bn, bn_batches, batch_size)
     for name, given in (("data", data), ("test_data", test_data)):
         check_identifiable(given, path, settings)
         if given is not None:
@@ -129,18 +129,12 @@ def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="rec
     abort_on_uncaught(world)
     with evaluation_mode(model_a, device, world) as target:
         check_precision(precision, target)
-        hits = probe(model_a, data, loss, loss_total, target)
-        if test_data is not None:
-            probe(model_a, test_data, loss, loss_total, target)
-        sets = [_batches(data, target, batch_size)]
-        if test_data is not None:
-            sets.append(_batches(test_data, target, batch_size))
-        stats = _stat_batches(model_a, data, sets[0], bn, bn_batches, world.size)
-        line = LineSettings(bn, len(stats) if stats else 0, hits is not None, test_data is not None)
-        with _line(model_a, model_b, target) as move_to:
+        points = line_points(model_a, data, test_data, loss, loss_total, bn, bn_batches, batch_size, target,
+                             precision, world.size)
+        line = points.line
+        with line_setter(model_a, model_b, target) as move_to:
             def evaluate_point(index):
-                return tuple(_point(model_a, move_to, grid.x[index], sets, loss_total, hits, stats, target,
-                                    precision))
+                return points.at(model_a, move_to, grid.x[index])
             if path is None:
                 return line.path(grid.x, {name: column for name, column in
                                           zip(line.quantities, np.array([evaluate_point(i) for i in range(n)]).T)})
@@ -177,7 +171,7 @@ def check_same_architecture(model_a, model_b):
                          f"no line joins their weights: {found}")
 
 
-def _check_options(n, bn, bn_batches, batch_size):
+def check_line_options(n, bn, bn_batches, batch_size):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise GridSpecError(f"n={n!r}: a line needs a whole number of points >= 2 (its two ends included)")
     if bn not in BN_CHOICES:
@@ -212,8 +206,40 @@ def _stat_batches(model, data, train_batches, bn, count, ranks):
     return chosen
 
 
+@dataclass(frozen=True)
+class LinePoints:
+    """How every point of a line is evaluated, decided once: the batches on the device (train, then test),
+    the BatchNorm batches (None: nothing to re-estimate), what counts right answers (None: no accuracy)."""
+    line: object  # LineSettings
+    sets: tuple
+    stats: list
+    hits: object
+    loss_total: object
+    device: object
+    precision: str
+
+    def at(self, model, move_to, t):
+        """(train loss[, train acc][, test loss[, test acc]]) of `model` moved to w(t) by move_to."""
+        return tuple(_point(model, move_to, t, self.sets, self.loss_total, self.hits, self.stats, self.device,
+                            self.precision))
+
+
+def line_points(model, data, test_data, loss, loss_total, bn, bn_batches, batch_size, device, precision, ranks):
+    """The LinePoints of lines through `model`'s architecture (on the device, in eval mode): the model and
+    the loss tried on the first batches, the data cut into batches, the BatchNorm batches drawn."""
+    hits = probe(model, data, loss, loss_total, device)
+    if test_data is not None:
+        probe(model, test_data, loss, loss_total, device)
+    sets = [_batches(data, device, batch_size)]
+    if test_data is not None:
+        sets.append(_batches(test_data, device, batch_size))
+    stats = _stat_batches(model, data, sets[0], bn, bn_batches, ranks)
+    line = LineSettings(bn, len(stats) if stats else 0, hits is not None, test_data is not None)
+    return LinePoints(line, tuple(sets), stats, hits, loss_total, device, precision)
+
+
 @contextlib.contextmanager
-def _line(model_a, model_b, device):
+def line_setter(model_a, model_b, device):
     """move_to(t): sets model_a's state to w(t). Both ends are copied first (model_b's onto the device, in
     model_a's dtypes), and model_a's own values are written back when the block ends."""
     live = model_tensors(model_a)  # sharing the model's storage: writing them moves the model
