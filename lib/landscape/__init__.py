@@ -1,8 +1,8 @@
 """landscape: loss-landscape maps of neural networks (Li et al., NeurIPS 2018) at cluster scale.
 
 The Python API (see README, "Python API"): random_directions, target_directions, eigen_directions, check_targets,
-load_directions, surface, hessian_map, interpolate, load, make_grid; Directions.save, Result.save / .plot;
-JobOptions and Refine for the calls. They live in landscape.api and are imported on first use, so
+load_directions, surface, hessian_map, interpolate, barrier_matrix, load, make_grid; Directions.save,
+Result.save / .plot; JobOptions and Refine for the calls. They live in landscape.api and are imported on first use, so
 that `import landscape.job` (e.g. the coordinator's simulation at 64 ranks) does not load torch.
 
 The packages, each importing only those listed before it (README, "Code layout"):
@@ -13,7 +13,7 @@ from .version import __version__  # noqa: F401
 
 _API = ("load", "load_directions", "random_directions", "surface", "hessian_map", "target_directions", "check_targets",
         "eigen_directions", "make_grid", "Refine", "Directions", "Result", "Grid", "JobOptions", "interpolate",
-        "LossPath")
+        "LossPath", "barrier_matrix", "BarrierMatrix")
 __all__ = sorted(_API)
 
 

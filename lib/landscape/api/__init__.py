@@ -3,21 +3,24 @@ explicit values do). May import every package below it; only cli/ and the entry 
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
     landscape.eigen_directions, landscape.check_targets, landscape.load_directions, landscape.load,
-    landscape.make_grid, landscape.interpolate; Result, Directions, Grid, JobOptions, Refine, LossPath.
+    landscape.make_grid, landscape.interpolate, landscape.barrier_matrix; Result, Directions, Grid, JobOptions,
+    Refine, LossPath, BarrierMatrix.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions
 from ..space.grid import Grid, make_grid
+from .barrier_matrix import barrier_matrix
 from .connect import LossPath, interpolate
 from .curvature_map import hessian_map
 from .directions import check_targets, load_directions, random_directions, target_directions
 from .eigen import eigen_directions
 from .loss_surface import Refine, surface
+from .matrix_result import BarrierMatrix
 from .result import Result
 
 __all__ = ["Directions", "Grid", "JobOptions", "LossPath", "Refine", "Result", "check_targets", "eigen_directions",
            "hessian_map", "interpolate", "load", "load_directions", "make_grid", "random_directions", "surface",
-           "target_directions"]
+           "target_directions", "BarrierMatrix", "barrier_matrix"]
 
 
 def load(path):
