@@ -8,6 +8,7 @@ Prints a table of the points and the barriers. BatchNorm statistics are re-estim
 the training data (--bn recompute, the default) or interpolated (--bn keep). With --out the points are a
 results file (plot_surface.py's layout over t: `python -m landscape.render` draws it) that a rerun resumes;
 under mpirun the points are then split across the ranks. Exit codes as plot_surface.py's.
+`python -m landscape.connect matrix` (cli/connect_matrix.py): the barriers between many checkpoints.
 """
 import argparse
 import math
@@ -25,6 +26,7 @@ from ..job.run import JobOptions
 from ..space.losses import LOSS_NAMES
 from ..space.precision import PRECISIONS
 from .args import add_data_args, json_flag, non_negative_finite, non_negative_int, positive_int
+from .connect_matrix import add_matrix_parser, run_matrix
 from .context import DataFlags, ModelFlags, load_data
 from .exits import EXIT_OK, EXIT_STOPPED
 from .run import guarded_main
@@ -62,10 +64,13 @@ def parser():
     g.add_argument("--out", help="results file the points are committed to; rerunning the command resumes it")
     g.add_argument("--overwrite", action="store_true", help="delete an existing --out and start over")
     g.add_argument("--progress_secs", type=non_negative_finite, default=10.0, help="seconds between progress lines")
+    add_matrix_parser(commands)
     return p
 
 
 def run(args, world, control):
+    if args.command == "matrix":
+        return run_matrix(args, world, control)
     torch.set_num_threads(args.threads or cpu_threads_per_rank())
     loss = args.loss_name if args.loss is None else import_callable(args.loss, LossError, "--loss")
     if args.out:  # before anything is written: the results file is none of the inputs
