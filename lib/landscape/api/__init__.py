@@ -3,19 +3,21 @@ explicit values do). May import every package below it; only cli/ and the entry 
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
     landscape.eigen_directions, landscape.check_targets, landscape.load_directions, landscape.load,
-    landscape.make_grid; Result, Directions, Grid, JobOptions, Refine.
+    landscape.make_grid, landscape.align; Result, Directions, Grid, JobOptions, Refine, Alignment.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions
 from ..space.grid import Grid, make_grid
+from .align import Alignment, align
 from .curvature_map import hessian_map
 from .directions import check_targets, load_directions, random_directions, target_directions
 from .eigen import eigen_directions
 from .loss_surface import Refine, surface
 from .result import Result
 
-__all__ = ["Directions", "Grid", "JobOptions", "Refine", "Result", "check_targets", "eigen_directions", "hessian_map",
-           "load", "load_directions", "make_grid", "random_directions", "surface", "target_directions"]
+__all__ = ["Alignment", "Directions", "Grid", "JobOptions", "Refine", "Result", "align", "check_targets",
+           "eigen_directions", "hessian_map", "load", "load_directions", "make_grid", "random_directions", "surface",
+           "target_directions"]
 
 
 def load(path):
