@@ -338,6 +338,18 @@ def test_groups_that_reach_the_outputs_or_the_inputs_stay_put():
     found = landscape.align(InputSkip(), InputSkip())
     assert found.permutations == {} and found.converged
 
+    class SoftmaxMix(nn.Module):  # fc2's units are summed with softmax(logits), which never move
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.logits, self.fc2, self.head = (nn.Linear(4, 6), nn.Linear(6, 3), nn.Linear(6, 3),
+                                                          nn.Linear(3, 2))
+
+        def forward(self, x):
+            h = F.relu(self.fc1(x))
+            y = self.logits(h)
+            return self.head(self.fc2(h) + F.softmax(y, dim=1)), y
+    assert set(permutation_spec(SoftmaxMix()).groups) == {"fc1"}
+
 
 def test_bad_options_are_refused():
     model = mlp()

@@ -6,11 +6,13 @@ input columns). An elementwise sum or product of two hidden values makes their g
 that is how a residual stream becomes one group across the blocks its identity shortcuts join, while a
 1x1-conv shortcut produces units of its own that its block's sum then joins to the block's last conv.
 
-A group is *fixed* (never permuted) where its units reach the model's outputs (the last layer's units are
-the outputs) or meet, in a sum or product, a tensor that carries no permutation (the input, a parameter
-used directly). A group that is not fixed may only pass through ops the tracer knows: one it does not
-know (attention, a layer norm, concatenation, another reshape) makes align refuse the model, naming the
-op. So does weight sharing (a module called twice, a parameter under two names).
+A group is *fixed* (never permuted) where its units reach the model's outputs, directly or through
+parameter-free ops (the last layer's units are the outputs, log_softmax or not), or meet, in a sum or
+product, a tensor that carries no permutation (the input, a parameter used directly). A group that is not
+fixed may only pass through ops the tracer knows: one it does not know (attention, a layer norm,
+concatenation, another reshape) makes align refuse the model, naming the op. What such an op computes is
+*opaque*: a group summed with it stays put where the groups it came from do. Weight sharing (a module
+called twice, a parameter under two names) is refused too.
 
 Assumed, as the zoo's models and most others do: conv and pooling inputs carry a batch dimension, and a
 Linear output of unknown rank that meets a channel-wise layer (BatchNorm1d, flatten) is (batch, units).
