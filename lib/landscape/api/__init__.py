@@ -3,12 +3,13 @@ explicit values do). May import every package below it; only cli/ and the entry 
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
     landscape.eigen_directions, landscape.check_targets, landscape.load_directions, landscape.load,
-    landscape.make_grid, landscape.interpolate, landscape.barrier_matrix; Result, Directions, Grid, JobOptions,
-    Refine, LossPath, BarrierMatrix.
+    landscape.make_grid, landscape.interpolate, landscape.barrier_matrix, landscape.align; Result, Directions, Grid,
+    JobOptions, Refine, LossPath, BarrierMatrix, Alignment.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions
 from ..space.grid import Grid, make_grid
+from .align import Alignment, align
 from .barrier_matrix import barrier_matrix
 from .connect import LossPath, interpolate
 from .curvature_map import hessian_map
@@ -18,9 +19,9 @@ from .loss_surface import Refine, surface
 from .matrix_result import BarrierMatrix
 from .result import Result
 
-__all__ = ["Directions", "Grid", "JobOptions", "LossPath", "Refine", "Result", "check_targets", "eigen_directions",
-           "hessian_map", "interpolate", "load", "load_directions", "make_grid", "random_directions", "surface",
-           "target_directions", "BarrierMatrix", "barrier_matrix"]
+__all__ = ["Alignment", "BarrierMatrix", "Directions", "Grid", "JobOptions", "LossPath", "Refine", "Result", "align",
+           "barrier_matrix", "check_targets", "eigen_directions", "hessian_map", "interpolate", "load", "load_directions",
+           "make_grid", "random_directions", "surface", "target_directions"]
 
 
 def load(path):
