@@ -139,6 +139,14 @@ def test_the_tree_of_the_matrix_joins_the_shuffled_copy_by_its_aligned_line():
     assert matrix.path is None and matrix.csv is None and matrix.figures == ()  # a temporary results file
 
 
+def test_align_weights_is_landscape_align_and_joins_the_shuffled_copy_at_no_barrier():
+    models, data = three(), blobs(64, 100)
+    matrix = landscape.barrier_matrix(models, data, n=3, align="weights", progress_secs=1e9)
+    line = landscape.interpolate(models[0][1], landscape.align(models[0][1], models[2][1]).model, data, n=3)
+    assert matrix.matrix(aligned=True)[0, 2] == line.barrier()
+    assert matrix.matrix()[0, 2] > 0.05 and abs(line.barrier()) <= 64 * 4 * F32  # the planted shuffle undone
+
+
 # --- the spanning tree, against brute force ----------------------------------------------------------------
 
 HEIGHTS = np.array([[0.0, 0.0, 0.7, 0.4, 0.9],  # a zero edge (scipy's "no edge"), ties (0.4), and one NaN

@@ -16,7 +16,6 @@ re-estimated), bit for bit. A rank keeps its last line's two models (built, alig
 the next point of the same line.
 """
 import contextlib
-import importlib
 import json
 from types import SimpleNamespace
 
@@ -40,6 +39,7 @@ from ..job.run import GridJob, JobOptions
 from ..space.grid import make_grid
 from ..space.model_io import qualified_name
 from ..space.paths import architecture_mismatch, check_barrier_kind
+from .align import align as align_models
 from .connect import check_line_options, line_points, line_setter
 from .matrix_result import BarrierMatrix, write_outputs
 from .session import evaluated_on, evaluation_mode, provenance, run_to_result, settings_function
@@ -144,11 +144,6 @@ def aligner_of(align, data):
     if align is None:
         return None, None
     if isinstance(align, str) and align in ALIGN_METHODS:
-        try:  # landscape.align arrives in its own module; found when the call runs
-            align_models = importlib.import_module("landscape.api.align").align
-        except (ImportError, AttributeError):
-            raise ChoiceError(f"align={align!r} needs landscape.align, which this installation lacks; give a "
-                              f"function align(model_a, model_b) instead") from None
         used = data if align == "activations" else None
         return (lambda a, b: align_models(a, b, method=align, data=used)), f"landscape.align:{align}"
     if callable(align) and not isinstance(align, str):
