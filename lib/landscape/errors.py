@@ -36,6 +36,11 @@ class CurvatureError(LandscapeError):
     """Curvature choices (tol, max_iter, trace, density, layers, parameters, HVP method) out of range."""
 
 
+class UnreachableTargetError(CurvatureError):
+    """PAC-Bayes flatness: no noise scale moves the loss or accuracy by the target (e.g. an accuracy at
+    chance cannot drop by ten points). The measure is undefined at that model, not mistaken."""
+
+
 class SurfaceFileError(LandscapeError):
     """A results file that is corrupt, locked, or was made with other settings."""
 

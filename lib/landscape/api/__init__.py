@@ -3,8 +3,9 @@ explicit values do). May import every package below it; only cli/ and the entry 
 
     landscape.surface, landscape.hessian_map, landscape.random_directions, landscape.target_directions,
     landscape.eigen_directions, landscape.check_targets, landscape.load_directions, landscape.load,
-    landscape.make_grid, landscape.interpolate, landscape.barrier_matrix, landscape.align; Result, Directions, Grid,
-    JobOptions, Refine, LossPath, BarrierMatrix, Alignment.
+    landscape.make_grid, landscape.sharpness, landscape.pac_bayes_flatness, landscape.sharpness_table,
+    landscape.interpolate, landscape.barrier_matrix, landscape.align; Result, Sharpness, Flatness, Table,
+    Directions, Grid, JobOptions, Refine, LossPath, BarrierMatrix, Alignment.
 """
 from ..files.directions import Directions
 from ..job.run import JobOptions
@@ -15,13 +16,17 @@ from .connect import LossPath, interpolate
 from .curvature_map import hessian_map
 from .directions import check_targets, load_directions, random_directions, target_directions
 from .eigen import eigen_directions
+from .flatness import Flatness, pac_bayes_flatness
 from .loss_surface import Refine, surface
 from .matrix_result import BarrierMatrix
 from .result import Result
+from .sharpness import Sharpness, sharpness
+from .sharpness_table import Table, sharpness_table
 
-__all__ = ["Alignment", "BarrierMatrix", "Directions", "Grid", "JobOptions", "LossPath", "Refine", "Result", "align",
-           "barrier_matrix", "check_targets", "eigen_directions", "hessian_map", "interpolate", "load", "load_directions",
-           "make_grid", "random_directions", "surface", "target_directions"]
+__all__ = ["Alignment", "BarrierMatrix", "Directions", "Flatness", "Grid", "JobOptions", "LossPath", "Refine",
+           "Result", "Sharpness", "Table", "align", "barrier_matrix", "check_targets", "eigen_directions",
+           "hessian_map", "interpolate", "load", "load_directions", "make_grid", "pac_bayes_flatness",
+           "random_directions", "sharpness", "sharpness_table", "surface", "target_directions"]
 
 
 def load(path):

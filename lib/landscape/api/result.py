@@ -1,8 +1,9 @@
 """A landscape held in memory: coordinates, values shaped (len(y), len(x)) (or (len(x),) in 1D), done masks.
 
 What `landscape.surface`, `landscape.hessian_map` and `landscape.load` return. Unfinished points are NaN
-(False in the boolean eig_converged) and only the done masks say what is finished. `.save(path)` writes a results file through the files
-package, checksums and settings included, so a saved Result resumes like the file a run writes.
+(False in the boolean eig_converged) and only the done masks say what is finished. `.save(path)` writes a
+results file through the files package, checksums and settings included, so a saved Result resumes like
+the file a run writes.
 """
 import numpy as np
 

@@ -51,6 +51,15 @@ class Call:
         return self.directions.path or IN_MEMORY
 
 
+@dataclass(frozen=True)
+class ItemsCall:
+    """A call whose grid holds work items rather than points of a plane (a table's checkpoints x measures):
+    the world, the device, and what the results file records in place of a direction file."""
+    world: object
+    device: torch.device
+    dir_file: str
+
+
 @contextlib.contextmanager
 def model_in_call(model, directions, x, y, device):
     """The Call: the model in eval mode on the device, its entries bound to the point setter; its

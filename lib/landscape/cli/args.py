@@ -116,6 +116,11 @@ def add_grid_args(p):
     g.add_argument("--x", default="-1:1:51", help="min:max:num along the x direction")
     g.add_argument("--y", default=None, help="min:max:num along the y direction (2D)")
     g.add_argument("--surf_file", help="results file (default: next to the direction file)")
+    add_commit_args(g)
+
+
+def add_commit_args(g):
+    """How a job commits, reports and stops: the flags job_options reads, and --overwrite."""
     g.add_argument("--overwrite", action="store_true", help="delete an existing results file and start over")
     g.add_argument("--flush_points", type=positive_int, default=None,
                    help="commit results at least every N points (default 256, spaced so commits cost <= 2%% of "

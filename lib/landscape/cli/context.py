@@ -246,5 +246,9 @@ def input_settings(flags, ctx, precision="fp32"):
 
 
 def loss_of(flags):
+    return loss_from(flags.loss_name, flags.loss)
+
+
+def loss_from(loss_name, loss):
     """--loss (a user's loss(outputs, targets) -> batch mean, imported) or --loss_name, as the API takes it."""
-    return flags.loss_name if flags.loss is None else import_callable(flags.loss, LossError, "--loss")
+    return loss_name if loss is None else import_callable(loss, LossError, "--loss")

@@ -32,6 +32,8 @@ QUANTITIES = {
                 "esd_nodes", "esd_weights", "neg_mass", "neg_share", "hvps_density",
                 "trace", "trace_err", "hvps_trace",
                 "layer_max_eig", "layer_min_eig", "layer_trace", "layer_trace_err", "hvps_layers"),
+    # landscape.sharpness_table: one number per (checkpoint, column) item, on a grid of column x checkpoint indices
+    "table": ("table_value",),
 }
 INTERP_SUFFIX = "_interp"  # '<name>_interp': the full grid of a finished refinement
 NOT_VALUES = ("xcoordinates", "ycoordinates", "dir_file", "attrs", "dataset_attrs", "grid")  # in read_results' dict
