@@ -117,41 +117,93 @@ def interpolate(model_a, model_b, data, n=25, test_data=None, loss=None, bn="rec
     call; overwrite, settings (what identifies the inputs; default: hashes of both models, the data and
     the loss), job (JobOptions) and progress_secs as for surface. Returns a LossPath.
     """
-    _check_options(n, bn, bn_batches, batch_size)
+    check_path_options(n, bn, bn_batches, batch_size)
+    check_same_architecture(model_a, model_b)
+    grid = make_grid((0.0, 1.0, n))
+    options = PathOptions(data, test_data, loss, bn, bn_batches, batch_size, device, precision, path, overwrite,
+                          settings, job, progress_secs)
+    walked = evaluate_grid(model_a, grid, lambda target: _line(model_a, model_b, target),
+                           lambda t: f"at t = {t:g} of the line",
+                           _identity(model_a, model_b, grid, data, test_data, loss), options)
+    return walked.loss_path()
+
+
+@dataclass(frozen=True)
+class PathOptions:
+    """How the points of a path (or a plane) are evaluated: interpolate's arguments of that name."""
+    data: object
+    test_data: object
+    loss: object
+    bn: str
+    bn_batches: int
+    batch_size: int
+    device: object
+    precision: str
+    path: str
+    overwrite: bool
+    settings: object
+    job: object
+    progress_secs: float
+
+
+@dataclass(frozen=True)
+class Walked:
+    """What evaluate_grid computed: the quantities' values over the grid (shaped as it is), which points
+    are done, the results file (or None), and how the points were evaluated."""
+    grid: object
+    line: object  # LineSettings
+    columns: dict
+    done: np.ndarray
+    path: str = None
+
+    def loss_path(self):
+        """The LossPath of a 1D grid over t."""
+        return self.line.path(self.grid.x, self.columns, self.done, self.path)
+
+
+def evaluate_grid(model, grid, positions, where, identity, options, dir_file="(line between two models)"):
+    """The loss (and accuracy) of `model` at every point of `grid` (a 1D grid over t, or a 2D one), with
+    BatchNorm statistics re-estimated at each (bn='recompute') or as the positions set them ('keep'):
+    what interpolate, evaluate_curve and curve_plane share. positions(device) is a context manager that
+    yields move_to(point) (point: t, or (a, b) on a 2D grid), which sets the model's state there, and puts
+    the model back as it was when it ends; where(point) names a point in an error. identity() describes
+    the inputs for a results file (default settings); options: PathOptions. Returns a Walked."""
+    (data, test_data, loss, bn, bn_batches, batch_size, device, precision, path, overwrite, settings, job,
+     progress_secs) = vars(options).values()
+    check_path_options(2, bn, bn_batches, batch_size)
     for name, given in (("data", data), ("test_data", test_data)):
         check_identifiable(given, path, settings)
         if given is not None:
             check_data(given, name)
-    check_same_architecture(model_a, model_b)
     loss_total = summed_loss(loss)
-    grid = make_grid((0.0, 1.0, n))
     world = World(None) if path is None else init_world()  # in memory: no collective, one rank computes all
     abort_on_uncaught(world)
-    with evaluation_mode(model_a, device, world) as target:
+    with evaluation_mode(model, device, world) as target:
         check_precision(precision, target)
-        hits = probe(model_a, data, loss, loss_total, target)
+        hits = probe(model, data, loss, loss_total, target)
         if test_data is not None:
-            probe(model_a, test_data, loss, loss_total, target)
+            probe(model, test_data, loss, loss_total, target)
         sets = [_batches(data, target, batch_size)]
         if test_data is not None:
             sets.append(_batches(test_data, target, batch_size))
-        stats = _stat_batches(model_a, data, sets[0], bn, bn_batches, world.size)
+        stats = _stat_batches(model, data, sets[0], bn, bn_batches, world.size)
         line = LineSettings(bn, len(stats) if stats else 0, hits is not None, test_data is not None)
-        with _line(model_a, model_b, target) as move_to:
+        with positions(target) as move_to:
             def evaluate_point(index):
-                return tuple(_point(model_a, move_to, grid.x[index], sets, loss_total, hits, stats, target,
+                point = grid.coords(index) if grid.is_2d else float(grid.x[index])
+                return tuple(_point(model, move_to, point, where(point), sets, loss_total, hits, stats, target,
                                     precision))
             if path is None:
-                return line.path(grid.x, {name: column for name, column in
-                                          zip(line.quantities, np.array([evaluate_point(i) for i in range(n)]).T)})
-            identity = _identity(model_a, model_b, grid, data, test_data, loss)
+                rows = np.array([evaluate_point(i) for i in range(grid.size)])
+                columns = {name: rows[:, k].reshape(grid.shape) for k, name in enumerate(line.quantities)}
+                return Walked(grid, line, columns, np.ones(grid.shape, dtype=bool))
             eval_batch = int(batch_size) if is_pair(data) else None  # a DataLoader's batches are its own
             settings_of = settings_function(settings, identity, eval_batch=eval_batch, precision=precision,
                                             bn=bn, bn_batches=bn_batches, bn_batches_used=line.bn_batches)
             result = run_line_job(world, target, path, Layout(grid, "surface", line.quantities), evaluate_point,
-                                  settings_of, eval_batch, overwrite, job, progress_secs)
-    return line.path(result.x, {name: result.values[name] for name in line.quantities}, result.done["surface"],
-                     result.path)
+                                  settings_of, eval_batch, overwrite, job, progress_secs, dir_file)
+    return Walked(grid, line, {name: result.values[name] for name in line.quantities}, result.done["surface"],
+                  result.path)
 
 
 def _identity(model_a, model_b, grid, data, test_data, loss):
@@ -177,7 +229,7 @@ def check_same_architecture(model_a, model_b):
                          f"no line joins their weights: {found}")
 
 
-def _check_options(n, bn, bn_batches, batch_size):
+def check_path_options(n, bn, bn_batches, batch_size):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
         raise GridSpecError(f"n={n!r}: a line needs a whole number of points >= 2 (its two ends included)")
     if bn not in BN_CHOICES:
@@ -225,10 +277,10 @@ def _line(model_a, model_b, device):
         write_state(live, start)
 
 
-def _point(model, move_to, t, sets, loss_total, hits, stats, device, precision):
-    """(train loss[, train acc][, test loss[, test acc]]) at w(t)."""
-    with model_errors(model, during=f"at t = {t:g} of the line"):
-        move_to(t)
+def _point(model, move_to, point, during, sets, loss_total, hits, stats, device, precision):
+    """(train loss[, train acc][, test loss[, test acc]]) at a point of the path (or plane)."""
+    with model_errors(model, during=during):
+        move_to(point)
         if stats is not None:
             reestimate(model, stats, device, precision)
         values = []
@@ -273,9 +325,9 @@ class _LineCall:
 
 
 def run_line_job(world, device, path, layout, evaluate_point, settings_of, eval_batch, overwrite, options,
-                 progress_secs):
+                 progress_secs, dir_file="(line between two models)"):
     """The points of `layout` as a job across the ranks into the results file `path` (resumed), as a Result."""
-    call = _LineCall(world, device)
+    call = _LineCall(world, device, dir_file)
     grid_job = GridJob(None, layout, evaluate_point, settings_of, provenance(call, eval_batch), call.dir_file,
                        overwrite, progress_secs=progress_secs)
     return run_to_result(call, path, grid_job, options or JobOptions())
