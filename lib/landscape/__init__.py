@@ -14,6 +14,7 @@ from .version import __version__  # noqa: F401
 _API = ("load", "load_directions", "random_directions", "surface", "hessian_map", "target_directions", "check_targets",
         "eigen_directions", "make_grid", "Refine", "Directions", "Result", "Grid", "JobOptions", "interpolate",
         "LossPath")
+_API += ("fit_curve", "evaluate_curve", "load_curve", "curve_plane", "Curve", "CurvePlane")
 __all__ = sorted(_API)
 
 

@@ -26,6 +26,7 @@ from ..space.losses import LOSS_NAMES
 from ..space.precision import PRECISIONS
 from .args import add_data_args, json_flag, non_negative_finite, non_negative_int, positive_int
 from .context import DataFlags, ModelFlags, load_data
+from .curve import add_curve_command, run_curve
 from .exits import EXIT_OK, EXIT_STOPPED
 from .run import guarded_main
 
@@ -62,10 +63,13 @@ def parser():
     g.add_argument("--out", help="results file the points are committed to; rerunning the command resumes it")
     g.add_argument("--overwrite", action="store_true", help="delete an existing --out and start over")
     g.add_argument("--progress_secs", type=non_negative_finite, default=10.0, help="seconds between progress lines")
+    add_curve_command(commands)
     return p
 
 
 def run(args, world, control):
+    if args.command == "curve":
+        return run_curve(args, world, control)
     torch.set_num_threads(args.threads or cpu_threads_per_rank())
     loss = args.loss_name if args.loss is None else import_callable(args.loss, LossError, "--loss")
     if args.out:  # before anything is written: the results file is none of the inputs
