@@ -15,7 +15,7 @@ from tiny import make_model
 
 import landscape
 from landscape.cli.connect import main as connect_main
-from landscape.errors import CheckpointError, ChoiceError, DataError, GridSpecError, ModelError
+from landscape.errors import CheckpointError, ChoiceError, DataError, GridSpecError, ModelError, SurfaceFileError
 from landscape.inputs.checkpoint import load_weights
 from landscape.inputs.data import load_dataset
 from landscape.space.curves import coefficients, curve_parameters, curve_state, line_bends
@@ -308,6 +308,19 @@ def test_evaluate_curve_is_the_hand_built_points_evaluated_by_a_plain_loop():
     for name in ("train_loss", "train_acc", "test_loss", "test_acc"):  # the ends are the line's, bit for bit
         assert np.array_equal(getattr(along, name)[[0, -1]], getattr(line, name)[[0, -1]]), name
     assert not np.allclose(along.train_loss[1:-1], line.train_loss[1:-1])
+
+
+def test_a_curve_into_a_results_file_equals_it_in_memory_and_another_curve_is_refused(tmp_path):
+    a, b, data = bn_mlp(14), bn_mlp(15), blobs(32)
+    curve = landscape.fit_curve(a, b, data, epochs=1, batch_size=8)
+    path = str(tmp_path / "along.h5")
+    memory = landscape.evaluate_curve(curve, data, n=4, bn_batches=1, batch_size=8)
+    filed = landscape.evaluate_curve(curve, data, n=4, bn_batches=1, batch_size=8, path=path, progress_secs=1e9)
+    assert filed.path == path and np.array_equal(filed.train_loss, memory.train_loss)
+    assert np.array_equal(landscape.load(path).train_loss, memory.train_loss)
+    other = landscape.fit_curve(a, b, data, epochs=1, batch_size=8, seed=1)
+    with pytest.raises(SurfaceFileError, match="curve_sha256"):
+        landscape.evaluate_curve(other, data, n=4, bn_batches=1, batch_size=8, path=path, progress_secs=1e9)
 
 
 def test_a_saved_curve_loads_back_whole_and_a_wrong_model_is_refused(tmp_path):
