@@ -15,14 +15,12 @@ import pytest
 import torch
 from conftest import script_results
 from scipy.optimize import linear_sum_assignment
-from test_interpolate import same, snapshot
-from tiny import make_model
+from test_interpolate import checkpoints, loaded, refusal, same, snapshot
 
 import landscape
 from landscape.api.matrix_result import SpanningTree
 from landscape.cli.connect import main as connect_main
 from landscape.errors import ChoiceError, GridSpecError, ModelError
-from landscape.inputs.checkpoint import load_weights, save_checkpoint
 from landscape.inputs.data import load_dataset
 from landscape.inputs.user import state_digest
 from landscape.space.minima import minimax_heights, spanning_tree
@@ -305,17 +303,8 @@ def test_bad_models_and_options_are_refused_in_one_line(models, options, error, 
 
 # --- python -m landscape.connect matrix ---------------------------------------------------------------------
 
-def checkpoints(tmp_path, widths=(4, 4, 4)):
-    files = []
-    for seed, width in enumerate(widths):
-        torch.manual_seed(seed)
-        files.append(str(tmp_path / f"m{seed}.t7"))
-        save_checkpoint(files[-1], make_model(width), epoch=1, acc=0.0)
-    return files
-
-
 def test_the_command_prints_the_matrix_and_tree_the_api_computes_and_resumes(tmp_path, capsys):
-    files = checkpoints(tmp_path)
+    files = checkpoints(tmp_path, (4, 4, 4))
     out = str(tmp_path / "matrix.h5")
     flags = ["matrix", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--checkpoints", *files,
              "--n", "3", "--batch_size", "16", "--bn_batches", "2", "--test", "--kind", "mean", "--out", out,
@@ -323,10 +312,7 @@ def test_the_command_prints_the_matrix_and_tree_the_api_computes_and_resumes(tmp
     assert connect_main(flags) == 0
     printed = capsys.readouterr().out
     train, test = load_dataset("tiny:make_data")
-    models = []
-    for name, file in zip(("m0", "m1", "m2"), files):
-        models.append((name, make_model()))
-        load_weights(models[-1][1], file)
+    models = list(zip(("m0", "m1", "m2"), loaded(*files)))
     api = landscape.barrier_matrix(models, (train.x, train.y), n=3, test_data=(test.x, test.y), batch_size=16,
                                    bn_batches=2, kind="mean", progress_secs=1e9)
     for name in ("train_loss", "test_loss"):
@@ -347,10 +333,6 @@ def test_the_command_prints_the_matrix_and_tree_the_api_computes_and_resumes(tmp
 def test_the_command_refuses_bad_input_in_one_line_with_exit_2(tmp_path, capsys, widths, extra, words):
     flags = ["matrix", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--checkpoints",
              *checkpoints(tmp_path, widths), "--n", "3", "--threads", "1", *extra]
-    try:
-        code = connect_main(flags)
-    except SystemExit as e:  # argparse's own refusal
-        code = e.code
+    code, err = refusal(flags, capsys)
     assert code == 2
-    err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err.split("error: ", 1)[-1]

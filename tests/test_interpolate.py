@@ -194,9 +194,13 @@ def test_a_dataloader_and_dict_inputs_give_what_a_tensor_pair_gives():
 # --- BatchNorm --------------------------------------------------------------------------------------------
 
 def recomputed_by_hand(a, b, t, x, batch, count):
-    """w(t) by state_dict arithmetic, statistics reset and estimated from the first `count` batches of
-    `batch` samples in train mode with momentum None, then eval mode."""
-    model = by_hand(a, b, t)
+    """w(t) by state_dict arithmetic, then its statistics recomputed by hand."""
+    return recomputed(by_hand(a, b, t), x, batch, count)
+
+
+def recomputed(model, x, batch, count):
+    """BatchNorm statistics reset and estimated from the first `count` batches of `batch` samples in train
+    mode with momentum None, by hand; then eval mode."""
     for layer in running_stat_layers(model):
         layer.reset_running_stats()
         layer.momentum = None
@@ -413,18 +417,38 @@ def checkpoints(tmp_path, widths=(4, 4)):
     return files
 
 
+def loaded(*files):
+    """tiny's model with each checkpoint's weights."""
+    models = [make_model() for _ in files]
+    for model, file in zip(models, files):
+        load_weights(model, file)
+    return models
+
+
+def line_flags(a_file, b_file, out, *extra):
+    """`connect line` on tiny's model and data, 5 points, into `out`."""
+    return ["line", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file", a_file,
+            "--model_file2", b_file, "--n", "5", "--batch_size", "16", "--bn_batches", "2", "--out", out,
+            "--progress_secs", "1e9", "--threads", "1", *extra]
+
+
+def refusal(flags, capsys):
+    """The exit code of connect_main(flags) (argparse's own refusals included) and what it wrote to stderr."""
+    try:
+        code = connect_main(flags)
+    except SystemExit as e:  # argparse's own refusal
+        code = e.code
+    return code, capsys.readouterr().err.strip()
+
+
 def test_the_command_prints_and_files_what_the_api_computes(tmp_path, capsys):
     a_file, b_file = checkpoints(tmp_path)
     out = str(tmp_path / "line.h5")
-    flags = ["line", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file", a_file,
-             "--model_file2", b_file, "--n", "5", "--test", "--batch_size", "16", "--bn_batches", "2", "--out", out,
-             "--progress_secs", "1e9", "--threads", "1"]
+    flags = line_flags(a_file, b_file, out, "--test")
     assert connect_main(flags) == 0
     printed = capsys.readouterr().out
     train, test = load_dataset("tiny:make_data")
-    a, b = make_model(), make_model()
-    load_weights(a, a_file)
-    load_weights(b, b_file)
+    a, b = loaded(a_file, b_file)
     api = landscape.interpolate(a, b, (train.x, train.y), n=5, test_data=(test.x, test.y), batch_size=16,
                                 bn_batches=2)
     filed = landscape.load(out)
@@ -445,10 +469,6 @@ def test_the_command_refuses_bad_input_in_one_line_with_exit_2(tmp_path, capsys,
     a_file, b_file = checkpoints(tmp_path, widths)
     flags = ["line", "--model", "tiny:make_model", "--dataset", "tiny:make_data", "--model_file", a_file,
              "--model_file2", b_file, "--threads", "1", *extra]
-    try:
-        code = connect_main(flags)
-    except SystemExit as e:  # argparse's own refusal
-        code = e.code
+    code, err = refusal(flags, capsys)
     assert code == 2
-    err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err.split("error: ", 1)[-1]

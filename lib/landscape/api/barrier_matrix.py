@@ -11,40 +11,39 @@ Design: the lines are the rows of one 2D grid job (job/run.py), x = t from 0 to 
 line's index: every pair i < j from model i to model j, then, with align, every pair from model i to
 align(model i, model j). The quantities are interpolate's, in surface's results layout, so the (line, t)
 points are split across the ranks, committed with their checksums and resumed by the same call. Each
-point is interpolate's (connect.LinePoints, model i's module moved to w(t), BatchNorm statistics
-re-estimated), bit for bit. A rank keeps its last line's two models (built, aligned, on the device) for
-the next point of the same line.
+point is interpolate's (path_eval.PointEvaluator, model i's module moved to w(t) by
+connect.line_positions, BatchNorm statistics re-estimated), bit for bit. A rank keeps its last line's
+two models (built, aligned, on the device) for the next point of the same line.
 """
 import contextlib
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from ..errors import ChoiceError, LandscapeError, ModelError
 from ..files.results import Layout
-from ..inputs.first_batch import check_data, check_model, error_line, model_errors
-from ..inputs.user import (
-    check_identifiable,
-    check_precision,
-    data_digest,
-    is_pair,
-    loss_label,
-    state_digest,
-    summed_loss,
-)
+from ..inputs.first_batch import error_line, model_errors
+from ..inputs.user import state_digest
 from ..job.mpi import abort_on_uncaught, init_world, rank0_first
-from ..job.run import GridJob, JobOptions
 from ..space.grid import make_grid
 from ..space.model_io import qualified_name
 from ..space.paths import architecture_mismatch, check_barrier_kind
+from .align import METHODS as ALIGN_METHODS
 from .align import align as align_models
-from .connect import check_line_options, line_points, line_setter
+from .connect import check_named_model, line_positions
 from .matrix_result import BarrierMatrix, write_outputs
-from .session import evaluated_on, evaluation_mode, provenance, run_to_result, settings_function
+from .path_eval import (
+    PathOptions,
+    check_path_inputs,
+    check_path_options,
+    path_identity,
+    path_settings,
+    point_evaluator,
+    run_points_job,
+)
+from .session import evaluated_on
 
-ALIGN_METHODS = ("weights", "activations")
 MATRIX_DIR_FILE = "(barrier matrix: lines between models)"
 
 
@@ -71,38 +70,28 @@ def barrier_matrix(models, data, n=11, test_data=None, loss=None, bn="recompute"
     (JobOptions: stop, commit intervals) and progress_secs as for landscape.surface.
     """
     names, entries = named_models(models)
-    check_line_options(n, bn, bn_batches, batch_size)
+    check_path_options(n, bn, bn_batches, batch_size)
     check_barrier_kind(kind)
     aligner, align_label = aligner_of(align, data)
-    for name, given in (("data", data), ("test_data", test_data)):
-        check_identifiable(given, path, settings)
-        if given is not None:
-            check_data(given, name)
-    loss_total = summed_loss(loss)
+    options = PathOptions(data, test_data, loss, bn, bn_batches, batch_size, device, precision, path, overwrite,
+                          settings, job, progress_secs)
+    loss_total = check_path_inputs(options)
     lines = lines_of(len(names), aligner is not None)
     grid = make_grid((0.0, 1.0, n), (0.0, float(len(lines) - 1), len(lines)))
     world = init_world()
     abort_on_uncaught(world)
     first, digests = check_models(names, entries, digest=world.rank == 0 and settings is None)
-    with evaluation_mode(first, device, world) as target:
-        check_precision(precision, target)
-        points = line_points(first, data, test_data, loss, loss_total, bn, bn_batches, batch_size, target, precision,
-                             world.size)
+    with point_evaluator(first, options, loss_total, world) as evaluator:
+        quantities = evaluator.record.quantities
         described = dict(models=json.dumps(names), lines=json.dumps(lines), align=str(align_label))
-        layout = Layout(grid, "surface", points.line.quantities,
-                        dataset_attrs={name: described for name in points.line.quantities})
-        eval_batch = int(batch_size) if is_pair(data) else None
-        settings_of = settings_function(settings, _identity(digests, grid, data, test_data, loss), models=names,
-                                        lines=lines, align=align_label, eval_batch=eval_batch, precision=precision,
-                                        bn=bn, bn_batches=bn_batches, bn_batches_used=points.line.bn_batches)
-        call = SimpleNamespace(world=world, device=target, dir_file=MATRIX_DIR_FILE)
-        with LineCache(names, entries, lines, aligner, grid.x, points) as cache:
-            grid_job = GridJob(None, layout, cache.evaluate, settings_of, provenance(call, eval_batch),
-                               MATRIX_DIR_FILE, overwrite, progress_secs=progress_secs)
-            result = run_to_result(call, path, grid_job, job or JobOptions())
+        layout = Layout(grid, "surface", quantities, dataset_attrs={name: described for name in quantities})
+        identity = path_identity(grid, options, lambda: dict(line="linear", model_sha256=digests))
+        settings_of = path_settings(options, identity, evaluator, models=names, lines=lines, align=align_label)
+        with LineCache(names, entries, lines, aligner, grid.x, evaluator) as cache:
+            result = run_points_job(world, evaluator, options, layout, cache.evaluate, settings_of, MATRIX_DIR_FILE)
     matrix = BarrierMatrix(tuple(names), tuple(lines), np.asarray(result.x),
-                           {name: np.asarray(result.values[name]) for name in points.line.quantities},
-                           np.asarray(result.done["surface"]).astype(bool), bn, points.line.bn_batches, kind,
+                           {name: np.asarray(result.values[name]) for name in quantities},
+                           np.asarray(result.done["surface"]).astype(bool), bn, evaluator.record.bn_batches, kind,
                            result.path)
     if matrix.path is not None or csv or figure:
         matrix = rank0_first(world, lambda: write_outputs(matrix, csv, figure))
@@ -169,10 +158,7 @@ def check_models(names, entries, digest):
     first, digests = None, []
     for name, entry in zip(names, entries):
         model = model_of(name, entry)
-        try:
-            check_model(model)
-        except ModelError as e:
-            raise ModelError(f"model {name!r}: {e}") from None
+        check_named_model(model, f"model {name!r}")
         found = None if first is None else architecture_mismatch(first, model)
         if found is not None:
             raise ModelError(f"models {names[0]!r} (model_a) and {name!r} (model_b) differ, so no line joins "
@@ -183,23 +169,14 @@ def check_models(names, entries, digest):
     return first, digests if digest else None
 
 
-def _identity(digests, grid, data, test_data, loss):
-    """identity() for the results file (rank 0, under the lock): the state digest of every model, the
-    grid, the data and the loss."""
-    def identity():
-        return dict(line="linear", model_sha256=digests, **grid.record(), data_sha256=data_digest(data),
-                    test_data_sha256=data_digest(test_data), loss=loss_label(loss))
-    return identity
-
-
 class LineCache:
     """A rank's current line: model i in eval mode on the device, moved along towards model j (or
     align(model i, model j)); the next point of the same line reuses it, a point of another line first
     puts model i back (its state, mode and device) and builds that line. Closed when the block ends."""
 
-    def __init__(self, names, entries, lines, aligner, t, points):
-        self.names, self.entries, self.lines, self.aligner, self.t, self.points = \
-            names, entries, lines, aligner, t, points
+    def __init__(self, names, entries, lines, aligner, t, evaluator):
+        self.names, self.entries, self.lines, self.aligner, self.t, self.evaluator = \
+            names, entries, lines, aligner, t, evaluator
         self.row, self.model, self.move_to, self.held = None, None, None, contextlib.ExitStack()
 
     def __enter__(self):
@@ -219,7 +196,8 @@ class LineCache:
             self.close()
             self._open(row)
         try:
-            return self.points.at(self.model, self.move_to, self.t[k])
+            t = float(self.t[k])
+            return self.evaluator.at(self.model, self.move_to, t, f"at t = {t:g} of the line")
         except ModelError as e:
             raise ModelError(f"{e} (the line {self._label(row)})") from None
 
@@ -229,13 +207,13 @@ class LineCache:
         with contextlib.ExitStack() as on_error:
             on_error.callback(held.close)
             model_a = model_of(self.names[i], self.entries[i])
-            device = self.points.device
+            device = self.evaluator.device
             held.enter_context(evaluated_on(model_a, device))
             model_b = model_of(self.names[j], self.entries[j])
             if aligned:
                 with evaluated_on(model_b, device):
                     model_b = self._aligned(model_a, model_b, i, j)
-            self.move_to = held.enter_context(line_setter(model_a, model_b, device))
+            self.move_to = held.enter_context(line_positions(model_a, model_b, device))
             on_error.pop_all()
         self.held, self.row, self.model = held, row, model_a
 

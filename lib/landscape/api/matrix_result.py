@@ -9,7 +9,7 @@ from ..errors import ChoiceError
 from ..plot.output import write_text
 from ..space.minima import minimax_heights, spanning_tree
 from ..space.paths import BARRIER_KINDS, check_barrier_kind
-from .connect import HIGHER_IS_BETTER, LineSettings
+from .loss_path import HIGHER_IS_BETTER, PathQuantities
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class BarrierMatrix:
         """The LossPath of the line between two models (indices or names), from the one listed first in
         names to the other (aligned: to the other aligned to it); its barrier() is interpolate's."""
         row = self.row(a, b, aligned)
-        settings = LineSettings(self.bn, self.bn_batches, "train_acc" in self.values, "test_loss" in self.values)
+        settings = PathQuantities(self.bn, self.bn_batches, "train_acc" in self.values, "test_loss" in self.values)
         return settings.path(self.t, {name: v[row] for name, v in self.values.items()}, self.done[row], self.path)
 
     def matrix(self, name="train_loss", kind=None, aligned=False):
