@@ -460,6 +460,27 @@ def test_the_command_prints_and_files_what_the_api_computes(tmp_path, capsys):
     assert connect_main(flags) == 0 and "5/5 points already done" in capsys.readouterr().out  # the rerun resumes
 
 
+@pytest.mark.parametrize("method", ["weights", "activations"])
+def test_the_command_with_align_prints_and_files_both_lines_the_api_computes(tmp_path, capsys, method):
+    a_file, b_file = checkpoints(tmp_path)
+    out = str(tmp_path / "line.h5")
+    assert connect_main(line_flags(a_file, b_file, out, "--align", method)) == 0
+    printed = capsys.readouterr().out
+    train, _ = load_dataset("tiny:make_data")
+    a, b = loaded(a_file, b_file)
+    aligned = landscape.align(a, b, method=method, data=(train.x, train.y) if method == "activations" else None)
+    evaluation = dict(n=5, batch_size=16, bn_batches=2)
+    line = landscape.interpolate(a, b, (train.x, train.y), **evaluation)
+    after = landscape.interpolate(a, aligned.model, (train.x, train.y), **evaluation)
+    assert not np.array_equal(line.train_loss[1:-1], after.train_loss[1:-1])  # the permutation moved the midpoints
+    assert f"[aligned] barrier (linear): train_loss {after.barrier():.6g}, train_acc" in printed
+    assert f"[line] {'train_loss (linear)':<22} {line.barrier():12.6g} {after.barrier():16.6g}" in printed
+    assert np.array_equal(landscape.load(str(tmp_path / "line_aligned.h5")).values["train_loss"], after.train_loss)
+    assert np.array_equal(landscape.load(out).values["train_loss"], line.train_loss)
+    for name in ("line_along_t.png", "line_along_t.pdf"):
+        assert (tmp_path / name).exists(), name
+
+
 @pytest.mark.parametrize("widths, extra, words", [
     ((4, 4), ["--n", "1"], "n=1: a line needs a whole number of points >= 2"),
     ((4, 5), [], "m1.t7 does not fit model"),  # model_b of another width: its checkpoint is refused on loading
