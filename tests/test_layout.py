@@ -21,7 +21,7 @@ LAYERS = [
     {"training"},
     {"api"},
     {"cli"},
-    {"__init__", "train", "render", "sharpness"},  # the package's face and the `python -m` entry points
+    {"__init__", "train", "render", "sharpness", "connect"},  # the package's face and the `python -m` entry points
 ]
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
 PACKAGES = sorted(name for name in LAYER if os.path.isdir(os.path.join(ROOT, name)))

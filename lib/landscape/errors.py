@@ -81,3 +81,9 @@ class PointError(LandscapeError):
 
 class ChoiceError(LandscapeError, ValueError):
     """A mode that is not one of its choices (a device, a precision, a norm, a loss name, an HVP method)."""
+
+
+class AlignmentError(LandscapeError):
+    """Two models whose hidden units cannot be matched: a layer that depends on their order in a way align
+    does not know (attention, layer norm, concatenation, a reshape), weight sharing, an untraceable
+    forward, or two models that are not the same architecture."""

@@ -91,13 +91,25 @@ def as_directions(directions):
 def evaluation_mode(model, device, world):
     """Eval mode on the chosen device for the call; the model's mode and device are restored after.
     device: None (where the model is), 'auto'/'cpu'/'cuda' (picked per rank, as the drivers do) or a torch.device."""
-    params = list(model.parameters())
-    home = params[0].device if params else torch.device("cpu")
     if isinstance(device, str):
         target = pick_device(world, device)
     else:
-        target = torch.device(device or home)
+        target = torch.device(device or _home(model))
         share_device(world, target)  # every rank calls this: the batch probes leave room for GPU neighbours
+    with evaluated_on(model, target):
+        yield target
+
+
+def _home(model):
+    params = list(model.parameters())
+    return params[0].device if params else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def evaluated_on(model, target):
+    """The model in eval mode on `target` for the block, its mode and device restored after; no collective,
+    so one rank may use it for a model of its own."""
+    home = _home(model)
     modes = [(module, module.training) for module in model.modules()]  # each its own: a HF model inside a
     model.to(target).eval()                                             # wrapper may be in eval mode alone
     try:

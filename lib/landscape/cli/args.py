@@ -133,15 +133,21 @@ def add_commit_args(g):
                         "longer, each rank commits its finished points before starting another")
 
 
-def add_run_args(p):
-    g = p.add_argument_group("run")
+def add_loss_device_args(g):
+    """--loss_name, --loss (a user's function, replacing it) and --device, into the argument group g."""
     g.add_argument("--loss_name", default="crossentropy", choices=LOSS_NAMES)
     g.add_argument("--loss", default=None, metavar="MODULE:FUNCTION",
                    help="your loss(outputs, targets) -> the batch's mean loss (replaces --loss_name)")
     g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
+def add_run_args(p):
+    g = p.add_argument_group("run")
+    add_loss_device_args(g)
     g.add_argument("--cuda", action="store_true", help="same as --device cuda (the reference's flag)")
     g.add_argument("--mpi", action="store_true", help="accepted for the reference's commands; MPI is detected")
-    g.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads per rank (0: cores / ranks per node)")
+    g.add_argument("--threads", type=non_negative_int, default=0,
+                   help="CPU threads per rank (0: cores / ranks per node)")
 
 
 def add_evaluation_args(p):
