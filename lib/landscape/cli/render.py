@@ -2,6 +2,11 @@
 
 Re-plotting flags keep the meaning of the reference's plot_2D.py / plot_1D.py / h52vtp.py, with
 bounds in the quantity's own units also under --log.
+
+Mode-connectivity files: a line's or a curve's (landscape.interpolate / evaluate_curve with path=) draw
+loss and accuracy along t with the barriers marked (<stem>_along_t; a line's <stem>_aligned.h5 beside it
+drawn too), a barrier matrix's its heatmaps (<stem>_barriers); their pages embed that figure with the
+barriers written out. A curve's plane is drawn as maps (its file holds no points of the curve).
 """
 import argparse
 import os
