@@ -1,5 +1,6 @@
 """python -m landscape.render on mode-connectivity files: a line's loss and accuracy along t with its
 barriers (the API's), a barrier matrix's heatmaps, and their pages embedding those figures."""
+import h5py
 import numpy as np
 import torch
 
@@ -105,3 +106,15 @@ def test_a_curve_file_is_drawn_along_t_and_a_plane_file_as_maps_with_a_note(tmp_
     assert render.main([plane, "--html", str(tmp_path / "plane.html")]) == 0  # the maps' page, no PNGs: quicker
     out, err = capsys.readouterr()
     assert "curve's plane" in err and "holds no points of the curve" in err and "plane.html" in out
+
+
+def test_a_stopped_line_is_drawn_with_its_gap_and_its_barrier_said_unfinished(tmp_path):
+    path, line = line_file(tmp_path)
+    with h5py.File(path, "r+") as f:  # as if the run had stopped before its middle point
+        done = f["surface_done"][()]
+        done[2] = 0
+        f["surface_done"][...] = done
+    _, [(_, fig, caption)] = connectivity_figures(path)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "line, train (barrier unfinished)" in legend and "line: train_loss barrier unfinished" in caption
+    assert "1 of 5 points not done" in fig.axes[0].get_title()

@@ -29,11 +29,13 @@ def connectivity_kind(results):
 
 
 def path_of_results(results, file=None):
-    """The LossPath of a line's or a curve's results file (read_results' dict); its barrier() is interpolate's."""
+    """The LossPath of a line's or a curve's results file (read_results' dict), NaN where not done; its
+    barrier() is interpolate's."""
     settings = json.loads(results["attrs"]["surface_settings"])
     record = _quantities(results, settings)
-    columns = {name: results[name] for name in record.quantities}
-    return record.path(results["grid"].x, columns, results[done_name("surface")].astype(bool), file)
+    done = results[done_name("surface")].astype(bool)
+    columns = {name: np.where(done, results[name], np.nan) for name in record.quantities}  # a gap where not done
+    return record.path(results["grid"].x, columns, done, file)
 
 
 def matrix_of_results(results, file=None):

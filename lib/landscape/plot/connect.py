@@ -34,13 +34,14 @@ def plot_paths(paths, title=None):
             train = getattr(path, f"train_{quantity}")
             if train is None:
                 continue
-            height = path.barrier(f"train_{quantity}")
-            ax.plot(t, masked(train), "-", color=colour, linewidth=1.5,
-                    label=f"{label}, train (barrier {height:.3g}{' %' if higher else ''})")
+            finished = getattr(path, "complete", True)  # a stopped run's file: no barrier yet, no mark
+            height = f"{path.barrier(f'train_{quantity}'):.3g}{' %' if higher else ''}" if finished else "unfinished"
+            ax.plot(t, masked(train), "-", color=colour, linewidth=1.5, label=f"{label}, train (barrier {height})")
             test = getattr(path, f"test_{quantity}")
             if test is not None:
                 ax.plot(t, masked(test), "--", color=colour, linewidth=1, label=f"{label}, test")
-            _mark_barrier(ax, t, np.asarray(train, dtype=float), higher, colour)
+            if finished:
+                _mark_barrier(ax, t, np.asarray(train, dtype=float), higher, colour)
     axes[0].set_ylabel("Loss")
     if accuracy:
         axes[1].set_ylabel("Accuracy (%)")
