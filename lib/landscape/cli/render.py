@@ -2,6 +2,11 @@
 
 Re-plotting flags keep the meaning of the reference's plot_2D.py / plot_1D.py / h52vtp.py, with
 bounds in the quantity's own units also under --log.
+
+Mode-connectivity files: a line's or a curve's (landscape.interpolate / evaluate_curve with path=) draw
+loss and accuracy along t with the barriers marked (<stem>_along_t; a line's <stem>_aligned.h5 beside it
+drawn too), a barrier matrix's its heatmaps (<stem>_barriers); their pages embed that figure with the
+barriers written out. A curve's plane is drawn as maps (its file holds no points of the curve).
 """
 import argparse
 import os
@@ -71,13 +76,19 @@ def check(args):
 
 
 def outputs(args, opts):
+    from ..api.connect_files import connectivity_figures
     from ..files.results import read_results
     from ..plot.render import page_path, render_hessian, render_page, render_surface
     from ..plot.vtk import export_vtk
     from ..plot.watch import watch
     saved = []
+    kind, figures = connectivity_figures(args.surf_file)
+    if kind == "plane":
+        print(f"note: {args.surf_file} is a curve's plane; the file holds no points of the curve, so its maps are "
+              "drawn without it (CurvePlane.plot() or `connect curve --plane` draw the curve on them)", file=sys.stderr)
     if args.png or not (args.html or args.vtk):
-        saved += render_surface(args.surf_file, opts, page=False) + render_hessian(args.surf_file, opts, page=False)
+        saved += connectivity_pngs(args.surf_file, figures) if figures else \
+            render_surface(args.surf_file, opts, page=False) + render_hessian(args.surf_file, opts, page=False)
         if not saved:
             raise LandscapeError(f"{args.surf_file} holds no surface or Hessian values")
     if args.vtk:
@@ -87,8 +98,26 @@ def outputs(args, opts):
         watch(args.surf_file, args.html, args.watch, proj_file=opts.proj_file, surf_name=opts.surf_name)
         saved.append(args.html)
     elif args.html or args.show or not args.vtk:  # a plain re-plot refreshes the page beside the file too
-        saved += render_page(args.surf_file, opts, out=args.html or page_path(args.surf_file))
+        saved += render_page(args.surf_file, opts, out=args.html or page_path(args.surf_file),
+                             **connectivity_page(kind, figures))
     return saved
+
+
+def connectivity_pngs(path, figures):
+    """The along-t or barrier-matrix figures of a connectivity file, beside it as <stem>_<suffix>.png/.pdf."""
+    from ..plot.base import save_figure
+    from ..plot.render import stem_of
+    return [out for suffix, fig, _ in figures for out in save_figure(fig, stem_of(path, suffix))]
+
+
+def connectivity_page(kind, figures):
+    """What a connectivity file's page adds: its figures embedded with their barriers as captions, the whole of
+    each path shown (no clip at a basin's top), t on the 1D axis; a matrix's page shows its heatmaps alone."""
+    from ..plot.page import figure_png
+    extra = dict(figures=[(figure_png(fig), caption) for _, fig, caption in figures], clip=not figures)
+    if kind == "matrix":  # its grid is t by line: maps across lines would join unrelated paths
+        return dict(extra, interactive=False)
+    return dict(extra, xlabel="t (0: model_a, 1: model_b)") if kind in ("line", "curve") else extra
 
 
 def main(argv=None):

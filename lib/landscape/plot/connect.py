@@ -20,11 +20,12 @@ def plot_paths(paths, title=None):
     """Loss (top) and, where the paths have it, accuracy (bottom) over t for each (label, path): train
     solid, test dashed, one colour per path. Each path's train barrier is marked where it is highest: a
     vertical bar from the chord between the ends (dotted) up to the loss (down to the accuracy), its
-    height in the legend."""
+    height in the legend (beside the panels). The loss axis is logarithmic where the losses span more
+    than WIDE times (a test loss far above the train loss)."""
     if not paths:
         raise PlotOptionError("plot_paths needs at least one (label, path)")
     accuracy = any(path.train_acc is not None for _, path in paths)
-    fig = new_figure(figsize=(6.4, 7.2 if accuracy else 4.4))
+    fig = new_figure(figsize=(9.0, 7.2 if accuracy else 4.4))
     axes = fig.subplots(2 if accuracy else 1, 1, sharex=True, squeeze=False)[:, 0]
     panels = [(axes[0], "loss", False)] + ([(axes[1], "acc", True)] if accuracy else [])
     for (label, path), colour in zip(paths, PATH_COLOURS):
@@ -33,22 +34,37 @@ def plot_paths(paths, title=None):
             train = getattr(path, f"train_{quantity}")
             if train is None:
                 continue
-            height = path.barrier(f"train_{quantity}")
-            ax.plot(t, masked(train), "-", color=colour, linewidth=1.5,
-                    label=f"{label}, train (barrier {height:.3g}{' %' if higher else ''})")
+            finished = getattr(path, "complete", True)  # a stopped run's file: no barrier yet, no mark
+            height = f"{path.barrier(f'train_{quantity}'):.3g}{' %' if higher else ''}" if finished else "unfinished"
+            ax.plot(t, masked(train), "-", color=colour, linewidth=1.5, label=f"{label}, train (barrier {height})")
             test = getattr(path, f"test_{quantity}")
             if test is not None:
                 ax.plot(t, masked(test), "--", color=colour, linewidth=1, label=f"{label}, test")
-            _mark_barrier(ax, t, np.asarray(train, dtype=float), higher, colour)
+            if finished:
+                _mark_barrier(ax, t, np.asarray(train, dtype=float), higher, colour)
     axes[0].set_ylabel("Loss")
     if accuracy:
         axes[1].set_ylabel("Accuracy (%)")
     axes[-1].set_xlabel("t (0: model_a, 1: model_b)")
+    _log_if_wide(axes[0])
     for ax in axes:
         ax.set_xlim(0.0, 1.0)
-        ax.legend(loc="best", fontsize="small")
+        # beside the panel, never over a curve or a barrier's marker
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0.0)
     set_title(axes[0], title)
     return fig
+
+
+WIDE = 10.0  # losses spanning more than this factor get a log axis: a high test loss leaves the train curves legible
+
+
+def _log_if_wide(ax):
+    """A log loss axis where the drawn losses span more than WIDE times (all positive), else linear."""
+    values = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()])
+    values = values[np.isfinite(values)]
+    if values.size and values.min() > 0 and values.max() > WIDE * values.min():
+        ax.set_yscale("log")
+        ax.set_ylabel("Loss (log scale)")
 
 
 def _mark_barrier(ax, t, values, higher_is_better, colour):

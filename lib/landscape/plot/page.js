@@ -115,7 +115,7 @@ function draw1d(q, log, zmax) {
     hovertemplate: hoverTemplate(q), connectgaps: false, marker: {size: 4}, name: q.label}];
   const marks = unconvergedTrace(q, y);
   if (marks) traces.push(marks);
-  Plotly.react("map2d", traces, {title: {text: q.label}, xaxis: {title: {text: "x"}},
+  Plotly.react("map2d", traces, {title: {text: q.label}, xaxis: {title: {text: D.xlabel || "x"}},
     yaxis: {title: {text: axisTitle(q, log)}}, hovermode: "closest", showlegend: marks !== null});
 }
 

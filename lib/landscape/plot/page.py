@@ -7,8 +7,10 @@ projection file is given. Unfinished points are JSON null: gaps, never zeros. Po
 run did not converge are marked '×' and counted in the quantity's note. The page's script is
 page.js next to this module.
 """
+import base64
 import datetime
 import html
+import io
 import json
 import os
 
@@ -50,8 +52,8 @@ def along_path(grid, values, xs, ys):
     return RegularGridInterpolator((grid.y, grid.x), values, bounds_error=False)(np.column_stack([ys, xs]))
 
 
-def quantity_json(q, grid, path):
-    top = default_top(q)
+def quantity_json(q, grid, path, clip=True):
+    top = default_top(q) if clip else None
     fields = [f'"name":{json.dumps(q.name)}', f'"label":{json.dumps(q.label)}', f'"note":{json.dumps(q.note)}',
               f'"top":{json.dumps(top)}', f'"values":{json_numbers(q.values)}']
     if path is not None:
@@ -61,9 +63,10 @@ def quantity_json(q, grid, path):
     return "{" + ",".join(fields) + "}"
 
 
-def page_data(results, title, path=None, initial=None):
+def page_data(results, title, path=None, initial=None, xlabel="x", clip=True):
     """The page's data as a JSON text: grid, quantities, optional path (xs, ys), progress, and the name
-    of the quantity it opens on (shown even when it is a diagnostic)."""
+    of the quantity it opens on (shown even when it is a diagnostic); clip False: no quantity starts
+    clipped at its basin's top (a path's barrier is its highest point)."""
     grid = results["grid"]
     shown = [q for q in quantities(results) if q.name not in DIAGNOSTICS or q.name == initial]
     masks = list(done_masks(results).values())
@@ -71,8 +74,8 @@ def page_data(results, title, path=None, initial=None):
     total = sum(m.size for m in masks)
     parts = [f'"title":{json.dumps(title)}', f'"x":{json_numbers(grid.x)}',
              f'"y":{json_numbers(grid.y) if grid.is_2d else "null"}',
-             f'"done":{done}', f'"total":{total}', f'"initial":{json.dumps(initial)}',
-             '"quantities":[' + ",".join(quantity_json(q, grid, path) for q in shown) + "]"]
+             f'"done":{done}', f'"total":{total}', f'"xlabel":{json.dumps(xlabel)}', f'"initial":{json.dumps(initial)}',
+             '"quantities":[' + ",".join(quantity_json(q, grid, path, clip) for q in shown) + "]"]
     if path is not None:
         parts.append(f'"path":{{"x":{json_numbers(path[0])},"y":{json_numbers(path[1])}}}')
     return "{" + ",".join(parts) + "}"
@@ -86,6 +89,7 @@ body {{ font-family: sans-serif; margin: 8px; }}
 #plots {{ display: flex; flex-wrap: wrap; }}
 #surface3d, #map2d {{ width: 50%; min-width: 420px; height: 620px; flex: 1 1 420px; }}
 #note, #live {{ color: #555; font-size: 90%; }}
+figure {{ margin: 12px 0; }} figure img {{ max-width: 100%; }} figcaption {{ font-size: 95%; }}
 </style>
 <script>{plotly}</script>
 </head><body>
@@ -97,6 +101,7 @@ body {{ font-family: sans-serif; margin: 8px; }}
 <span id="note"></span><span id="live"></span>
 </div>
 <div id="plots"><div id="surface3d"></div><div id="map2d"></div></div>
+{figures}<style>{hidden}</style>
 <script id="landscape-data" type="application/json">{data}</script>
 <script>const RELOAD_SECS = {reload};</script>
 <script>{script}</script>
@@ -104,12 +109,29 @@ body {{ font-family: sans-serif; margin: 8px; }}
 """
 
 
-def page_html(data_json, title, reload_secs=None):
-    """The whole page as text; reload_secs makes it reload itself (the live view of a running job)."""
+def page_html(data_json, title, reload_secs=None, figures=(), interactive=True):
+    """The whole page as text; reload_secs makes it reload itself (the live view of a running job);
+    figures: (PNG bytes, caption lines) shown below the interactive plots, embedded (the page stays offline);
+    interactive False hides the plots and their controls (a grid whose maps mean nothing: a barrier matrix's)."""
     with open(SCRIPT, encoding="utf-8") as f:
         script = f.read()
     return PAGE.format(title=html.escape(title), plotly=get_plotlyjs(), data=data_json.replace("</", "<\\/"),
-                       reload=json.dumps(reload_secs), script=script)
+                       reload=json.dumps(reload_secs), script=script, figures="".join(map(figure_html, figures)),
+                       hidden="" if interactive else "#plots, #controls label { display: none; }")
+
+
+def figure_html(figure):
+    png, caption = figure
+    text = "<br>".join(html.escape(line) for line in caption)
+    return (f'<figure><img alt="{html.escape(caption[0] if caption else "figure")}" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode()}"><figcaption>{text}</figcaption></figure>\n')
+
+
+def figure_png(fig):
+    """A matplotlib Figure as PNG bytes, for a page to embed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def read_path(proj_file):
@@ -117,12 +139,15 @@ def read_path(proj_file):
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
 
 
-def write_page(results, out, surf_file, proj_file=None, reload_secs=None, surf_name=None):
+def write_page(results, out, surf_file, proj_file=None, reload_secs=None, surf_name=None, figures=(), xlabel="x",
+               clip=True, interactive=True):
     """Write the page for read_results' dict atomically (a reloading browser never sees half a page),
-    opening on the quantity surf_name picks (quantities.chosen, the check every output makes)."""
+    opening on the quantity surf_name picks (quantities.chosen, the check every output makes); figures:
+    (PNG bytes, caption lines) embedded below the plots; xlabel: the 1D axis's name; clip: as page_data's;
+    interactive: as page_html's."""
     check_apart([("the results file", surf_file), ("the projection file", proj_file)], [("the page", out)])
     initial = chosen(results, surf_name, surf_file).name
     stamp = datetime.datetime.now().strftime("%H:%M:%S")
     title = f"{os.path.basename(surf_file)}" + (f" (live, written {stamp})" if reload_secs else "")
-    data = page_data(results, title, read_path(proj_file) if proj_file else None, initial)
-    return write_text(out, page_html(data, title, reload_secs))
+    data = page_data(results, title, read_path(proj_file) if proj_file else None, initial, xlabel, clip)
+    return write_text(out, page_html(data, title, reload_secs, figures, interactive))

@@ -173,12 +173,15 @@ def page_path(path):
     return (path[:-3] if path.endswith(".h5") else path) + ".html"
 
 
-def render_page(path, opts=None, out=None, reload_secs=None):
+def render_page(path, opts=None, out=None, reload_secs=None, figures=(), xlabel="x", clip=True,
+                interactive=True):
     """The interactive page of every quantity in the file, next to it by default, opening on
-    opts.surf_name (checked by write_page); returns [its path]."""
+    opts.surf_name (checked by write_page), with `figures` ((PNG bytes, caption lines)) embedded below;
+    returns [its path]."""
     opts = checked(opts)
     from .page import write_page  # plotly is only needed for the page
     out = out or page_path(path)
     write_page(read_results(path), out, path, proj_file=opts.proj_file, reload_secs=reload_secs,
-               surf_name=opts.surf_name)
+               surf_name=opts.surf_name, figures=figures, xlabel=xlabel,
+               clip=clip, interactive=interactive)
     return [out]
