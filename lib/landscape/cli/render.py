@@ -82,7 +82,8 @@ def outputs(args, opts):
     from ..plot.vtk import export_vtk
     from ..plot.watch import watch
     saved = []
-    kind, figures = connectivity_figures(args.surf_file)
+    # a watcher may start before its job has made the file: it waits for it, as before, and draws no path figures
+    kind, figures = (None, ()) if args.watch is not None else connectivity_figures(args.surf_file)
     if kind == "plane":
         print(f"note: {args.surf_file} is a curve's plane; the file holds no points of the curve, so its maps are "
               "drawn without it (CurvePlane.plot() or `connect curve --plane` draw the curve on them)", file=sys.stderr)
