@@ -10,13 +10,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import env, run
+from tiny import make_data, make_model, make_slow_model
 
 import landscape
-from conftest import env, run
 from landscape.cli.sharpness import main, parse_measure
 from landscape.errors import ChoiceError
 from landscape.inputs.checkpoint import load_weights
-from tiny import make_data, make_model, make_slow_model
 
 MEASURES = ["sharpness:rho=0.05,steps=3", "sharpness:rho=0.05,measure=average,samples=4", "max_eig",
             "trace:probes=4", "pac_bayes_flatness:quantity=loss,draws=2,tol=0.2"]
