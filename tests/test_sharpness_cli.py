@@ -1,5 +1,6 @@
 """python -m landscape.sharpness: the table the command writes equals the API's on the same checkpoints, bad
 input is one line and exit 2, two ranks give one rank's table, and a killed table resumes to the same values."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -120,6 +121,14 @@ def command(ranks, checkpoints, table, *extra):
     return python if ranks == 1 else ["mpirun", "-n", str(ranks), "--oversubscribe", *python]
 
 
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def wait_for_done(path, proc, minimum):
     """Until the table file holds at least `minimum` committed items (the job commits after each)."""
     while proc.poll() is None:
@@ -147,8 +156,15 @@ def test_a_table_killed_under_two_ranks_resumes_on_one_to_the_values_of_an_unint
     proc = subprocess.Popen(command(2, checkpoints, cut, *slow), env=env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_for_done(cut, proc, minimum=3)
+    ranks = [int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                            text=True).stdout.split()]
     os.killpg(proc.pid, signal.SIGKILL)
+    for pid in ranks:  # the ranks too, and until they are gone: one left alive could commit after the read
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait()
+    while any(alive(pid) for pid in ranks):
+        time.sleep(0.05)
     values, done = table_values(cut)
     assert 3 <= done.sum() < done.size
     r = run(command(1, checkpoints, cut, *slow))
