@@ -40,6 +40,7 @@ def parse():
     p.add_argument("--probe_seeds", type=int, default=3, help="probe seeds there, PROBE_SEED included")
     p.add_argument("--out", default=os.path.join("bench", "out", "hessian_samples.jsonl"))
     p.add_argument("--summary_only", action="store_true")
+    p.add_argument("--losses", action="store_true", help="only the per-sample losses of every subset (no Hessian)")
     return p.parse_args()
 
 
@@ -52,10 +53,16 @@ def load(args):
     return model, train.x, train.y
 
 
-def subset(x, y, size, seed):
+def subset_index(n, size, seed):
+    """Which of n samples subset `seed` of `size` holds: a seeded random choice, so for one seed the smaller
+    subsets lie inside the larger ones; 'all' is every sample."""
     if size == "all":
-        return x, y
-    keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(1000 + seed))[:int(size)]
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(1000 + seed))[:int(size)]
+
+
+def subset(x, y, size, seed):
+    keep = subset_index(len(y), size, seed)
     return x[keep], y[keep]
 
 
@@ -63,6 +70,24 @@ def whole_loss(model, x, y):
     with torch.no_grad():
         logits = torch.cat([model(x[i:i + 500]) for i in range(0, len(y), 500)])
     return float(torch.nn.functional.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def subset_losses(model, x, y, args):
+    """Why the subsets differ: near zero loss, a sample's curvature grows with its loss (the softmax's
+    p(1 - p) terms), so the few samples that are not yet fitted carry most of the Hessian. Prints how the
+    per-sample losses are spread and each subset's mean loss, to set beside its trace."""
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + 500]) for i in range(0, len(y), 500)])
+    losses = torch.nn.functional.cross_entropy(logits, y, reduction="none").double()
+    ordered = losses.sort(descending=True).values
+    for top in (10, 100, 1000):
+        print(f"the {top} largest of {len(y)} per-sample losses carry {float(ordered[:top].sum() / losses.sum()):.1%} "
+              f"of the total")
+    print(f"all: mean loss {float(losses.mean()):.5f}")
+    for size in args.sizes:
+        for seed in ([0] if size == "all" else range(args.seeds)):
+            keep = subset_index(len(y), size, seed)
+            print(f"size {size} subset {seed}: mean loss {float(losses[keep].mean()):.5f}")
 
 
 def one_run(model, x, y, args, size, seed, probe_seed):
@@ -142,6 +167,9 @@ def main():
     args = parse()
     torch.manual_seed(0)
     records = done_runs(args.out)
+    if args.losses:
+        subset_losses(*load(args), args)
+        return
     if not args.summary_only:
         model, x, y = load(args)
         loss, acc = whole_loss(model, x, y)

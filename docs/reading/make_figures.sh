@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every figure of docs/READING.md, from nothing: trains the nets on the built-in synthetic set (no download),
 # maps them with the project's commands, and shrinks the 300-dpi PNGs the renderer writes to 100 dpi.
-# About 1-2 hours of one CPU core in all (the Hessian maps are most of it); each step skips what exists.
+# About an hour of one CPU core in all (the Hessian maps are most of it); finished results files are reused.
 #   bash docs/reading/make_figures.sh [WORK]          (WORK defaults to reading_out/)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
