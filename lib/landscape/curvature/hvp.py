@@ -36,6 +36,15 @@ def hessian_param_names(model, which='reference'):
     return [name for name, p in model.named_parameters() if which == 'all' or p.ndim > 1]
 
 
+def checked_parameters(model, names, what):
+    """{name: parameter} of the model, once `names` is known to be a non-empty list of its parameters."""
+    params = dict(model.named_parameters())
+    missing = [n for n in names if n not in params]
+    if missing or not names:
+        raise ChoiceError(f"{what} parameter names must be a non-empty list of model parameters; "
+                          f"got {list(names)}, unknown: {missing}")
+    return params
+
 class MeanLossOperator:
     """The map v -> A v, A a curvature matrix of the mean loss over all samples of `batches` (a subclass's
     _batch_product gives one batch's product for its summed loss: the Hessian here, the GGN and the
@@ -50,11 +59,7 @@ class MeanLossOperator:
     """
 
     def __init__(self, model, names, loss_fn, batches):
-        params = dict(model.named_parameters())
-        missing = [n for n in names if n not in params]
-        if missing or not names:
-            raise ChoiceError(f"Hessian parameter names must be a non-empty list of model parameters; "
-                              f"got {list(names)}, unknown: {missing}")
+        params = checked_parameters(model, names, "Hessian")
         model.eval()
         self.model, self.names, self.loss_fn, self.batches = model, list(names), loss_fn, batches
         self.shapes = [params[n].shape for n in self.names]

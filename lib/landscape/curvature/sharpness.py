@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ChoiceError, DataError
 from ..space.model_io import call_functional, to_device
+from .hvp import checked_parameters
 
 NORMS = ("l2", "linf")
 MEASURES = ("worst", "average")
@@ -33,11 +34,7 @@ class FlatLoss:
     Puts the model in eval mode; w is the parameters' values when it is made."""
 
     def __init__(self, model, names, loss_fn, batches):
-        params = dict(model.named_parameters())
-        missing = [n for n in names if n not in params]
-        if missing or not names:
-            raise ChoiceError(f"sharpness parameter names must be a non-empty list of model parameters; "
-                              f"unknown: {missing}")
+        params = checked_parameters(model, names, "sharpness")
         model.eval()
         self.model, self.names, self.loss_fn, self.batches = model, list(names), loss_fn, batches
         self.rest = {n: p.detach() for n, p in params.items() if n not in self.names}
